@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* tether-agent: parse options, set up the process, then serve the channel until told to stop. */
+#include "agent/agent.h"
+#include "agent/channel.h"
+#include "agent/config.h"
+#include "agent/loop.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Write our pid into a locked pidfile; a second agent with the same pidfile refuses to run. */
+static int write_pidfile(const char *path, struct tt_error *err)
+{
+        char buf[32];
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        int len;
+
+        if (fd < 0)
+                return tt_error_errno(err, errno, "cannot open pidfile '%s'", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                close(fd);
+                return tt_error_set(err, EBUSY, "pidfile '%s' is locked: another agent runs",
+                                    path);
+        }
+        len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+        if (ftruncate(fd, 0) < 0 || write(fd, buf, (size_t)len) != len) {
+                close(fd);
+                return tt_error_errno(err, errno, "cannot write pidfile '%s'", path);
+        }
+        /* The fd stays open (and locked) for the life of the process. */
+        return 0;
+}
+
+/* Fork into the background; the parent exits once the child has written the pidfile. */
+static int daemonize(const char *pidfile, struct tt_error *err)
+{
+        int pipefd[2], devnull;
+        char status = 1;
+        pid_t pid;
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return tt_error_errno(err, errno, "pipe");
+        pid = fork();
+        if (pid < 0)
+                return tt_error_errno(err, errno, "fork");
+        if (pid > 0) {
+                close(pipefd[1]);
+                if (read(pipefd[0], &status, 1) != 1)
+                        status = 1;
+                _exit(status);
+        }
+        close(pipefd[0]);
+        setsid();
+        pid = fork();
+        if (pid < 0)
+                return tt_error_errno(err, errno, "fork");
+        if (pid > 0)
+                _exit(0);
+        umask(S_IRWXG | S_IRWXO);
+        if (chdir("/") < 0)
+                return tt_error_errno(err, errno, "chdir /");
+        if (write_pidfile(pidfile, err) < 0) {
+                (void)!write(pipefd[1], &status, 1);
+                return -1;
+        }
+        devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+                dup2(devnull, STDIN_FILENO);
+                dup2(devnull, STDOUT_FILENO);
+                dup2(devnull, STDERR_FILENO);
+                if (devnull > STDERR_FILENO)
+                        close(devnull);
+        }
+        status = 0;
+        (void)!write(pipefd[1], &status, 1);
+        close(pipefd[1]);
+        return 0;
+}
+
+static void on_signal(struct agent_ctx *ctx, int fd, short revents, void *opaque)
+{
+        struct signalfd_siginfo si;
+
+        while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                switch (si.ssi_signo) {
+                case SIGCHLD:
+                        agent_execs_on_sigchld(ctx);
+                        break;
+                case SIGIO:
+                        agent_channel_on_sigio(ctx);
+                        break;
+                case SIGTERM:
+                case SIGINT:
+                case SIGHUP:
+                        /* qemu-ga ignores these while frozen: exiting would leave fs frozen. */
+                        if (ctx->frozen) {
+                                tt_warn("ignoring signal %u while filesystems are frozen",
+                                        si.ssi_signo);
+                                break;
+                        }
+                        tt_info("received signal %u, exiting", si.ssi_signo);
+                        ctx->quit = true;
+                        break;
+                }
+        }
+}
+
+static int setup_signals(struct agent_ctx *ctx, struct tt_error *err)
+{
+        sigset_t mask;
+        int fd;
+
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGIO);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return tt_error_errno(err, errno, "sigprocmask");
+        fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (fd < 0)
+                return tt_error_errno(err, errno, "signalfd");
+        return agent_loop_add_fd(ctx, fd, POLLIN, on_signal, NULL);
+}
+
+/* An agent restarted while filesystems were frozen starts frozen (statedir/qga.state.isfrozen). */
+static void restore_frozen_state(struct agent_ctx *ctx)
+{
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/qga.state.isfrozen", ctx->cfg->statedir);
+        if (access(path, F_OK) == 0) {
+                ctx->frozen = true;
+                tt_warn("filesystems were left frozen (%s exists); starting frozen", path);
+        }
+}
+
+static int run(struct agent_ctx *ctx, struct tt_error *err)
+{
+        struct agent_config *cfg = ctx->cfg;
+        int r;
+
+        if (cfg->logfile && tt_log_open(cfg->logfile) < 0)
+                return tt_error_errno(err, errno, "cannot open log file '%s'", cfg->logfile);
+        tt_log_set_level(cfg->debug ? TT_LOG_DEBUG : cfg->verbose ? TT_LOG_DEBUG : TT_LOG_INFO);
+        if (cfg->daemonize && daemonize(cfg->pidfile, err) < 0)
+                return -1;
+        ctx->loop = agent_loop_new();
+        ctx->splitter = wire_splitter_new();
+        ctx->out = wire_out_new(agent_channel_write, ctx);
+        if (ctx->loop == NULL || ctx->splitter == NULL || ctx->out == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        if (agent_apply_rpc_lists(ctx, err) < 0 || setup_signals(ctx, err) < 0 ||
+            agent_files_init(ctx, err) < 0 || agent_execs_init(ctx, err) < 0)
+                return -1;
+        restore_frozen_state(ctx);
+        if (agent_channel_open(ctx, err) < 0)
+                return -1;
+        tt_info("tether-agent %s serving %s %s", TETHER_VERSION, cfg->method,
+                cfg->path ? cfg->path : "(socket activation)");
+        while (!ctx->quit) {
+                r = agent_loop_run_once(ctx);
+                if (r < 0)
+                        return tt_error_errno(err, -r, "main loop");
+        }
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        struct agent_config cfg = {0};
+        struct agent_ctx ctx = {.cfg = &cfg};
+        struct tt_error err = {0};
+        enum agent_action action;
+        int status = EXIT_SUCCESS;
+
+        tt_log_set_ident("tether-agent");
+        if (agent_config_parse(&cfg, argc, argv, &action, &err) < 0) {
+                fprintf(stderr, "tether-agent: %s\n", err.msg);
+                tt_error_clear(&err);
+                agent_config_free(&cfg);
+                return EXIT_FAILURE;
+        }
+        if (action == AGENT_EXIT_OK) {
+                agent_config_free(&cfg);
+                return EXIT_SUCCESS;
+        }
+        if (run(&ctx, &err) < 0) {
+                tt_err("%s", err.msg);
+                status = EXIT_FAILURE;
+        } else {
+                status = ctx.exit_code;
+        }
+        tt_error_clear(&err);
+        agent_channel_close(&ctx);
+        agent_execs_free(&ctx);
+        agent_files_free(&ctx);
+        wire_out_free(ctx.out);
+        wire_splitter_free(ctx.splitter);
+        agent_loop_free(ctx.loop);
+        free(ctx.disabled);
+        if (cfg.daemonize && cfg.pidfile)
+                unlink(cfg.pidfile);
+        agent_config_free(&cfg);
+        return status;
+}

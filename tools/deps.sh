@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Install every Debian package Tether's build, tests and demo need. Idempotent.
+set -euo pipefail
+
+packages=(
+  # build
+  gcc clang meson ninja-build pkg-config libjansson-dev libcmocka-dev libxml2-dev libevent-dev
+  # tests and tools
+  python3 file cpio gzip xz-utils e2fsprogs kmod
+  # the real components the tests run against
+  qemu-system-x86 qemu-utils qemu-guest-agent busybox-static
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
