@@ -101,6 +101,7 @@ struct agent_ctx {
         struct agent_execs *execs;      /* guest-exec table */
         bool *disabled;                 /* per agent_commands[] row: blocked by -b/-a */
         bool frozen;                    /* filesystems frozen by us (persisted in statedir) */
+        uint64_t thaw_timer;            /* auto-thaw timer while frozen (freeze.c), 0 = none */
         bool delimit_next;              /* guest-sync-delimited: prefix next reply with 0xFF */
         bool reply_started;             /* a handler began streaming its reply */
         bool quit;                      /* leave the main loop */
@@ -169,5 +170,45 @@ AGENT_HANDLER(agent_cmd_get_cpustats);
 AGENT_HANDLER(agent_cmd_get_load);
 /* ssh.c */
 AGENT_HANDLER(agent_cmd_ssh_get_authorized_keys);
+/* power.c */
+AGENT_HANDLER(agent_cmd_shutdown);
+AGENT_HANDLER(agent_cmd_suspend_disk);
+AGENT_HANDLER(agent_cmd_suspend_ram);
+AGENT_HANDLER(agent_cmd_suspend_hybrid);
+/*
+ * Run a helper program and wait for it: argv[0] is looked up in $PATH when it has no '/';
+ * every program path is taken under $TETHER_AGENT_SYSROOT (tests put fake helpers there).
+ * input (may be NULL) is fed on stdin, stdout/stderr go to /dev/null, the child gets its own
+ * session and default signal state. 0 with *wstatus set; negative with err->code ENOENT when
+ * the program does not exist, or another errno when it could not be started.
+ */
+int agent_run_helper(char *const argv[], const char *input, int *wstatus, struct tt_error *err);
+/* time.c */
+AGENT_HANDLER(agent_cmd_set_time);
+/* freeze.c */
+AGENT_HANDLER(agent_cmd_fsfreeze_freeze);
+AGENT_HANDLER(agent_cmd_fsfreeze_freeze_list);
+AGENT_HANDLER(agent_cmd_fsfreeze_thaw);
+AGENT_HANDLER(agent_cmd_fstrim);
+/*
+ * At start-up, after the loop exists: an agent restarted while filesystems were frozen
+ * (statedir/qga.state.isfrozen) starts frozen, with logging off, and arms the auto-thaw timer.
+ */
+void agent_freeze_init(struct agent_ctx *ctx);
+/* ioctl() for FIFREEZE/FITHAW/FITRIM: weak, so unit tests can replace it with a fake. */
+int agent_fs_ioctl(int fd, unsigned long request, void *arg);
+/* cpumem.c */
+AGENT_HANDLER(agent_cmd_set_vcpus);
+AGENT_HANDLER(agent_cmd_set_memory_blocks);
+/* passwd.c */
+AGENT_HANDLER(agent_cmd_set_user_password);
+/*
+ * Put hash (already crypt()ed) as user's password into <sysroot>/etc/shadow (or /etc/passwd
+ * when there is no shadow file), under the /etc/.pwd.lock lock, atomically.
+ */
+int agent_passwd_set_hash(const char *user, const char *hash, struct tt_error *err);
+/* sshkeys.c */
+AGENT_HANDLER(agent_cmd_ssh_add_authorized_keys);
+AGENT_HANDLER(agent_cmd_ssh_remove_authorized_keys);
 
 #endif

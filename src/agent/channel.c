@@ -39,6 +39,7 @@ struct agent_channel {
 static void channel_on_readable(struct agent_ctx *ctx, int fd, short revents, void *opaque);
 static void channel_on_accept(struct agent_ctx *ctx, int fd, short revents, void *opaque);
 static int channel_reopen(struct agent_ctx *ctx, struct tt_error *err);
+static void channel_failed(struct agent_ctx *ctx, int error);
 
 static const struct {
         const char *method;       /* -m value */
@@ -309,6 +310,8 @@ static void channel_peer_gone(struct agent_ctx *ctx)
                 tt_debug("host side closed; waiting for SIGIO");
                 break;
         case CHAN_SERIAL:
+                /* A tty has no "peer left": EOF means the line hung up. */
+                channel_failed(ctx, EIO);
                 break;
         }
 }

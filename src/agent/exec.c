@@ -196,25 +196,24 @@ static void on_input(struct agent_ctx *ctx, int fd, short revents, void *opaque)
 static void on_output(struct agent_ctx *ctx, int fd, short revents, void *opaque)
 {
         struct exec_stream *s = opaque;
-        unsigned char drain[4096];
+        unsigned char drain[EXEC_READ_SIZE];
 
         for (int i = 0; i < EXEC_READS_PER_WAKEUP; i++) {
                 unsigned char *dst;
                 size_t want;
                 ssize_t n;
 
-                if (s->len < EXEC_MAX_OUTPUT) {
-                        if (s->size - s->len < EXEC_READ_SIZE && s->size < EXEC_MAX_OUTPUT) {
-                                size_t size = s->size ? s->size * 2 : EXEC_READ_SIZE;
-                                unsigned char *p;
+                /* Grow geometrically up to the cap; a failed realloc just means draining. */
+                if (s->size - s->len < EXEC_READ_SIZE && s->size < EXEC_MAX_OUTPUT) {
+                        size_t size = s->size ? s->size * 2 : EXEC_READ_SIZE;
+                        unsigned char *p;
 
-                                if (size > EXEC_MAX_OUTPUT)
-                                        size = EXEC_MAX_OUTPUT;
-                                p = realloc(s->data, size);
-                                if (p) {
-                                        s->data = p;
-                                        s->size = size;
-                                }
+                        if (size > EXEC_MAX_OUTPUT)
+                                size = EXEC_MAX_OUTPUT;
+                        p = realloc(s->data, size);
+                        if (p) {
+                                s->data = p;
+                                s->size = size;
                         }
                 }
                 if (s->len < s->size) {
@@ -304,7 +303,12 @@ static int spawn_one(const char *file, char *const argv[], char *const envp[],
         if (r)
                 goto out;
         sigemptyset(&none);
-        sigfillset(&all);
+        /*
+         * Not sigfillset(): glibc leaves its two internal signals (32, 33) out of that, and its
+         * posix_spawn then sets them to SIG_IGN in the child, which survives exec. All bits set
+         * makes them SIG_DFL like every other signal, as after qemu-ga's fork+exec.
+         */
+        memset(&all, 0xff, sizeof(all));
         r = posix_spawnattr_setsigmask(&attr, &none);
         if (r == 0)
                 r = posix_spawnattr_setsigdefault(&attr, &all);

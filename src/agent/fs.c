@@ -12,11 +12,14 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <linux/nvme_ioctl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -26,9 +29,9 @@
 #define MAX_HOSTS 8
 
 struct fs_mount {
-        char *dir;           /* mount point, unescaped */
-        char *type;          /* file system type */
-        unsigned int major;  /* st_dev of the file system */
+        char *dir;          /* mount point, unescaped */
+        char *type;         /* file system type */
+        unsigned int major; /* st_dev of the file system */
         unsigned int minor;
 };
 
@@ -51,14 +54,8 @@ static void fs_mounts_free(struct fs_mounts *m)
         m->n = m->cap = 0;
 }
 
-static void closedirp(DIR **d)
-{
-        if (*d)
-                closedir(*d);
-}
-
-static int fs_mounts_add(struct fs_mounts *m, const char *dir, const char *type,
-                         unsigned int major, unsigned int minor)
+static int fs_mounts_add(struct fs_mounts *m, const char *dir, const char *type, unsigned int major,
+                         unsigned int minor)
 {
         size_t i;
 
@@ -178,8 +175,7 @@ static int build_mount_list(struct fs_mounts *m, struct tt_error *err)
                 int dir_s = 0, dir_e = 0;
                 char *dash, *save = NULL, *type, *src;
 
-                if (sscanf(line, "%*u %*u %u:%u %*s %n%*s%n", &major, &minor, &dir_s, &dir_e) <
-                            2 ||
+                if (sscanf(line, "%*u %*u %u:%u %*s %n%*s%n", &major, &minor, &dir_s, &dir_e) < 2 ||
                     dir_e == 0)
                         continue;
                 dash = strstr(line + dir_e, " - ");
@@ -305,11 +301,11 @@ static int cmp_uint(const void *a, const void *b)
 }
 
 /* Sorted numbers of the ataN or hostN siblings in the directory holding host. */
-static int list_hosts(const char *syspath, const char *host, bool ata, unsigned int *hosts,
-                      int max, struct tt_error *err)
+static int list_hosts(const char *syspath, const char *host, bool ata, unsigned int *hosts, int max,
+                      struct tt_error *err)
 {
         _cleanup_free_ char *dir = strndup(syspath, (size_t)(host - syspath));
-        __attribute__((cleanup(closedirp))) DIR *d = NULL;
+        _cleanup_closedir_ DIR *d = NULL;
         struct dirent *de;
         int n = 0;
 
@@ -364,8 +360,9 @@ static int pci_disk(const char *syspath, struct disk_addr *a, bool *found, struc
 
         *found = false;
         p = strstr(syspath, "/devices/pci");
-        if (p == NULL || sscanf(p + 12, "%*x:%*x/%x:%x:%x.%x%n", &pci[0], &pci[1], &pci[2],
-                                &pci[3], &len) < 4 || len == 0)
+        if (p == NULL ||
+            sscanf(p + 12, "%*x:%*x/%x:%x:%x.%x%n", &pci[0], &pci[1], &pci[2], &pci[3], &len) < 4 ||
+            len == 0)
                 return 0;
         p += 12 + len;
         for (;;) {
@@ -478,11 +475,10 @@ static bool ccw_disk(const char *syspath, struct disk_addr *a)
 
 static json_t *disk_addr_json(const struct disk_addr *a, const char *serial, const char *dev)
 {
-        json_t *o = json_pack("{s:{s:i,s:i,s:i,s:i},s:s,s:I,s:I,s:I}", "pci-controller",
-                              "domain", a->pci[0], "bus", a->pci[1], "slot", a->pci[2],
-                              "function", a->pci[3], "bus-type", a->bus_type, "bus",
-                              (json_int_t)a->bus, "target", (json_int_t)a->target, "unit",
-                              (json_int_t)a->unit);
+        json_t *o = json_pack("{s:{s:i,s:i,s:i,s:i},s:s,s:I,s:I,s:I}", "pci-controller", "domain",
+                              a->pci[0], "bus", a->pci[1], "slot", a->pci[2], "function", a->pci[3],
+                              "bus-type", a->bus_type, "bus", (json_int_t)a->bus, "target",
+                              (json_int_t)a->target, "unit", (json_int_t)a->unit);
 
         if (o == NULL)
                 return NULL;
@@ -546,7 +542,7 @@ static void free_strv(char **v, size_t n)
 /* Sorted names of the symlinks in dir; -ENOENT when dir does not exist. */
 static int list_links(const char *dir, char ***out, size_t *count)
 {
-        __attribute__((cleanup(closedirp))) DIR *d = opendir(dir);
+        _cleanup_closedir_ DIR *d = opendir(dir);
         char **v = NULL;
         size_t n = 0, cap = 0;
         struct dirent *de;
@@ -764,7 +760,7 @@ static bool is_partition_of(const char *disk, const char *name)
 static int add_partitions(json_t *list, const char *disk, const char *disk_dir,
                           const char *disk_dev)
 {
-        __attribute__((cleanup(closedirp))) DIR *d = opendir(disk_dir);
+        _cleanup_closedir_ DIR *d = opendir(disk_dir);
         char **names = NULL;
         size_t n = 0, cap = 0, i;
         struct dirent *de;
@@ -815,6 +811,64 @@ static int add_partitions(json_t *list, const char *disk, const char *disk_dir,
         }
         free_strv(names, n);
         return r;
+}
+
+/* Little-endian unsigned integer of len bytes (len <= 8) at p. */
+static uint64_t le_bytes(const unsigned char *p, size_t len)
+{
+        uint64_t v = 0;
+
+        while (len-- > 0)
+                v = (v << 8) | p[len];
+        return v;
+}
+
+/*
+ * NVMe SMART / health log (log page 0x02) of an NVMe disk, as qemu-ga 7.1+ reports it: the
+ * 128-bit counters split into -lo and -hi halves. A read-only admin command; NULL if it fails.
+ */
+static json_t *nvme_smart(const char *devnode)
+{
+        static const struct {
+                const char *key; /* member prefix */
+                size_t off;      /* byte offset of the 128-bit counter in the log page */
+        } counters[] = {
+            {"data-units-read", 32},      {"data-units-written", 48},
+            {"host-read-commands", 64},   {"host-write-commands", 80},
+            {"controller-busy-time", 96}, {"power-cycles", 112},
+            {"power-on-hours", 128},      {"unsafe-shutdowns", 144},
+            {"media-errors", 160},        {"number-of-error-log-entries", 176},
+        };
+        unsigned char log[512];
+        struct nvme_admin_cmd cmd;
+        _cleanup_close_ int fd = -1;
+        json_t *o;
+        size_t i;
+
+        memset(log, 0, sizeof(log));
+        memset(&cmd, 0, sizeof(cmd));
+        cmd.opcode = 0x02;     /* Get Log Page */
+        cmd.nsid = 0xffffffff; /* controller-wide */
+        cmd.addr = (uint64_t)(uintptr_t)log;
+        cmd.data_len = sizeof(log);
+        /* log id 2 (SMART), retain asynchronous event, number of dwords - 1 */
+        cmd.cdw10 = 0x02 | (1u << 15) | ((uint32_t)(sizeof(log) / 4 - 1) << 16);
+        fd = open(devnode, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || ioctl(fd, NVME_IOCTL_ADMIN_CMD, &cmd) != 0)
+                return NULL;
+        o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "type", "nvme", "critical-warning",
+                      (json_int_t)log[0], "temperature", (json_int_t)le_bytes(log + 1, 2),
+                      "available-spare", (json_int_t)log[3], "available-spare-threshold",
+                      (json_int_t)log[4], "percentage-used", (json_int_t)log[5]);
+        for (i = 0; o && i < TT_ARRAY_SIZE(counters); i++) {
+                char key[64];
+
+                snprintf(key, sizeof(key), "%s-lo", counters[i].key);
+                json_object_set_new(o, key, agent_json_u64(le_bytes(log + counters[i].off, 8)));
+                snprintf(key, sizeof(key), "%s-hi", counters[i].key);
+                json_object_set_new(o, key, agent_json_u64(le_bytes(log + counters[i].off + 8, 8)));
+        }
+        return o;
 }
 
 AGENT_HANDLER(agent_cmd_get_disks)
@@ -873,6 +927,17 @@ AGENT_HANDLER(agent_cmd_get_disks)
                 alias = disk_alias(dir);
                 if (alias)
                         json_object_set_new(disk, "alias", json_string(alias));
+                /* qemu-ga 7.1+: SMART health of NVMe disks */
+                if (strcmp(json_string_value(
+                               json_object_get(json_object_get(disk, "address"), "bus-type"))
+                               ?: "",
+                           "nvme") == 0) {
+                        _cleanup_free_ char *node = agent_path("%s", dev);
+                        json_t *smart = node ? nvme_smart(node) : NULL;
+
+                        if (smart)
+                                json_object_set_new(disk, "smart", smart);
+                }
                 r = add_partitions(list, names[i], dir, dev);
         }
         free_strv(names, n);

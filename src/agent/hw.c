@@ -157,7 +157,8 @@ AGENT_HANDLER(agent_cmd_get_memory_blocks)
                 return 0;
         }
         if (r < 0)
-                return tt_error_errno(err, -r, "Can't open directory\"/sys/devices/system/memory/\"");
+                return tt_error_errno(err, -r,
+                                      "Can't open directory\"/sys/devices/system/memory/\"");
         for (i = 0; i < n; i++) {
                 _cleanup_free_ char *dir = NULL;
                 char state[11], removable[2];
@@ -186,8 +187,9 @@ AGENT_HANDLER(agent_cmd_get_memory_blocks)
                                 return tt_error_errno(err, (int)-got,
                                                       "open sysfs file \"removable\"");
                         else if (got == 0)
-                                return tt_error_set(err, EIO, "pread sysfs file \"removable\": "
-                                                              "unexpected EOF");
+                                return tt_error_set(err, EIO,
+                                                    "pread sysfs file \"removable\": "
+                                                    "unexpected EOF");
                         else
                                 can_offline = removable[0] != '0';
                 }

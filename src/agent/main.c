@@ -42,7 +42,7 @@ static int write_pidfile(const char *path, struct tt_error *err)
 }
 
 /* Fork into the background; the parent exits once the child has written the pidfile. */
-static int daemonize(const char *pidfile, struct tt_error *err)
+static int daemonize(const char *pidfile, bool *pidfile_written, struct tt_error *err)
 {
         int pipefd[2], devnull;
         char status = 1;
@@ -73,6 +73,7 @@ static int daemonize(const char *pidfile, struct tt_error *err)
                 (void)!write(pipefd[1], &status, 1);
                 return -1;
         }
+        *pidfile_written = true;
         devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
                 dup2(devnull, STDIN_FILENO);
@@ -147,7 +148,7 @@ static void restore_frozen_state(struct agent_ctx *ctx)
         }
 }
 
-static int run(struct agent_ctx *ctx, struct tt_error *err)
+static int run(struct agent_ctx *ctx, bool *pidfile_written, struct tt_error *err)
 {
         struct agent_config *cfg = ctx->cfg;
         int r;
@@ -155,7 +156,7 @@ static int run(struct agent_ctx *ctx, struct tt_error *err)
         if (cfg->logfile && tt_log_open(cfg->logfile) < 0)
                 return tt_error_errno(err, errno, "cannot open log file '%s'", cfg->logfile);
         tt_log_set_level(cfg->debug ? TT_LOG_DEBUG : cfg->verbose ? TT_LOG_DEBUG : TT_LOG_INFO);
-        if (cfg->daemonize && daemonize(cfg->pidfile, err) < 0)
+        if (cfg->daemonize && daemonize(cfg->pidfile, pidfile_written, err) < 0)
                 return -1;
         ctx->loop = agent_loop_new();
         ctx->splitter = wire_splitter_new();
@@ -184,6 +185,7 @@ int main(int argc, char **argv)
         struct agent_ctx ctx = {.cfg = &cfg};
         struct tt_error err = {0};
         enum agent_action action;
+        bool pidfile_written = false;
         int status = EXIT_SUCCESS;
 
         tt_log_set_ident("tether-agent");
@@ -197,7 +199,7 @@ int main(int argc, char **argv)
                 agent_config_free(&cfg);
                 return EXIT_SUCCESS;
         }
-        if (run(&ctx, &err) < 0) {
+        if (run(&ctx, &pidfile_written, &err) < 0) {
                 tt_err("%s", err.msg);
                 status = EXIT_FAILURE;
         } else {
@@ -211,7 +213,8 @@ int main(int argc, char **argv)
         wire_splitter_free(ctx.splitter);
         agent_loop_free(ctx.loop);
         free(ctx.disabled);
-        if (cfg.daemonize && cfg.pidfile)
+        /* Only the agent that wrote (and locked) the pidfile removes it. */
+        if (pidfile_written)
                 unlink(cfg.pidfile);
         agent_config_free(&cfg);
         return status;

@@ -40,7 +40,8 @@ static json_t *find_iface(json_t *list, const char *name)
         size_t i;
         json_t *e;
 
-        json_array_foreach(list, i, e) {
+        json_array_foreach(list, i, e)
+        {
                 if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
                         return e;
         }
@@ -126,15 +127,15 @@ static int ip_address(const struct ifaddrs *ifa, json_t **out, struct tt_error *
         if (family == AF_INET) {
                 a = &((const struct sockaddr_in *)(const void *)ifa->ifa_addr)->sin_addr;
                 if (ifa->ifa_netmask)
-                        mask = &((const struct sockaddr_in *)(const void *)ifa->ifa_netmask)
-                                        ->sin_addr;
+                        mask =
+                            &((const struct sockaddr_in *)(const void *)ifa->ifa_netmask)->sin_addr;
                 masklen = sizeof(struct in_addr);
                 type = "ipv4";
         } else {
                 a = &((const struct sockaddr_in6 *)(const void *)ifa->ifa_addr)->sin6_addr;
                 if (ifa->ifa_netmask)
                         mask = &((const struct sockaddr_in6 *)(const void *)ifa->ifa_netmask)
-                                        ->sin6_addr;
+                                    ->sin6_addr;
                 masklen = sizeof(struct in6_addr);
                 type = "ipv6";
         }
@@ -181,8 +182,8 @@ AGENT_HANDLER(agent_cmd_network_get_interfaces)
                         if (mac)
                                 json_object_set_new(info, "hardware-address", mac);
                 }
-                if (ifa->ifa_addr == NULL || (ifa->ifa_addr->sa_family != AF_INET &&
-                                              ifa->ifa_addr->sa_family != AF_INET6))
+                if (ifa->ifa_addr == NULL ||
+                    (ifa->ifa_addr->sa_family != AF_INET && ifa->ifa_addr->sa_family != AF_INET6))
                         continue;
                 if (ip_address(ifa, &addr, err) < 0)
                         return -1;
@@ -300,9 +301,8 @@ static int routes_v6(FILE *f, json_t *list)
                 r = json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:s,s:o*,s:s,s:o*,s:i}", "iface", iface,
                               "destination", d, "metric", (json_int_t)metric, "flags",
                               (json_int_t)flags, "refcnt", (json_int_t)refcnt, "use",
-                              (json_int_t)use, "desprefixlen", dlen_s, "source",
-                              ipv6_from_hex(src), "srcprefixlen", slen_s, "nexthop",
-                              ipv6_from_hex(hop), "version", 6);
+                              (json_int_t)use, "desprefixlen", dlen_s, "source", ipv6_from_hex(src),
+                              "srcprefixlen", slen_s, "nexthop", ipv6_from_hex(hop), "version", 6);
                 if (r == NULL || json_array_append_new(list, r) < 0)
                         return -ENOMEM;
         }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* guest-ssh-get-authorized-keys, and the /etc/passwd lookup that the ssh and user commands share. */
+/* guest-ssh-get-authorized-keys, and the /etc/passwd lookup that the ssh and user commands share.
+ */
 #include "agent/agent.h"
 #include "agent/sysinfo.h"
 #include "agent/users.h"
@@ -15,8 +16,7 @@
 /* authorized_keys files are small; this bounds what a hostile guest file can make us hold. */
 #define AUTHKEYS_MAX (16 * 1024 * 1024)
 
-int agent_lookup_user(const char *name, uid_t *uid, gid_t *gid, char **home,
-                      struct tt_error *err)
+int agent_lookup_user(const char *name, uid_t *uid, gid_t *gid, char **home, struct tt_error *err)
 {
         _cleanup_free_ char *path = agent_path("/etc/passwd");
         _cleanup_fclose_ FILE *f = NULL;
@@ -60,8 +60,7 @@ static int read_authkeys(const char *real, const char *path, char **text, struct
 
                 tt_error_clear(&e);
                 if (code == EFBIG)
-                        return tt_error_set(err, code, "failed to read '%s': file too large",
-                                            path);
+                        return tt_error_set(err, code, "failed to read '%s': file too large", path);
                 if (code == EISDIR)
                         return tt_error_set(err, code,
                                             "failed to read '%s': Error reading file "

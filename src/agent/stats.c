@@ -19,11 +19,23 @@
  * the kernel: 4 (old partition lines), 11 (2.6+), 15 (4.18+, discard), 17 (5.5+, flush).
  */
 enum {
-        DS_RD_IOS, DS_RD_MERGES, DS_RD_SEC, DS_RD_TICKS,
-        DS_WR_IOS, DS_WR_MERGES, DS_WR_SEC, DS_WR_TICKS,
-        DS_IOS_PGR, DS_TOT_TICKS, DS_RQ_TICKS,
-        DS_DC_IOS, DS_DC_MERGES, DS_DC_SEC, DS_DC_TICKS,
-        DS_FL_IOS, DS_FL_TICKS,
+        DS_RD_IOS,
+        DS_RD_MERGES,
+        DS_RD_SEC,
+        DS_RD_TICKS,
+        DS_WR_IOS,
+        DS_WR_MERGES,
+        DS_WR_SEC,
+        DS_WR_TICKS,
+        DS_IOS_PGR,
+        DS_TOT_TICKS,
+        DS_RQ_TICKS,
+        DS_DC_IOS,
+        DS_DC_MERGES,
+        DS_DC_SEC,
+        DS_DC_TICKS,
+        DS_FL_IOS,
+        DS_FL_TICKS,
         DS_COLS,
 };
 
@@ -33,15 +45,15 @@ static const struct {
         int col;         /* column (DS_*) for the 11+ column layout */
         int min_cols;    /* present when the line has at least this many columns */
 } diskstat_members[] = {
-        {"read-sectors", DS_RD_SEC, 11},       {"read-ios", DS_RD_IOS, 11},
-        {"read-merges", DS_RD_MERGES, 11},     {"write-sectors", DS_WR_SEC, 11},
-        {"write-ios", DS_WR_IOS, 11},          {"write-merges", DS_WR_MERGES, 11},
-        {"discard-sectors", DS_DC_SEC, 15},    {"discard-ios", DS_DC_IOS, 15},
-        {"discard-merges", DS_DC_MERGES, 15},  {"flush-ios", DS_FL_IOS, 17},
-        {"read-ticks", DS_RD_TICKS, 11},       {"write-ticks", DS_WR_TICKS, 11},
-        {"discard-ticks", DS_DC_TICKS, 15},    {"flush-ticks", DS_FL_TICKS, 17},
-        {"ios-pgr", DS_IOS_PGR, 11},           {"total-ticks", DS_TOT_TICKS, 11},
-        {"weight-ticks", DS_RQ_TICKS, 11},
+    {"read-sectors", DS_RD_SEC, 11},      {"read-ios", DS_RD_IOS, 11},
+    {"read-merges", DS_RD_MERGES, 11},    {"write-sectors", DS_WR_SEC, 11},
+    {"write-ios", DS_WR_IOS, 11},         {"write-merges", DS_WR_MERGES, 11},
+    {"discard-sectors", DS_DC_SEC, 15},   {"discard-ios", DS_DC_IOS, 15},
+    {"discard-merges", DS_DC_MERGES, 15}, {"flush-ios", DS_FL_IOS, 17},
+    {"read-ticks", DS_RD_TICKS, 11},      {"write-ticks", DS_WR_TICKS, 11},
+    {"discard-ticks", DS_DC_TICKS, 15},   {"flush-ticks", DS_FL_TICKS, 17},
+    {"ios-pgr", DS_IOS_PGR, 11},          {"total-ticks", DS_TOT_TICKS, 11},
+    {"weight-ticks", DS_RQ_TICKS, 11},
 };
 
 /* Split up to max unsigned decimal columns from s; returns how many parsed before a non-number. */
@@ -128,7 +140,7 @@ AGENT_HANDLER(agent_cmd_get_diskstats)
 
 /* /proc/stat cpuN columns, in order; the first four are always reported. */
 static const char *const cpustat_keys[] = {
-        "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guestnice",
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guestnice",
 };
 
 AGENT_HANDLER(agent_cmd_get_cpustats)
@@ -182,8 +194,7 @@ AGENT_HANDLER(agent_cmd_get_load)
 
         if (getloadavg(load, 3) != 3)
                 return tt_error_errno(err, errno ? errno : EIO, "cannot query load average");
-        *ret = json_pack("{s:f,s:f,s:f}", "load1m", load[0], "load5m", load[1], "load15m",
-                         load[2]);
+        *ret = json_pack("{s:f,s:f,s:f}", "load1m", load[0], "load5m", load[1], "load15m", load[2]);
         if (*ret == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
         return 0;

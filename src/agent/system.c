@@ -104,7 +104,8 @@ AGENT_HANDLER(agent_cmd_get_users)
                 t = (double)ut->ut_tv.tv_sec + (double)ut->ut_tv.tv_usec / 1000000.0;
 
                 /* One entry per user, with the earliest login (qemu-ga does the same). */
-                json_array_foreach(list, i, e) {
+                json_array_foreach(list, i, e)
+                {
                         if (strcmp(json_string_value(json_object_get(e, "user")), user) == 0)
                                 break;
                 }
@@ -277,13 +278,13 @@ AGENT_HANDLER(agent_cmd_get_osinfo)
                 const char *key;   /* reply member */
                 const char *field; /* os-release variable */
         } fields[] = {
-                {"id", "ID"},
-                {"name", "NAME"},
-                {"pretty-name", "PRETTY_NAME"},
-                {"version", "VERSION"},
-                {"version-id", "VERSION_ID"},
-                {"variant", "VARIANT"},
-                {"variant-id", "VARIANT_ID"},
+            {"id", "ID"},
+            {"name", "NAME"},
+            {"pretty-name", "PRETTY_NAME"},
+            {"version", "VERSION"},
+            {"version-id", "VERSION_ID"},
+            {"variant", "VARIANT"},
+            {"variant-id", "VARIANT_ID"},
         };
         _cleanup_json_ json_t *obj = json_object();
         _cleanup_json_ json_t *os = NULL;

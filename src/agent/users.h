@@ -15,7 +15,6 @@
  * copy of the home directory (any of the three may be NULL when not wanted). An unknown user
  * fails with qemu-ga's text: "failed to lookup user 'NAME': Success" (code ENOENT).
  */
-int agent_lookup_user(const char *name, uid_t *uid, gid_t *gid, char **home,
-                      struct tt_error *err);
+int agent_lookup_user(const char *name, uid_t *uid, gid_t *gid, char **home, struct tt_error *err);
 
 #endif

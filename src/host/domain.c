@@ -99,7 +99,7 @@ static const char *const graphics_names[] = { "vnc", "spice", NULL };
 static const char *const input_type_names[] = { "mouse", "tablet", "keyboard", NULL };
 static const char *const input_bus_names[] = { "ps2", "usb", "virtio", NULL };
 static const char *const balloon_names[] = { "virtio", "none", NULL };
-static const char *const panic_names[] = { "", "isa", "pvpanic", NULL };
+static const char *const panic_names[] = { "", "isa", NULL };
 static const char *const yes_no_names[] = { "no", "yes", NULL };
 
 /* The one disk target prefix each bus takes (libvirt derives the bus from it the same way). */
@@ -691,9 +691,17 @@ static int parse_serial(struct parser *p, xmlNodePtr node, struct domain *def)
                 return perr(p, node, "on", "unsupported value '%s' for attribute 'type'", type ? type : "");
         if (attr_uint(p, target, "port", 3, &port) < 0)
                 return -1;
-        /* No port: the next free one, as libvirt numbers them. */
-        if (target == NULL || !xmlHasProp(target, (const xmlChar *)"port"))
-                port = (unsigned)def->n_serials - 1;
+        /* No port: the lowest free one. */
+        if (target == NULL || !xmlHasProp(target, (const xmlChar *)"port")) {
+                for (port = 0;; port++) {
+                        size_t i = 0;
+
+                        while (i + 1 < def->n_serials && def->serials[i].port != (int)port)
+                                i++;
+                        if (i + 1 >= def->n_serials)
+                                break;
+                }
+        }
         s->port = (int)port;
         for (size_t i = 0; i + 1 < def->n_serials; i++)
                 if (def->serials[i].port == s->port)
@@ -1044,11 +1052,21 @@ static int parse_top(struct parser *p, struct domain *def)
         return parse_devices(p, def);
 }
 
+/* libxml2 reports every error after the first; the first is the one a person must fix. */
+static void keep_first_error(void *data, xmlErrorPtr e)
+{
+        xmlError *first = ((xmlParserCtxtPtr)data)->_private;
+
+        if (first->code == 0 && e != NULL && xmlCopyError(e, first) < 0)
+                first->code = e->code;
+}
+
 /* ---- public parse ------------------------------------------------------------------------- */
 
 struct domain *domain_parse(const char *xml, size_t len, struct tt_error *err)
 {
         struct parser p = { .err = err };
+        xmlError first = { 0 };
         xmlParserCtxtPtr ctxt;
         struct domain *def = NULL;
         int rc = -1;
@@ -1062,11 +1080,13 @@ struct domain *domain_parse(const char *xml, size_t len, struct tt_error *err)
                 tt_error_set(err, ENOMEM, "out of memory");
                 return NULL;
         }
+        ctxt->_private = &first;
+        ctxt->sax->serror = keep_first_error;
         /* No network, no entity expansion, no messages on stderr: errors come back in err. */
         p.doc = xmlCtxtReadMemory(ctxt, xml, (int)len, "domain.xml", NULL,
                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
         if (p.doc == NULL) {
-                const xmlError *e = xmlCtxtGetLastError(ctxt);
+                const xmlError *e = first.code ? &first : xmlCtxtGetLastError(ctxt);
                 char msg[256];
                 size_t mlen;
 
@@ -1075,9 +1095,11 @@ struct domain *domain_parse(const char *xml, size_t len, struct tt_error *err)
                 while (mlen > 0 && isspace((unsigned char)msg[mlen - 1]))
                         msg[--mlen] = '\0';
                 tt_error_set(err, EINVAL, "not well-formed XML at line %d: %s", e ? e->line : 0, msg);
+                xmlResetError(&first);
                 xmlFreeParserCtxt(ctxt);
                 return NULL;
         }
+        xmlResetError(&first);
         xmlFreeParserCtxt(ctxt);
 
         if (p.doc->intSubset || p.doc->extSubset) {
@@ -1195,7 +1217,7 @@ static void put_attr(FILE *f, const char *name, const char *value)
         fputc('\'', f);
 }
 
-static void format_devices(FILE *f, const struct domain *def)
+static void format_devices(FILE *f, const struct domain *def, unsigned flags)
 {
         fputs("  <devices>\n", f);
         put_text_element(f, 4, "emulator", def->emulator);
@@ -1258,7 +1280,7 @@ static void format_devices(FILE *f, const struct domain *def)
                         g->port, g->autoport ? "yes" : "no");
                 if (g->listen)
                         put_attr(f, "listen", g->listen);
-                if (g->passwd)
+                if (g->passwd && (flags & DOMAIN_FORMAT_SECURE))
                         put_attr(f, "passwd", g->passwd);
                 if (g->listen) {
                         fputs(">\n      <listen type='address'", f);
@@ -1289,6 +1311,11 @@ static void format_devices(FILE *f, const struct domain *def)
 }
 
 char *domain_format(const struct domain *def)
+{
+        return domain_format_flags(def, DOMAIN_FORMAT_SECURE);
+}
+
+char *domain_format_flags(const struct domain *def, unsigned flags)
 {
         char *buf = NULL;
         size_t size = 0;
@@ -1344,7 +1371,7 @@ char *domain_format(const struct domain *def)
         put_text_element(f, 2, "on_poweroff", action_names[def->on_poweroff]);
         put_text_element(f, 2, "on_reboot", action_names[def->on_reboot]);
         put_text_element(f, 2, "on_crash", action_names[def->on_crash]);
-        format_devices(f, def);
+        format_devices(f, def, flags);
         fputs("</domain>\n", f);
         if (fclose(f) != 0) {
                 free(buf);

@@ -131,7 +131,8 @@ struct domain_input {
 };
 
 enum domain_balloon { DOMAIN_BALLOON_VIRTIO, DOMAIN_BALLOON_NONE };
-enum domain_panic { DOMAIN_PANIC_NONE, DOMAIN_PANIC_ISA, DOMAIN_PANIC_PVPANIC };
+/* <panic>: only model='isa' (-device pvpanic); libvirt 9.0's schema has no 'pvpanic' model yet. */
+enum domain_panic { DOMAIN_PANIC_NONE, DOMAIN_PANIC_ISA };
 
 /* A whole definition. Strings are malloc'd and owned; domain_free() releases everything. */
 struct domain {
@@ -192,6 +193,10 @@ struct domain *domain_parse(const char *xml, size_t len, struct tt_error *err);
 struct domain *domain_parse_file(const char *path, struct tt_error *err);
 /* The definition as libvirt-style XML (2-space indent, single quotes, trailing newline). */
 char *domain_format(const struct domain *def);
+/* domain_format() flags: without DOMAIN_FORMAT_SECURE graphics passwords are left out, as
+ * virsh dumpxml does without --security-info. domain_format() is the secure (complete) form. */
+#define DOMAIN_FORMAT_SECURE 1u
+char *domain_format_flags(const struct domain *def, unsigned flags);
 void domain_free(struct domain *def);
 
 /* True when the machine type is a q35 one (built-in AHCI, no IDE). */

@@ -347,7 +347,10 @@ static int build(struct builder *b, const struct domain *def, const struct qemu_
         add(b, "-no-user-config");
         add(b, "-nodefaults");
         add(b, "-chardev");
-        add(b, "socket,id=charmonitor,path=%s,server=on,wait=off", esc(b, rt->qmp_socket));
+        if (rt->qmp_fd > 0)
+                add(b, "socket,id=charmonitor,fd=%d,server=on,wait=off", rt->qmp_fd);
+        else
+                add(b, "socket,id=charmonitor,path=%s,server=on,wait=off", esc(b, rt->qmp_socket));
         add(b, "-mon");
         add(b, "chardev=charmonitor,id=monitor,mode=control");
         if (def->clock != DOMAIN_CLOCK_NONE) {
@@ -416,7 +419,7 @@ static int build(struct builder *b, const struct domain *def, const struct qemu_
         }
         if (def->panic != DOMAIN_PANIC_NONE) {
                 add(b, "-device");
-                add(b, "%s", def->panic == DOMAIN_PANIC_PVPANIC ? "pvpanic-pci" : "pvpanic");
+                add(b, "pvpanic"); /* the ISA device, at ioport 0x505 */
         }
         if (rt->pidfile) {
                 add(b, "-pidfile");

@@ -19,6 +19,8 @@
 /* What only the daemon knows at start time. */
 struct qemu_argv_runtime {
         const char *qmp_socket;            /* QMP monitor socket path (QEMU listens on it) */
+        int qmp_fd;                        /* > 0: an already listening socket for the monitor,
+                                              passed as fd=N (tetherd); 0: QEMU binds qmp_socket */
         const char *const *channel_sockets; /* per <channel>, used when it has no source path */
         size_t n_channel_sockets;          /* entries in channel_sockets */
         int vnc_port;                      /* TCP port chosen for VNC autoport (5900+) */

@@ -18,6 +18,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,25 +269,48 @@ static inline bool resync_byte(unsigned char c)
                c == '}' || c == ':' || c == ',';
 }
 
-/* Count leading bytes that continue a string unchanged: 0x20..0xFD but the quote and '\\'. */
+/*
+ * Count leading bytes that continue a string unchanged: 0x20..0xFD but the quote and '\\'.
+ * This is the loop every byte of a 64 MiB guest-file-write goes through, 16 bytes at a time.
+ */
 static size_t string_run(const unsigned char *p, size_t n, unsigned char quote)
 {
+        size_t i = 0;
+
+#ifdef __SSE2__
+        /* Signed compares on bytes ^ 0x80 are unsigned compares on the bytes. */
+        const __m128i flip = _mm_set1_epi8((char)0x80);
+        const __m128i lo = _mm_set1_epi8((char)(0x20 ^ 0x80)), hi = _mm_set1_epi8((char)(0xFD ^ 0x80));
+        const __m128i q = _mm_set1_epi8((char)quote), bs = _mm_set1_epi8('\\');
+
+        while (i + 16 <= n) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+                __m128i x = _mm_xor_si128(v, flip);
+                __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, lo), _mm_cmpgt_epi8(x, hi)),
+                                           _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)));
+                int mask = _mm_movemask_epi8(bad);
+
+                if (mask)
+                        return i + (size_t)__builtin_ctz((unsigned)mask);
+                i += 16;
+        }
+#else
         const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
         const uint64_t q = ones * quote, bs = ones * '\\';
-        size_t i = 0;
 
         while (i + 8 <= n) {
                 uint64_t w, a, b, c, d;
 
                 memcpy(&w, p + i, 8);
-                a = (w - ones * 0x20) & ~w;                  /* bytes < 0x20 */
-                b = ((w ^ q) - ones) & ~(w ^ q);             /* == quote */
-                c = ((w ^ bs) - ones) & ~(w ^ bs);           /* == '\\' */
-                d = (~(w | ones) - ones) & (w | ones);       /* 0xFE, 0xFF */
+                a = (w - ones * 0x20) & ~w;            /* bytes < 0x20 */
+                b = ((w ^ q) - ones) & ~(w ^ q);       /* == quote */
+                c = ((w ^ bs) - ones) & ~(w ^ bs);     /* == '\\' */
+                d = (~(w | ones) - ones) & (w | ones); /* 0xFE, 0xFF */
                 if ((a | b | c | d) & high)
                         break;
                 i += 8;
         }
+#endif
         while (i < n && p[i] >= 0x20 && p[i] <= 0xFD && p[i] != quote && p[i] != '\\')
                 i++;
         return i;

@@ -33,7 +33,8 @@ struct wire_splitter;
 /*
  * Called once per complete top-level JSON value (msg != NULL, owned by the callee: decref it),
  * or once per protocol error (msg == NULL, err->msg holds qemu's text, e.g.
- * "JSON parse error, stray '\xff'" or "JSON token size limit exceeded"). Return 0 to go on,
+ * "JSON parse error, stray '\xff'" or "JSON token size limit exceeded"; err->code is EINVAL
+ * for lexical/syntax errors and E2BIG for the three limits). Return 0 to go on,
  * or a negative value to stop feeding (wire_splitter_feed then returns it, keeping the rest of
  * the input unconsumed is not supported: the caller is expected to tear the stream down).
  */
@@ -61,8 +62,9 @@ struct wire_request {
 };
 
 /*
- * Check a top-level message against QMP's request rules and fill req. On error, *id_out (if not
- * NULL) still gets the id when one could be found, so the error reply can carry it. Texts:
+ * Check a top-level message against QMP's request rules and fill req. On error, req->id is
+ * still set when the message is an object with an "id", so the error reply can carry it
+ * (qemu-ga does the same). Members are checked in qemu's QDict order. Texts:
  * "QMP input must be a JSON object", "QMP input lacks member 'execute'",
  * "QMP input member 'execute' must be a string", "QMP input member 'arguments' must be an object",
  * "QMP input member 'X' is unexpected".
@@ -72,7 +74,7 @@ int wire_request_parse(json_t *msg, struct wire_request *req, struct tt_error *e
 /* ---- argument specs (declared as data, checked before handlers run) ---- */
 enum wire_type {
         WIRE_T_INT,    /* int64 */
-        WIRE_T_UINT64, /* uint64: negative or non-integer -> "Parameter 'x' expects uint64"? see .c */
+        WIRE_T_UINT64, /* uint64 (negative ints accepted, as qemu does); else "Parameter 'x' expects uint64" */
         WIRE_T_NUMBER, /* any JSON number */
         WIRE_T_STRING,
         WIRE_T_BOOL,
@@ -129,7 +131,7 @@ int wire_dump_string(struct wire_out *out, const char *s, size_t len);
 
 /* {"return": ret, "id": id}\n  (id omitted when NULL); ret NULL writes {} */
 int wire_write_return(struct wire_out *out, const json_t *ret, const json_t *id);
-/* {"error": {"class": cls, "desc": desc}, "id": id}\n  (id omitted when NULL) */
+/* {"id": id, "error": {"class": cls, "desc": desc}}\n  (id omitted when NULL): qemu-ga's order */
 int wire_write_error(struct wire_out *out, const char *cls, const char *desc, const json_t *id);
 
 /*

@@ -138,6 +138,11 @@ class Agent:
                 self.proc.wait()
         self._stderr.close()
 
+    def sanitizer_errors(self):
+        """ASan/UBSan/LSan reports in the agent's output (complete once close() returned)."""
+        marks = ('AddressSanitizer', 'LeakSanitizer', 'runtime error:')
+        return [ln for ln in self.stderr().splitlines() if any(m in ln for m in marks)]
+
     def __enter__(self):
         return self
 

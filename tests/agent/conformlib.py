@@ -45,7 +45,7 @@ def proc_status(pid):
 class Agent:
     """One agent process listening on SOCK in its own temp dir, with one client connection."""
 
-    def __init__(self, binary, extra_args=(), name='agent', tmpdir=None):
+    def __init__(self, binary, extra_args=(), name='agent', tmpdir=None, fake_passwd=None):
         self.binary = binary
         self.own_tmp = tmpdir is None
         self.dir = tmpdir or tempfile.mkdtemp(prefix='conform-%s-' % name, dir='/tmp')
@@ -55,6 +55,11 @@ class Agent:
         self.log_path = os.path.join(self.dir, name + '.stderr')
         self.argv = [binary, '-m', 'unix-listen', '-p', self.sock_path, '-t', self.statedir]
         self.argv += list(extra_args)
+        if fake_passwd:
+            # Private mount namespace: /etc/passwd is replaced for this agent only. unshare and
+            # sh exec, so the PID we hold is the agent's own.
+            self.argv = ['unshare', '-m', 'sh', '-c',
+                         'mount --bind "$0" /etc/passwd && exec "$@"', fake_passwd] + self.argv
         self.proc = None
         self.sock = None
         self.buf = b''
@@ -174,6 +179,65 @@ class Agent:
             line = line[1:]
         return json.loads(line)
 
+    def flood(self, data, sync_id, timeout=30.0):
+        """Send data followed by guest-sync(sync_id) from a thread while reading replies here.
+
+        Big malformed inputs make an agent write many error replies; a client that only writes
+        would deadlock against it (qemu-ga busy-waits on a full socket). Returns
+        (first_lines, counts, sync_seen, peak_kib): the first 5 reply lines, a Counter of all
+        lines before the sync reply, whether the sync reply arrived, and the highest VmRSS seen.
+        """
+        import collections
+        import threading
+        tail = ('{"execute":"guest-sync","arguments":{"id":%d}}' % sync_id).encode()
+        want = ('{"return": %d}\n' % sync_id).encode()
+        errors = []
+
+        def sender():
+            try:
+                self.sock.sendall(data)
+                self.sock.sendall(tail)
+            except OSError as e:
+                errors.append(e)
+        self.sock.settimeout(None)
+        th = threading.Thread(target=sender, daemon=True)
+        th.start()
+        first, counts, seen, peak = [], collections.Counter(), False, 0
+        deadline = time.monotonic() + timeout
+        last_mem = 0.0
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if now - last_mem > 0.05:
+                m = self.mem()
+                if m:
+                    peak = max(peak, m.get('VmRSS', 0), m.get('VmHWM', 0))
+                last_mem = now
+            if b'\n' in self.buf:
+                line, _, self.buf = self.buf.partition(b'\n')
+                line += b'\n'
+                if line == want:
+                    seen = True
+                    break
+                if len(first) < 5:
+                    first.append(line)
+                counts[line] += 1
+                continue
+            self.sock.settimeout(0.05)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.buf += chunk
+        th.join(timeout=max(0.1, deadline - time.monotonic()))
+        m = self.mem()
+        if m:
+            peak = max(peak, m.get('VmRSS', 0), m.get('VmHWM', 0))
+        return first, counts, seen, peak
+
     def cmd(self, execute, arguments=None, timeout=10.0, **extra):
         req = {'execute': execute}
         if arguments is not None:
@@ -254,3 +318,149 @@ def jtype(v):
     if isinstance(v, dict):
         return 'object'
     return type(v).__name__
+
+
+# ---- a user that exists only inside the agents' mount namespace (for ssh key reads) ----
+FAKE_USER = 'conformuser'
+FAKE_UID = 4242
+FAKE_KEYS_FILE = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIconform1 a@b\n'
+                  '\n'
+                  '# a comment line\n'
+                  '  ssh-rsa AAAAB3NzaC1yc2EAAAADconform2 c@d  \n')
+FAKE_KEYS = ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIconform1 a@b',
+             'ssh-rsa AAAAB3NzaC1yc2EAAAADconform2 c@d']
+
+
+def make_fake_user(tmpdir):
+    """A passwd copy with FAKE_USER whose home (in tmpdir) holds FAKE_KEYS_FILE.
+
+    Returns the passwd path, to be bind-mounted over /etc/passwd in a private mount namespace
+    (Agent(fake_passwd=...)), so the host's users are never touched.
+    """
+    home = os.path.join(tmpdir, 'home')
+    os.makedirs(os.path.join(home, '.ssh'), exist_ok=True)
+    keys = os.path.join(home, '.ssh', 'authorized_keys')
+    with open(keys, 'w') as f:
+        f.write(FAKE_KEYS_FILE)
+    for p, mode in ((home, 0o755), (os.path.join(home, '.ssh'), 0o700), (keys, 0o600)):
+        os.chown(p, FAKE_UID, FAKE_UID)
+        os.chmod(p, mode)
+    passwd = os.path.join(tmpdir, 'passwd')
+    with open('/etc/passwd') as src, open(passwd, 'w') as dst:
+        dst.write(src.read())
+        dst.write('%s:x:%d:%d::%s:/bin/sh\n' % (FAKE_USER, FAKE_UID, FAKE_UID, home))
+    return passwd
+
+
+def can_unshare():
+    try:
+        return subprocess.run(['unshare', '-m', 'true'], capture_output=True,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+# ---- reply shapes, from shared/reference/qga-commands.md (optional keys start with '?') ----
+INT, STR, BOOL, NUM, ANY = 'int', 'string', 'bool', 'number', 'any'
+PCI = {'domain': INT, 'bus': INT, 'slot': INT, 'function': INT}
+CCW = {'cssid': INT, 'ssid': INT, 'subchno': INT, 'devno': INT}
+BUS_TYPES = ('ide', 'fdc', 'scsi', 'virtio', 'xen', 'usb', 'uml', 'sata', 'sd', 'unknown',
+             'ieee1394', 'ssa', 'fibre', 'raid', 'iscsi', 'sas', 'mmc', 'virtual',
+             'file-backed-virtual', 'nvme')
+DISK_ADDR = {'pci-controller': PCI, 'bus-type': ('enum',) + BUS_TYPES, 'bus': INT, 'target': INT,
+             'unit': INT, '?serial': STR, '?dev': STR, '?ccw-address': CCW}
+IFSTATS = {k: INT for k in ('rx-bytes', 'rx-packets', 'rx-errs', 'rx-dropped', 'tx-bytes',
+                            'tx-packets', 'tx-errs', 'tx-dropped')}
+DISKSTATS = {'?' + k: INT for k in (
+    'read-sectors', 'read-ios', 'read-merges', 'write-sectors', 'write-ios', 'write-merges',
+    'discard-sectors', 'discard-ios', 'discard-merges', 'flush-ios', 'read-ticks', 'write-ticks',
+    'discard-ticks', 'flush-ticks', 'ios-pgr', 'total-ticks', 'weight-ticks')}
+SCHEMAS = {
+    'guest-ping': {},
+    'guest-get-time': INT,
+    'guest-info': {'version': STR,
+                   'supported_commands': [{'name': STR, 'enabled': BOOL,
+                                           'success-response': BOOL}]},
+    'guest-network-get-interfaces': [{
+        'name': STR, '?hardware-address': STR,
+        '?ip-addresses': [{'ip-address': STR, 'ip-address-type': ('enum', 'ipv4', 'ipv6'),
+                           'prefix': INT}],
+        '?statistics': IFSTATS}],
+    'guest-network-get-route': [{
+        'iface': STR, 'destination': STR, 'metric': INT, '?gateway': STR, '?mask': STR,
+        '?irtt': INT, '?flags': INT, '?refcnt': INT, '?use': INT, '?window': INT, '?mtu': INT,
+        '?desprefixlen': STR, '?source': STR, '?srcprefixlen': STR, '?nexthop': STR,
+        'version': ('enum', 4, 6)}],
+    'guest-get-vcpus': [{'logical-id': INT, 'online': BOOL, 'can-offline': BOOL}],
+    'guest-get-fsinfo': [{'name': STR, 'mountpoint': STR, 'type': STR, '?used-bytes': INT,
+                          '?total-bytes': INT, '?total-bytes-privileged': INT,
+                          'disk': [DISK_ADDR]}],
+    'guest-get-disks': [{'name': STR, 'partition': BOOL, '?dependencies': [STR],
+                         '?address': DISK_ADDR, '?alias': STR, '?smart': ANY}],
+    'guest-get-memory-blocks': [{'phys-index': INT, 'online': BOOL, 'can-offline': BOOL}],
+    'guest-get-memory-block-info': {'size': INT},
+    'guest-get-host-name': {'host-name': STR},
+    'guest-get-users': [{'user': STR, 'login-time': NUM, '?domain': STR}],
+    'guest-get-timezone': {'?zone': STR, 'offset': INT},
+    'guest-get-osinfo': {'?' + k: STR for k in (
+        'kernel-release', 'kernel-version', 'machine', 'id', 'name', 'pretty-name', 'version',
+        'version-id', 'variant', 'variant-id')},
+    'guest-get-diskstats': [{'name': STR, 'major': INT, 'minor': INT, 'stats': DISKSTATS}],
+    'guest-get-cpustats': [dict({'type': ('enum', 'linux'), 'cpu': INT, 'user': INT, 'nice': INT,
+                                 'system': INT, 'idle': INT},
+                                **{'?' + k: INT for k in ('iowait', 'irq', 'softirq', 'steal',
+                                                          'guest', 'guestnice')})],
+    'guest-get-load': {'load1m': NUM, 'load5m': NUM, 'load15m': NUM},
+    'guest-ssh-get-authorized-keys': {'keys': [STR]},
+    'guest-fsfreeze-status': ('enum', 'thawed', 'frozen'),
+    'guest-sync': INT,
+    'guest-sync-delimited': INT,
+    'guest-file-open': INT,
+    'guest-file-read': {'count': INT, 'buf-b64': STR, 'eof': BOOL},
+    'guest-file-write': {'count': INT, 'eof': BOOL},
+    'guest-file-seek': {'position': INT, 'eof': BOOL},
+    'guest-file-flush': {},
+    'guest-file-close': {},
+    'guest-exec': {'pid': INT},
+    'guest-exec-status': {'exited': BOOL, '?exitcode': INT, '?signal': INT, '?out-data': STR,
+                          '?err-data': STR, '?out-truncated': BOOL, '?err-truncated': BOOL},
+}
+
+
+def shape_errors(value, spec, path='return'):
+    """Differences between a decoded value and a SCHEMAS spec, as readable strings."""
+    errs = []
+    if spec == ANY:
+        return errs
+    if isinstance(spec, tuple) and spec[0] == 'enum':
+        if value not in spec[1:] or isinstance(value, bool):
+            errs.append('%s: %r not one of %r' % (path, value, spec[1:]))
+        return errs
+    if isinstance(spec, str):
+        t = jtype(value)
+        ok = (t == spec or (spec == NUM and t in ('int', 'float')))
+        if not ok:
+            errs.append('%s: expected %s, got %s %r' % (path, spec, t, value))
+        return errs
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return ['%s: expected array, got %s' % (path, jtype(value))]
+        for i, v in enumerate(value):
+            errs += shape_errors(v, spec[0], '%s[%d]' % (path, i))
+        return errs
+    if not isinstance(value, dict):
+        return ['%s: expected object, got %s' % (path, jtype(value))]
+    known = set()
+    for k, sub in spec.items():
+        opt = k.startswith('?')
+        name = k[1:] if opt else k
+        known.add(name)
+        if name not in value:
+            if not opt:
+                errs.append('%s: missing required member %r' % (path, name))
+            continue
+        errs += shape_errors(value[name], sub, '%s.%s' % (path, name))
+    for k in value:
+        if k not in known:
+            errs.append('%s: unknown member %r' % (path, k))
+    return errs

@@ -217,6 +217,7 @@ def test_limits(binary, tmp):
                 err_line("Invalid parameter 'pid'"))
         T.ok('room again after reaping', 'return' in a.cmd('guest-exec', {'path': 'true'}))
         T.ok('reaping logged', 'not collected' in a.stderr(), a.stderr()[-500:])
+    T.check('no sanitizer reports (limits)', a.sanitizer_errors(), [])
 
 
 def main():
@@ -238,6 +239,7 @@ def main():
             test_truncation_and_eof(a)
         finally:
             a.close()
+            T.check('no sanitizer reports', a.sanitizer_errors(), [])
         if not reference:
             test_limits(binary, tmp)
     finally:

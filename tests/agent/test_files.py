@@ -8,6 +8,7 @@ usage: test_files.py AGENT [--reference]   (--reference: run the same checks on 
 """
 import base64
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -27,12 +28,10 @@ def b64(data):
 
 def line(ret):
     """The exact reply line qemu-ga writes for a return value of small ints/bools/strings."""
-    import json
     return json.dumps({'return': ret}).encode()
 
 
 def err_line(desc):
-    import json
     return json.dumps({'error': {'class': 'GenericError', 'desc': desc}}).encode()
 
 
@@ -258,6 +257,7 @@ def test_limit(binary, tmp):
         T.ok('no file created at the limit', not os.path.exists(p + '-new'))
         a.ret('guest-file-close', {'handle': hs[0]})
         T.ok('open after close', 'return' in a.cmd('guest-file-open', {'path': p}))
+    T.check('no sanitizer reports (limit)', a.sanitizer_errors(), [])
 
 
 def main():
@@ -280,6 +280,7 @@ def main():
             test_large(a, files)
         finally:
             a.close()
+            T.check('no sanitizer reports', a.sanitizer_errors(), [])
         test_numbering(binary, reference, tmp)
         if not reference:
             test_limit(binary, tmp)

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* virsh-style tables, JSON output, and error lines. */
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool cli_flag(const struct cli_opts *o, const char *name)
+{
+        for (size_t i = 0; i < o->nflags; i++)
+                if (strcmp(o->flags[i], name) == 0)
+                        return true;
+        return false;
+}
+
+void cli_table_init(struct cli_table *t, size_t ncols, const char *const *header)
+{
+        t->ncols = ncols;
+        t->nrows = 0;
+        t->cells = NULL;
+        cli_table_add(t, header);
+}
+
+void cli_table_add(struct cli_table *t, const char *const *row)
+{
+        char **n = reallocarray(t->cells, (t->nrows + 1) * t->ncols, sizeof(char *));
+
+        if (n == NULL)
+                return;
+        t->cells = n;
+        for (size_t c = 0; c < t->ncols; c++)
+                t->cells[t->nrows * t->ncols + c] = strdup(row[c] ? row[c] : "");
+        t->nrows++;
+}
+
+void cli_table_print(const struct cli_table *t, bool quiet)
+{
+        size_t width[16] = {0}, total = 0;
+
+        for (size_t r = 0; r < t->nrows; r++)
+                for (size_t c = 0; c < t->ncols && c < 16; c++) {
+                        size_t len = strlen(t->cells[r * t->ncols + c]);
+                        if (len > width[c])
+                                width[c] = len;
+                }
+        for (size_t r = quiet ? 1 : 0; r < t->nrows; r++) {
+                for (size_t c = 0; c < t->ncols; c++) {
+                        const char *cell = t->cells[r * t->ncols + c];
+
+                        if (c + 1 == t->ncols)
+                                printf(" %s", cell);
+                        else
+                                printf(" %-*s  ", (int)width[c], cell);
+                }
+                printf("\n");
+                if (r == 0) {
+                        for (size_t c = 0; c < t->ncols; c++)
+                                total += width[c] + 3;
+                        for (size_t i = 0; i < total; i++)
+                                putchar('-');
+                        printf("\n");
+                }
+        }
+        printf("\n");
+}
+
+void cli_table_free(struct cli_table *t)
+{
+        for (size_t i = 0; i < t->nrows * t->ncols; i++)
+                free(t->cells[i]);
+        free(t->cells);
+        t->cells = NULL;
+}
+
+void cli_print_json(json_t *v)
+{
+        char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+
+        if (s) {
+                printf("%s\n", s);
+                free(s);
+        }
+}
+
+void cli_error(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("error: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}

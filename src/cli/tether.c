@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * tether: the CLI, a thin client of tetherd's control socket with virsh's verbs, options and
+ * output. One table row per verb: its options, positional arguments, the control-API request
+ * it sends and how the reply is printed (virsh's text, or --json).
+ */
+#include "cli/cli.h"
+#include "common/cleanup.h"
+#include "common/fileutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- printing ---- */
+
+static const char *dom_state_text(json_t *dom)
+{
+        return json_string_value(json_object_get(dom, "state"));
+}
+
+/* virsh's list filters: groups AND together, flags within a group OR (libvirt-lifecycle §1.4). */
+static bool list_keep(json_t *dom, const struct cli_opts *o)
+{
+        bool active = json_integer_value(json_object_get(dom, "id")) >= 0;
+        const char *state = dom_state_text(dom);
+        bool persistent = json_is_true(json_object_get(dom, "persistent"));
+        bool autostart = json_is_true(json_object_get(dom, "autostart"));
+        bool saved = json_is_true(json_object_get(dom, "managed_save"));
+        bool any_state = cli_flag(o, "state-running") || cli_flag(o, "state-paused") ||
+                         cli_flag(o, "state-shutoff") || cli_flag(o, "state-other");
+        bool want_active = !cli_flag(o, "inactive") && !cli_flag(o, "state-shutoff");
+        bool want_inactive = cli_flag(o, "inactive") || cli_flag(o, "state-shutoff");
+
+        if (cli_flag(o, "all"))
+                want_active = want_inactive = true;
+        if (active ? !want_active : !want_inactive)
+                return false;
+        if (any_state) {
+                bool running = strcmp(state, "running") == 0, paused = strcmp(state, "paused") == 0;
+                bool shutoff = strcmp(state, "shut off") == 0;
+                bool other = !running && !paused && !shutoff;
+
+                if (!((cli_flag(o, "state-running") && running) || (cli_flag(o, "state-paused") && paused) ||
+                      (cli_flag(o, "state-shutoff") && shutoff) || (cli_flag(o, "state-other") && other)))
+                        return false;
+        }
+        if (cli_flag(o, "persistent") != cli_flag(o, "transient") &&
+            persistent != cli_flag(o, "persistent"))
+                return false;
+        if (cli_flag(o, "with-managed-save") != cli_flag(o, "without-managed-save") &&
+            saved != cli_flag(o, "with-managed-save"))
+                return false;
+        if (cli_flag(o, "autostart") != cli_flag(o, "no-autostart") && autostart != cli_flag(o, "autostart"))
+                return false;
+        /* No domain has snapshots yet: --with-snapshot matches none, --without-snapshot all. */
+        if (cli_flag(o, "with-snapshot") && !cli_flag(o, "without-snapshot"))
+                return false;
+        return true;
+}
+
+/* Sort as virsh: active by id, then inactive by case-insensitive name. */
+static int list_cmp(const void *a, const void *b)
+{
+        json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+        json_int_t ix = json_integer_value(json_object_get(x, "id"));
+        json_int_t iy = json_integer_value(json_object_get(y, "id"));
+
+        if (ix >= 0 && iy >= 0)
+                return ix < iy ? -1 : ix > iy;
+        if (ix >= 0 || iy >= 0)
+                return ix >= 0 ? -1 : 1;
+        return strcasecmp(json_string_value(json_object_get(x, "name")),
+                          json_string_value(json_object_get(y, "name")));
+}
+
+static int print_list(json_t *ret, const struct cli_opts *o)
+{
+        size_t n = 0, i;
+        _cleanup_free_ json_t **rows = calloc(json_array_size(ret) + 1, sizeof(json_t *));
+        json_t *dom;
+
+        if (rows == NULL)
+                return -1;
+        json_array_foreach(ret, i, dom)
+                if (list_keep(dom, o))
+                        rows[n++] = dom;
+        qsort(rows, n, sizeof(json_t *), list_cmp);
+        if (o->json) {
+                json_t *arr = json_array();
+
+                for (i = 0; i < n; i++)
+                        json_array_append(arr, rows[i]);
+                cli_print_json(arr);
+                json_decref(arr);
+                return 0;
+        }
+        if (cli_flag(o, "name") || cli_flag(o, "uuid") || cli_flag(o, "id")) {
+                for (i = 0; i < n; i++) {
+                        json_int_t id = json_integer_value(json_object_get(rows[i], "id"));
+                        bool first = true;
+
+                        /* --id alone skips inactive domains, as virsh does. */
+                        if (cli_flag(o, "id") && !cli_flag(o, "name") && !cli_flag(o, "uuid") && id < 0)
+                                continue;
+                        if (cli_flag(o, "id")) {
+                                if (id >= 0)
+                                        printf("%lld", (long long)id);
+                                else
+                                        printf("-");
+                                first = false;
+                        }
+                        if (cli_flag(o, "uuid")) {
+                                printf("%s%s", first ? "" : " ",
+                                       json_string_value(json_object_get(rows[i], "uuid")));
+                                first = false;
+                        }
+                        if (cli_flag(o, "name"))
+                                printf("%s%s", first ? "" : " ",
+                                       json_string_value(json_object_get(rows[i], "name")));
+                        printf("\n");
+                }
+                printf("\n");
+                return 0;
+        }
+        {
+                struct cli_table t;
+                const char *head[] = {"Id", "Name", "State", "Title"};
+
+                cli_table_init(&t, cli_flag(o, "title") ? 4 : 3, head);
+                for (i = 0; i < n; i++) {
+                        json_int_t id = json_integer_value(json_object_get(rows[i], "id"));
+                        const char *state = dom_state_text(rows[i]);
+                        char idbuf[32];
+
+                        if (id >= 0)
+                                snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+                        else
+                                snprintf(idbuf, sizeof(idbuf), "-");
+                        if (cli_flag(o, "managed-save") && strcmp(state, "shut off") == 0 &&
+                            json_is_true(json_object_get(rows[i], "managed_save")))
+                                state = "saved";
+                        const char *cells[] = {
+                                idbuf, json_string_value(json_object_get(rows[i], "name")), state,
+                                json_string_value(json_object_get(rows[i], "title")) ?: ""};
+                        cli_table_add(&t, cells);
+                }
+                cli_table_print(&t, o->quiet);
+                cli_table_free(&t);
+        }
+        return 0;
+}
+
+static int print_dominfo(json_t *ret, const struct cli_opts *o)
+{
+        json_int_t id = json_integer_value(json_object_get(ret, "id"));
+
+        if (o->json) {
+                cli_print_json(ret);
+                return 0;
+        }
+        if (id >= 0)
+                printf("%-15s %lld\n", "Id:", (long long)id);
+        else
+                printf("%-15s %s\n", "Id:", "-");
+        printf("%-15s %s\n", "Name:", json_string_value(json_object_get(ret, "name")));
+        printf("%-15s %s\n", "UUID:", json_string_value(json_object_get(ret, "uuid")));
+        printf("%-15s %s\n", "OS Type:", json_string_value(json_object_get(ret, "os_type")));
+        printf("%-15s %s\n", "State:", dom_state_text(ret));
+        printf("%-15s %lld\n", "CPU(s):",
+               (long long)json_integer_value(json_object_get(ret, "vcpus")));
+        printf("%-15s %lld KiB\n", "Max memory:",
+               (long long)json_integer_value(json_object_get(ret, "max_memory_kib")));
+        printf("%-15s %lld KiB\n", "Used memory:",
+               (long long)json_integer_value(json_object_get(ret, "used_memory_kib")));
+        printf("%-15s %s\n", "Persistent:",
+               json_is_true(json_object_get(ret, "persistent")) ? "yes" : "no");
+        printf("%-15s %s\n", "Autostart:",
+               json_is_true(json_object_get(ret, "autostart")) ? "enable" : "disable");
+        printf("%-15s %s\n", "Managed save:",
+               json_is_true(json_object_get(ret, "managed_save")) ? "yes" : "no");
+        printf("\n");
+        return 0;
+}
+
+static int print_domstate(json_t *ret, const struct cli_opts *o)
+{
+        if (o->json) {
+                json_t *j = json_pack("{s:O, s:O}", "state", json_object_get(ret, "state"),
+                                      "reason", json_object_get(ret, "reason"));
+                cli_print_json(j);
+                json_decref(j);
+                return 0;
+        }
+        if (cli_flag(o, "reason"))
+                printf("%s (%s)\n\n", dom_state_text(ret),
+                       json_string_value(json_object_get(ret, "reason")));
+        else
+                printf("%s\n\n", dom_state_text(ret));
+        return 0;
+}
+
+/* domid, domuuid, domname: one field of dominfo. */
+static int print_field(json_t *ret, const struct cli_opts *o, const char *key)
+{
+        json_t *v = json_object_get(ret, key);
+
+        if (o->json) {
+                json_t *j = json_pack("{s:O}", key, v);
+                cli_print_json(j);
+                json_decref(j);
+                return 0;
+        }
+        if (json_is_integer(v)) {
+                if (json_integer_value(v) >= 0)
+                        printf("%lld\n\n", (long long)json_integer_value(v));
+                else
+                        printf("-\n\n");
+        } else {
+                printf("%s\n\n", json_string_value(v));
+        }
+        return 0;
+}
+
+static int print_domid(json_t *ret, const struct cli_opts *o)
+{
+        return print_field(ret, o, "id");
+}
+
+static int print_domuuid(json_t *ret, const struct cli_opts *o)
+{
+        return print_field(ret, o, "uuid");
+}
+
+static int print_domname(json_t *ret, const struct cli_opts *o)
+{
+        return print_field(ret, o, "name");
+}
+
+static int print_dumpxml(json_t *ret, const struct cli_opts *o)
+{
+        if (o->json)
+                cli_print_json(ret);
+        else
+                fputs(json_string_value(json_object_get(ret, "xml")), stdout);
+        return 0;
+}
+
+/* ---- verbs ---- */
+
+/* Read the XML file named by the first positional argument into args["xml"]. */
+static int args_xml_file(json_t *args, const struct cli_opts *o)
+{
+        _cleanup_free_ char *xml = NULL;
+        struct tt_error err = {0};
+
+        if (tt_read_file(o->pos[0], 16 << 20, &xml, NULL, &err) < 0) {
+                cli_error("%s", err.msg);
+                tt_error_clear(&err);
+                return -1;
+        }
+        json_object_set_new(args, "xml", json_string(xml));
+        return 0;
+}
+
+static int args_domain(json_t *args, const struct cli_opts *o)
+{
+        json_object_set_new(args, "domain", json_string(o->pos[0]));
+        return 0;
+}
+
+/* Confirmation lines, in virsh's words; %s is the domain (or file). */
+static const struct cli_verb verbs[] = {
+        {"list", "list", {"all", "inactive", "state-running", "state-paused", "state-shutoff",
+                          "state-other", "persistent", "transient", "with-managed-save",
+                          "without-managed-save", "autostart", "no-autostart", "with-snapshot",
+                          "without-snapshot", "uuid", "name", "id", "title", "table",
+                          "managed-save"},
+         0, NULL, print_list, NULL, NULL},
+        {"dominfo", "dominfo", {NULL}, 1, args_domain, print_dominfo, NULL, NULL},
+        {"domstate", "dominfo", {"reason"}, 1, args_domain, print_domstate, NULL, NULL},
+        {"domid", "dominfo", {NULL}, 1, args_domain, print_domid, NULL, NULL},
+        {"domuuid", "dominfo", {NULL}, 1, args_domain, print_domuuid, NULL, NULL},
+        {"domname", "dominfo", {NULL}, 1, args_domain, print_domname, NULL, NULL},
+        {"dumpxml", "dumpxml", {"inactive"}, 1, args_domain, print_dumpxml, NULL, NULL},
+        {"define", "define", {NULL}, 1, args_xml_file, NULL, "Domain '%s' defined from %s", NULL},
+        {"undefine", "undefine", {"managed-save"}, 1, args_domain, NULL,
+         "Domain '%s' has been undefined", NULL},
+        {"create", "create", {"paused"}, 1, args_xml_file, NULL, "Domain '%s' created from %s",
+         NULL},
+        {"start", "start", {"paused", "force-boot"}, 1, args_domain, NULL, "Domain '%s' started",
+         NULL},
+        {"destroy", "destroy", {"graceful"}, 1, args_domain, NULL, "Domain '%s' destroyed", NULL},
+        {"suspend", "suspend", {NULL}, 1, args_domain, NULL, "Domain '%s' suspended", NULL},
+        {"resume", "resume", {NULL}, 1, args_domain, NULL, "Domain '%s' resumed", NULL},
+        {"shutdown", "shutdown", {NULL}, 1, args_domain, NULL, "Domain '%s' is being shutdown",
+         NULL},
+        {"reboot", "reboot", {NULL}, 1, args_domain, NULL, "Domain '%s' is being rebooted", NULL},
+        {"reset", "reset", {NULL}, 1, args_domain, NULL, "Domain '%s' was reset", NULL},
+        {"autostart", "autostart", {"disable"}, 1, args_domain, NULL,
+         "Domain '%s' marked as autostarted", "Domain '%s' unmarked as autostarted"},
+};
+
+const struct cli_verb *cli_verb_find(const char *name)
+{
+        for (size_t i = 0; i < TT_ARRAY_SIZE(verbs); i++)
+                if (strcmp(verbs[i].name, name) == 0)
+                        return &verbs[i];
+        return NULL;
+}
+
+void cli_verbs_usage(FILE *out)
+{
+        for (size_t i = 0; i < TT_ARRAY_SIZE(verbs); i++)
+                fprintf(out, "    %s\n", verbs[i].name);
+}

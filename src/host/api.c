@@ -1,0 +1,529 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "host/api.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "host/vm.h"
+#include "wire/wire.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* A request larger than this is refused (a domain XML is a few KiB). */
+#define API_MAX_MESSAGE (4u << 20)
+
+struct api_client {
+        struct api_client *next;        /* list in the server */
+        struct api_server *srv;         /* owner */
+        struct bufferevent *bev;        /* the connection */
+        struct wire_splitter *splitter; /* request framing */
+        struct wire_out *out;           /* reply framing */
+        unsigned inflight;              /* requests whose reply is pending */
+        bool closing;                   /* free once inflight drops to 0 */
+        uid_t uid;                      /* peer credentials */
+};
+
+struct api_server {
+        struct tetherd *d;              /* the daemon */
+        struct evconnlistener *listener; /* the control socket */
+        struct api_client *clients;     /* connected clients */
+        char *path;                     /* socket path, removed on close */
+};
+
+/* One request that is answered later (its job runs in the background). */
+struct api_call {
+        struct api_client *client;      /* NULL once the client went away */
+        json_t *id;                     /* echoed in the reply */
+};
+
+static void client_free(struct api_client *c);
+
+/* ---- replies ---- */
+
+static const char *class_of(int code)
+{
+        switch (code) {
+        case VM_ERR_NO_DOMAIN:
+                return API_CLASS_NO_DOMAIN;
+        case VM_ERR_INVALID_OP:
+                return API_CLASS_INVALID;
+        case VM_ERR_BUSY:
+                return API_CLASS_BUSY;
+        case VM_ERR_EXISTS:
+                return API_CLASS_EXISTS;
+        case VM_ERR_CONFIG:
+                return API_CLASS_CONFIG;
+        case VM_ERR_FAILED:
+                return API_CLASS_FAILED;
+        default:
+                return API_CLASS_GENERIC;
+        }
+}
+
+static void call_finish(struct api_call *call, json_t *ret, const struct tt_error *err)
+{
+        struct api_client *c = call->client;
+
+        if (c) {
+                if (err)
+                        wire_write_error(c->out, class_of(err->code),
+                                         err->msg ? err->msg : "unknown error", call->id);
+                else
+                        wire_write_return(c->out, ret, call->id);
+                wire_out_flush(c->out);
+                c->inflight--;
+                if (c->closing && c->inflight == 0)
+                        client_free(c);
+        }
+        json_decref(call->id);
+        free(call);
+}
+
+static void call_done(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        call_finish(opaque, ret, err);
+}
+
+/* ---- verbs ---- */
+
+/*
+ * A handler either answers at once (returns 0 with *ret set, or -1 with err set) or starts a
+ * job and returns 1: the job's completion answers through call_done(call).
+ */
+typedef int (*api_fn)(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                      struct tt_error *err);
+
+static const char *arg_str(json_t *args, const char *key)
+{
+        return json_string_value(json_object_get(args, key));
+}
+
+static bool arg_bool(json_t *args, const char *key)
+{
+        return json_is_true(json_object_get(args, key));
+}
+
+static struct vm *arg_vm(struct tetherd *d, json_t *args, struct tt_error *err)
+{
+        return vm_lookup(d, arg_str(args, "domain"), err);
+}
+
+static int api_list(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                    struct tt_error *err)
+{
+        json_t *list = json_array();
+
+        for (struct vm *vm = d->vms; vm; vm = vm->next)
+                json_array_append_new(list, vm_describe(vm));
+        *ret = list;
+        return 0;
+}
+
+static int api_dominfo(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                       struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL)
+                return -1;
+        *ret = vm_describe(vm);
+        return 0;
+}
+
+static int api_dumpxml(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                       struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+        _cleanup_free_ char *xml = NULL;
+
+        if (vm == NULL)
+                return -1;
+        /*
+         * --inactive shows the next-boot definition; default is what runs now. Graphics
+         * passwords are left out, as virsh dumpxml does without --security-info.
+         */
+        xml = domain_format_flags(vm->live && !arg_bool(args, "inactive") ? vm->live : vm->def,
+                                  0);
+        if (xml == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        *ret = json_pack("{s:s}", "xml", xml);
+        return 0;
+}
+
+static int api_define(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                      struct tt_error *err)
+{
+        struct vm *vm;
+
+        if (vm_define(d, arg_str(args, "xml"), &vm, err) < 0)
+                return -1;
+        *ret = json_pack("{s:s, s:s}", "name", vm->def->name, "uuid", vm->def->uuid);
+        return 0;
+}
+
+static int api_undefine(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                        struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL || vm_undefine(vm, arg_bool(args, "managed-save"), err) < 0)
+                return -1;
+        return 0;
+}
+
+static int api_autostart(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                         struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL || vm_set_autostart(vm, !arg_bool(args, "disable"), err) < 0)
+                return -1;
+        return 0;
+}
+
+static unsigned start_flags(json_t *args)
+{
+        return (arg_bool(args, "paused") ? VM_START_PAUSED : 0) |
+               (arg_bool(args, "force-boot") ? VM_START_FORCE_BOOT : 0);
+}
+
+static int api_create(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                      struct tt_error *err)
+{
+        if (vm_create(d, arg_str(args, "xml"), start_flags(args), call_done, call, err) < 0)
+                return -1;
+        return 1;
+}
+
+static int api_start(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                     struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL || vm_start(vm, start_flags(args), call_done, call, err) < 0)
+                return -1;
+        return 1;
+}
+
+static int api_destroy(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                       struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL || vm_destroy(vm, arg_bool(args, "graceful"), call_done, call, err) < 0)
+                return -1;
+        return 1;
+}
+
+/* suspend, resume, shutdown, reboot, reset: a domain argument and nothing else. */
+#define SIMPLE_VERB(fn, op)                                                                        \
+        static int fn(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,         \
+                      struct tt_error *err)                                                        \
+        {                                                                                          \
+                struct vm *vm = arg_vm(d, args, err);                                              \
+                if (vm == NULL || op(vm, call_done, call, err) < 0)                                \
+                        return -1;                                                                 \
+                return 1;                                                                          \
+        }
+SIMPLE_VERB(api_suspend, vm_suspend)
+SIMPLE_VERB(api_resume, vm_resume)
+SIMPLE_VERB(api_shutdown, vm_shutdown)
+SIMPLE_VERB(api_reboot, vm_reboot)
+SIMPLE_VERB(api_reset, vm_reset)
+
+#define ARG(n, t) {.name = (n), .type = (t), .required = true}
+#define OPT(n, t) {.name = (n), .type = (t), .required = false}
+static const struct wire_arg args_none[] = {{.name = NULL}};
+static const struct wire_arg args_dom[] = {ARG("domain", WIRE_T_STRING), {.name = NULL}};
+static const struct wire_arg args_xml[] = {ARG("xml", WIRE_T_STRING), {.name = NULL}};
+static const struct wire_arg args_create[] = {ARG("xml", WIRE_T_STRING), OPT("paused", WIRE_T_BOOL),
+                                              {.name = NULL}};
+static const struct wire_arg args_start[] = {ARG("domain", WIRE_T_STRING),
+                                             OPT("paused", WIRE_T_BOOL),
+                                             OPT("force-boot", WIRE_T_BOOL), {.name = NULL}};
+static const struct wire_arg args_destroy[] = {ARG("domain", WIRE_T_STRING),
+                                               OPT("graceful", WIRE_T_BOOL), {.name = NULL}};
+static const struct wire_arg args_undefine[] = {ARG("domain", WIRE_T_STRING),
+                                                OPT("managed-save", WIRE_T_BOOL), {.name = NULL}};
+static const struct wire_arg args_autostart[] = {ARG("domain", WIRE_T_STRING),
+                                                 OPT("disable", WIRE_T_BOOL), {.name = NULL}};
+static const struct wire_arg args_dumpxml[] = {ARG("domain", WIRE_T_STRING),
+                                               OPT("inactive", WIRE_T_BOOL), {.name = NULL}};
+
+/* The control API's verbs: one row each (the CLI's verb table maps onto these). */
+static const struct api_verb {
+        const char *name;              /* "execute" value */
+        api_fn fn;                     /* handler */
+        const struct wire_arg *args;   /* argument spec */
+} api_verbs[] = {
+        {"list", api_list, args_none},
+        {"dominfo", api_dominfo, args_dom},
+        {"dumpxml", api_dumpxml, args_dumpxml},
+        {"define", api_define, args_xml},
+        {"undefine", api_undefine, args_undefine},
+        {"autostart", api_autostart, args_autostart},
+        {"create", api_create, args_create},
+        {"start", api_start, args_start},
+        {"destroy", api_destroy, args_destroy},
+        {"suspend", api_suspend, args_dom},
+        {"resume", api_resume, args_dom},
+        {"shutdown", api_shutdown, args_dom},
+        {"reboot", api_reboot, args_dom},
+        {"reset", api_reset, args_dom},
+};
+
+/* ---- clients ---- */
+
+static void dispatch(struct api_client *c, json_t *msg)
+{
+        struct wire_request req = {0};
+        struct tt_error err = {0};
+        struct api_call *call;
+        json_t *ret = NULL;
+        json_t *args;
+        int r = -1;
+
+        call = calloc(1, sizeof(*call));
+        if (call == NULL)
+                return;
+        call->client = c;
+        c->inflight++;
+        if (wire_request_parse(msg, &req, &err) < 0) {
+                call->id = json_incref(req.id);
+                call_finish(call, NULL, &err);
+                tt_error_clear(&err);
+                return;
+        }
+        call->id = json_incref(req.id);
+        args = req.arguments ? req.arguments : json_object();
+        if (req.arguments == NULL)
+                req.arguments = args;
+        for (size_t i = 0; i < TT_ARRAY_SIZE(api_verbs); i++) {
+                const struct api_verb *v = &api_verbs[i];
+
+                if (strcmp(v->name, req.execute) != 0)
+                        continue;
+                if (wire_args_check(v->args, args, &err) == 0)
+                        r = v->fn(c->srv->d, args, call, &ret, &err);
+                goto done;
+        }
+        tt_error_set(&err, 0, "The command %s has not been found", req.execute);
+        wire_write_error(c->out, API_CLASS_NOT_FOUND, err.msg, req.id);
+        wire_out_flush(c->out);
+        c->inflight--;
+        json_decref(call->id);
+        free(call);
+        goto out;
+done:
+        if (r == 1) {
+                /* A job runs; call_done() answers. */
+        } else {
+                call_finish(call, r == 0 ? ret : NULL, r == 0 ? NULL : &err);
+                json_decref(ret);
+        }
+out:
+        if (args != json_object_get(msg, "arguments"))
+                json_decref(args);
+        tt_error_clear(&err);
+}
+
+static int on_message(void *opaque, json_t *msg, const struct tt_error *perr)
+{
+        struct api_client *c = opaque;
+
+        if (msg == NULL) {
+                wire_write_error(c->out, API_CLASS_GENERIC, perr->msg, NULL);
+                wire_out_flush(c->out);
+                return 0;
+        }
+        dispatch(c, msg);
+        json_decref(msg);
+        return 0;
+}
+
+static int client_sink(void *opaque, const void *buf, size_t len)
+{
+        struct api_client *c = opaque;
+
+        return bufferevent_write(c->bev, buf, len) == 0 ? 0 : -EIO;
+}
+
+static void client_free(struct api_client *c)
+{
+        struct api_client **pp;
+
+        for (pp = &c->srv->clients; *pp; pp = &(*pp)->next) {
+                if (*pp == c) {
+                        *pp = c->next;
+                        break;
+                }
+        }
+        bufferevent_free(c->bev);
+        wire_splitter_free(c->splitter);
+        wire_out_free(c->out);
+        free(c);
+}
+
+static void client_read(struct bufferevent *bev, void *opaque)
+{
+        struct api_client *c = opaque;
+        struct evbuffer *in = bufferevent_get_input(bev);
+        size_t len;
+
+        while ((len = evbuffer_get_contiguous_space(in)) > 0) {
+                wire_splitter_feed(c->splitter, evbuffer_pullup(in, (ssize_t)len), len,
+                                   on_message, c);
+                evbuffer_drain(in, len);
+        }
+}
+
+static void client_event(struct bufferevent *bev, short what, void *opaque)
+{
+        struct api_client *c = opaque;
+
+        if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+                return;
+        if (c->inflight == 0) {
+                client_free(c);
+                return;
+        }
+        /* Jobs still run; they finish, and their replies are dropped with the client. */
+        c->closing = true;
+        bufferevent_disable(bev, EV_READ);
+}
+
+/* Root, or a member of the configured group, may use the daemon. */
+static bool peer_allowed(struct tetherd *d, int fd, struct ucred *cred)
+{
+        socklen_t len = sizeof(*cred);
+        char path[64], line[4096];
+        bool ok = false;
+        FILE *f;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
+                return false;
+        if (cred->uid == 0)
+                return true;
+        if (!d->access_gid_set)
+                return false;
+        if (cred->gid == d->access_gid)
+                return true;
+        /* Supplementary groups of the peer process. */
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)cred->pid);
+        f = fopen(path, "re");
+        if (f == NULL)
+                return false;
+        while (fgets(line, sizeof(line), f)) {
+                char *tok, *save = NULL;
+
+                if (strncmp(line, "Groups:", 7) != 0)
+                        continue;
+                for (tok = strtok_r(line + 7, " \t\n", &save); tok;
+                     tok = strtok_r(NULL, " \t\n", &save))
+                        if ((gid_t)strtoul(tok, NULL, 10) == d->access_gid)
+                                ok = true;
+        }
+        fclose(f);
+        return ok;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *opaque)
+{
+        struct api_server *srv = opaque;
+        struct api_client *c;
+        struct ucred cred = {0};
+
+        if (!peer_allowed(srv->d, fd, &cred)) {
+                static const char msg[] =
+                        "{\"error\": {\"class\": \"PermissionDenied\", \"desc\": \"access "
+                        "denied: only root or members of the tetherd group may use this "
+                        "socket\"}}\n";
+
+                tt_warn("refused control connection from uid %u pid %d", (unsigned)cred.uid,
+                        (int)cred.pid);
+                (void)!write(fd, msg, sizeof(msg) - 1);
+                close(fd);
+                return;
+        }
+        c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+                close(fd);
+                return;
+        }
+        c->srv = srv;
+        c->uid = cred.uid;
+        c->bev = bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+        c->splitter = wire_splitter_new();
+        c->out = wire_out_new(client_sink, c);
+        if (c->bev == NULL || c->splitter == NULL || c->out == NULL) {
+                if (c->bev)
+                        bufferevent_free(c->bev);
+                else
+                        close(fd);
+                wire_splitter_free(c->splitter);
+                wire_out_free(c->out);
+                free(c);
+                return;
+        }
+        wire_splitter_set_limits(c->splitter, API_MAX_MESSAGE, 0, 64);
+        bufferevent_setcb(c->bev, client_read, NULL, client_event, c);
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        c->next = srv->clients;
+        srv->clients = c;
+}
+
+int api_listen(struct tetherd *d, const char *path, struct tt_error *err)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        struct api_server *srv;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return tt_error_set(err, ENAMETOOLONG, "socket path '%s' is too long", path);
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        srv = calloc(1, sizeof(*srv));
+        if (srv == NULL || (srv->path = strdup(path)) == NULL) {
+                free(srv);
+                return tt_error_set(err, ENOMEM, "out of memory");
+        }
+        srv->d = d;
+        unlink(path);
+        srv->listener = evconnlistener_new_bind(d->base, on_accept, srv,
+                                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64,
+                                                (struct sockaddr *)&sa, sizeof(sa));
+        if (srv->listener == NULL) {
+                int e = errno;
+
+                free(srv->path);
+                free(srv);
+                return tt_error_errno(err, e, "cannot listen on '%s'", path);
+        }
+        /* Anyone may connect and be told clearly whether they are allowed (SO_PEERCRED). */
+        chmod(path, 0666);
+        d->api = srv;
+        return 0;
+}
+
+void api_close(struct tetherd *d)
+{
+        struct api_server *srv = d->api;
+
+        if (srv == NULL)
+                return;
+        while (srv->clients)
+                client_free(srv->clients);
+        evconnlistener_free(srv->listener);
+        unlink(srv->path);
+        free(srv->path);
+        free(srv);
+        d->api = NULL;
+}

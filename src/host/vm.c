@@ -1,0 +1,959 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "host/vm.h"
+#include "common/cleanup.h"
+#include "common/fileutil.h"
+#include "common/log.h"
+#include "host/qemu_argv.h"
+#include "host/qmp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* How long QEMU may take to answer a lifecycle command before the job fails. */
+#define VM_QMP_TIMEOUT_MS 10000
+/* destroy: SIGTERM, then SIGKILL after this many 100 ms ticks (libvirt: 10 s). */
+#define VM_KILL_TICKS 100
+/* destroy --graceful gives up after this many ticks (libvirt: 15 s). */
+#define VM_GRACEFUL_TICKS 150
+
+static void vm_on_event(void *opaque, const char *name, json_t *data);
+static void vm_on_closed(void *opaque);
+static const struct qmp_callbacks vm_qmp_callbacks = {vm_on_event, vm_on_closed};
+
+/* ---- small helpers ---- */
+
+static void vm_save_status(struct vm *vm)
+{
+        struct tt_error err = {0};
+        json_t *st;
+
+        if (!vm_state_is_active(vm->status.state))
+                return;
+        st = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:b}", "name", vm->def->name, "uuid",
+                       vm->def->uuid, "pid", (int)vm->pid, "id", vm->id, "state",
+                       (int)vm->status.state, "reason", vm->status.reason, "persistent",
+                       vm->persistent);
+        if (st == NULL || store_save_status(&vm->d->store, vm->def->name, st, &err) < 0)
+                tt_err("%s: cannot save status: %s", vm->def->name, err.msg);
+        json_decref(st);
+        tt_error_clear(&err);
+}
+
+/* Apply a transition from the table; an event that does not apply is logged and ignored. */
+static int vm_apply(struct vm *vm, enum vm_event ev, struct tt_error *err)
+{
+        struct vm_status next;
+        struct tt_error local = {0};
+
+        if (vm_state_apply(vm->status, ev, &next, err ? err : &local) < 0) {
+                if (err == NULL)
+                        tt_debug("%s: event %s ignored in state %s: %s", vm->def->name,
+                                 vm_state_event_name(ev), vm_state_name(vm->status.state),
+                                 local.msg);
+                tt_error_clear(&local);
+                return -1;
+        }
+        vm->status = next;
+        vm_save_status(vm);
+        return 0;
+}
+
+static int invalid_op(struct tt_error *err, struct tt_error *why)
+{
+        tt_error_set(err, VM_ERR_INVALID_OP, "Requested operation is not valid: %s", why->msg);
+        tt_error_clear(why);
+        return -1;
+}
+
+/* Check that ev is valid now and no other job runs; then take the job. */
+static int vm_begin_job(struct vm *vm, const char *job, enum vm_event ev, vm_done_fn done,
+                        void *opaque, struct tt_error *err)
+{
+        struct vm_status next;
+        struct tt_error why = {0};
+
+        if (vm->job)
+                return tt_error_set(err, VM_ERR_BUSY, "domain %s is busy: %s", vm->def->name,
+                                    vm->job);
+        if (vm_state_apply(vm->status, ev, &next, &why) < 0)
+                return invalid_op(err, &why);
+        vm->job = job;
+        vm->done = done;
+        vm->done_opaque = opaque;
+        return 0;
+}
+
+/* Finish the running job: reply to its caller exactly once. */
+static void vm_end_job(struct vm *vm, json_t *ret, const struct tt_error *err)
+{
+        vm_done_fn done = vm->done;
+        void *opaque = vm->done_opaque;
+
+        vm->job = NULL;
+        vm->done = NULL;
+        vm->done_opaque = NULL;
+        if (done)
+                done(opaque, ret, err);
+}
+
+static void vm_end_job_error(struct vm *vm, int code, const char *msg)
+{
+        struct tt_error err = {0};
+
+        tt_error_set(&err, code, "%s", msg);
+        vm_end_job(vm, NULL, &err);
+        tt_error_clear(&err);
+}
+
+static struct vm *vm_new(struct tetherd *d, struct domain *def, bool persistent)
+{
+        struct vm *vm = calloc(1, sizeof(*vm));
+
+        if (vm == NULL)
+                return NULL;
+        vm->d = d;
+        vm->def = def;
+        vm->persistent = persistent;
+        vm->id = -1;
+        vm->status = (struct vm_status){VM_STATE_SHUTOFF, VM_SHUTOFF_UNKNOWN};
+        vm->next = d->vms;
+        d->vms = vm;
+        return vm;
+}
+
+static void vm_unlink_free(struct vm *vm)
+{
+        struct vm **pp;
+
+        for (pp = &vm->d->vms; *pp; pp = &(*pp)->next) {
+                if (*pp == vm) {
+                        *pp = vm->next;
+                        break;
+                }
+        }
+        qmp_free(vm->qmp);
+        if (vm->timer)
+                event_free(vm->timer);
+        domain_free(vm->live);
+        domain_free(vm->def);
+        free(vm);
+}
+
+void vm_free_all(struct tetherd *d)
+{
+        while (d->vms)
+                vm_unlink_free(d->vms);
+}
+
+struct vm *vm_lookup(struct tetherd *d, const char *key, struct tt_error *err)
+{
+        int64_t id = -1;
+        struct vm *vm;
+
+        tt_parse_int64(key, 10, &id);
+        for (vm = d->vms; vm; vm = vm->next) {
+                if (strcmp(vm->def->name, key) == 0 || strcasecmp(vm->def->uuid, key) == 0 ||
+                    (id >= 0 && vm->id == id))
+                        return vm;
+        }
+        tt_error_set(err, VM_ERR_NO_DOMAIN, "failed to get domain '%s'", key);
+        return NULL;
+}
+
+/* The last lines of QEMU's log, to explain a failed start as libvirt does. */
+static char *log_tail(struct vm *vm)
+{
+        _cleanup_free_ char *path = store_log_path(&vm->d->store, vm->def->name);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        char *p;
+
+        if (path == NULL || tt_read_file(path, 1 << 20, &text, &len, NULL) < 0)
+                return strdup("");
+        while (len > 0 && text[len - 1] == '\n')
+                text[--len] = '\0';
+        p = strrchr(text, '\n');
+        return strdup(p ? p + 1 : text);
+}
+
+/* ---- stopping: every way QEMU goes away ends here ---- */
+
+static void vm_reap(struct vm *vm)
+{
+        if (vm->pid > 0 && vm->is_child) {
+                /* QEMU closed its monitor as it exited; give it a moment to be reapable. */
+                for (int i = 0; i < 200; i++) {
+                        if (waitpid(vm->pid, NULL, WNOHANG) != 0)
+                                break;
+                        usleep(1000);
+                }
+        }
+}
+
+/* QEMU is gone: apply ev, clean the run folder, drop a transient domain. */
+static void vm_stopped(struct vm *vm, enum vm_event ev)
+{
+        const char *name = vm->def->name;
+
+        vm_reap(vm);
+        if (vm->timer)
+                event_del(vm->timer);
+        qmp_free(vm->qmp);
+        vm->qmp = NULL;
+        vm->pid = 0;
+        vm->is_child = false;
+        vm->destroying = false;
+        vm->fake_reboot = false;
+        vm->id = -1;
+        vm_apply(vm, ev, NULL);
+        store_remove_run(&vm->d->store, name);
+        domain_free(vm->live);
+        vm->live = NULL;
+        {
+                _cleanup_free_ char *text =
+                        vm_state_format(vm->status.state, vm->status.reason, true);
+                tt_info("%s: %s", name, text ? text : "stopped");
+        }
+}
+
+static void vm_finish_stop(struct vm *vm, enum vm_event ev)
+{
+        const char *job = vm->job;
+
+        vm_stopped(vm, ev);
+        if (job && strcmp(job, "start") == 0) {
+                _cleanup_free_ char *tail = log_tail(vm);
+                char msg[1200];
+
+                snprintf(msg, sizeof(msg), "internal error: QEMU exited while starting: %s",
+                         tail && *tail ? tail : "no message");
+                vm_end_job_error(vm, VM_ERR_FAILED, msg);
+        } else if (job) {
+                vm_end_job(vm, NULL, NULL);
+        }
+        if (!vm->persistent)
+                vm_unlink_free(vm);
+}
+
+static void vm_on_closed(void *opaque)
+{
+        struct vm *vm = opaque;
+        enum vm_event ev;
+
+        if (vm->destroying)
+                ev = VM_EV_DESTROYED;
+        else if (vm->job && strcmp(vm->job, "start") == 0)
+                ev = VM_EV_START_FAILED;
+        else
+                ev = VM_EV_MONITOR_EOF; /* the table decides: shutdown or crashed */
+        vm_finish_stop(vm, ev);
+}
+
+/* ---- QMP events ---- */
+
+static void reply_ignore(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        if (err)
+                tt_warn("QMP: %s", err->msg);
+}
+
+static void vm_after_guest_stop(struct vm *vm, enum domain_action action)
+{
+        if (action == DOMAIN_ACTION_RESTART || vm->fake_reboot) {
+                /* Fake reboot: QEMU was kept by -no-shutdown; reset it and run again. */
+                vm->fake_reboot = false;
+                qmp_command(vm->qmp, "system_reset", NULL, VM_QMP_TIMEOUT_MS, reply_ignore, vm);
+                qmp_command(vm->qmp, "cont", NULL, VM_QMP_TIMEOUT_MS, reply_ignore, vm);
+                vm_apply(vm, VM_EV_FAKE_REBOOT, NULL);
+        } else if (action == DOMAIN_ACTION_DESTROY) {
+                /* QEMU is paused by -no-shutdown; let it exit (EOF gives the final state). */
+                qmp_command(vm->qmp, "quit", NULL, VM_QMP_TIMEOUT_MS, reply_ignore, vm);
+        }
+}
+
+static void vm_on_event(void *opaque, const char *name, json_t *data)
+{
+        struct vm *vm = opaque;
+
+        tt_debug("%s: QMP event %s", vm->def->name, name);
+        if (strcmp(name, "SHUTDOWN") == 0) {
+                /* Our own SIGTERM (destroy) makes QEMU say SHUTDOWN too: EOF follows. */
+                if (vm->destroying)
+                        return;
+                vm_apply(vm, VM_EV_QMP_SHUTDOWN, NULL);
+                vm_after_guest_stop(vm, vm->live ? vm->live->on_poweroff : DOMAIN_ACTION_DESTROY);
+        } else if (strcmp(name, "STOP") == 0) {
+                /* Our own stops (suspend, save) apply their transition themselves. */
+                if (vm->job == NULL && vm->status.state == VM_STATE_RUNNING)
+                        vm_apply(vm, VM_EV_QMP_STOP, NULL);
+        } else if (strcmp(name, "RESUME") == 0) {
+                if (vm->job == NULL && vm->status.state == VM_STATE_PAUSED)
+                        vm_apply(vm, VM_EV_QMP_RESUME, NULL);
+        } else if (strcmp(name, "RESET") == 0) {
+                vm_apply(vm, VM_EV_QMP_RESET, NULL);
+        } else if (strcmp(name, "GUEST_PANICKED") == 0) {
+                vm_apply(vm, VM_EV_QMP_PANICKED, NULL);
+                if (vm->live && vm->live->on_crash != DOMAIN_ACTION_PRESERVE)
+                        vm_after_guest_stop(vm, vm->live->on_crash);
+        } else if (strcmp(name, "SUSPEND") == 0 || strcmp(name, "SUSPEND_DISK") == 0) {
+                vm_apply(vm, VM_EV_QMP_SUSPEND, NULL);
+        } else if (strcmp(name, "WAKEUP") == 0) {
+                vm_apply(vm, VM_EV_QMP_WAKEUP, NULL);
+        }
+}
+
+/* ---- start ---- */
+
+/* A free TCP port from base on addr (autoport for VNC and SPICE). */
+static int pick_port(const char *addr, int base)
+{
+        for (int port = base; port < base + 100; port++) {
+                struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+                if (fd < 0)
+                        return -1;
+                if (inet_pton(AF_INET, addr ? addr : "127.0.0.1", &sa.sin_addr) != 1)
+                        sa.sin_addr.s_addr = htonl(INADDR_ANY);
+                ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+                close(fd);
+                if (ok)
+                        return port;
+        }
+        return -1;
+}
+
+static struct domain *domain_copy(const struct domain *def, struct tt_error *err)
+{
+        _cleanup_free_ char *xml = domain_format(def);
+
+        if (xml == NULL) {
+                tt_error_set(err, ENOMEM, "out of memory");
+                return NULL;
+        }
+        return domain_parse(xml, strlen(xml), err);
+}
+
+static void start_cont_done(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct vm *vm = opaque;
+
+        _cleanup_json_ json_t *done = NULL;
+
+        if (err) {
+                /* The monitor EOF that follows ends the job as a failed start. */
+                tt_err("%s: cannot start vCPUs: %s", vm->def->name, err->msg);
+                kill(vm->pid, SIGKILL);
+                return;
+        }
+        done = json_pack("{s:s}", "name", vm->def->name);
+        vm_apply(vm, (vm->flags & VM_START_PAUSED) ? VM_EV_START_PAUSED : VM_EV_START, NULL);
+        vm_end_job(vm, done, NULL);
+}
+
+static void start_ready(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct vm *vm = opaque;
+
+        if (err) {
+                /* The monitor closing also lands in vm_on_closed, which reports the log tail. */
+                tt_warn("%s: QEMU did not become ready: %s", vm->def->name, err->msg);
+                return;
+        }
+        for (size_t i = 0; i < vm->live->n_graphics; i++) {
+                const struct domain_graphics *g = &vm->live->graphics[i];
+
+                /* Passwords go over QMP, never on the command line (ps would show them). */
+                if (g->passwd)
+                        qmp_command(vm->qmp, "set_password",
+                                    json_pack("{s:s, s:s}", "protocol",
+                                              g->type == DOMAIN_GRAPHICS_VNC ? "vnc" : "spice",
+                                              "password", g->passwd),
+                                    VM_QMP_TIMEOUT_MS, reply_ignore, vm);
+        }
+        if (vm->flags & VM_START_PAUSED) {
+                start_cont_done(vm, NULL, NULL);
+                return;
+        }
+        qmp_command(vm->qmp, "cont", NULL, VM_QMP_TIMEOUT_MS, start_cont_done, vm);
+}
+
+/* Fork and exec QEMU with the monitor socket lfd; stdout and stderr go to the log. */
+static pid_t spawn_qemu(struct vm *vm, char **argv, int lfd, struct tt_error *err)
+{
+        _cleanup_free_ char *log = store_log_path(&vm->d->store, vm->def->name);
+        _cleanup_close_ int logfd = -1;
+        sigset_t all;
+        pid_t pid;
+
+        logfd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+        if (logfd < 0)
+                return tt_error_errno(err, errno, "cannot open log '%s'", log ? log : "");
+        for (size_t i = 0; argv[i]; i++)
+                dprintf(logfd, "%s%s", i ? " " : "", argv[i]);
+        dprintf(logfd, "\n");
+        pid = fork();
+        if (pid < 0)
+                return tt_error_errno(err, errno, "fork");
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_RDONLY);
+
+                /* QEMU outlives tetherd: its own session, no signals inherited from us. */
+                setsid();
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                signal(SIGPIPE, SIG_DFL);
+                dup2(devnull, STDIN_FILENO);
+                dup2(logfd, STDOUT_FILENO);
+                dup2(logfd, STDERR_FILENO);
+                fcntl(lfd, F_SETFD, 0);
+                execv(argv[0], argv);
+                dprintf(STDERR_FILENO, "cannot execute %s: %s\n", argv[0], strerror(errno));
+                _exit(127);
+        }
+        return pid;
+}
+
+static int vm_launch(struct vm *vm, unsigned flags, struct tt_error *err)
+{
+        struct store *st = &vm->d->store;
+        _cleanup_free_ char *dir = store_run_path(st, vm->def->name, NULL);
+        _cleanup_free_ char *qmp_path = store_run_path(st, vm->def->name, "qmp.sock");
+        _cleanup_free_ char *agent_path = store_run_path(st, vm->def->name, "agent.sock");
+        _cleanup_free_ char *pidfile = store_run_path(st, vm->def->name, "qemu.pid");
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_free_ char *livexml_path = store_run_path(st, vm->def->name, "domain.xml");
+        _cleanup_free_ const char **chans = NULL;
+        struct qemu_argv argv = {0};
+        struct qemu_argv_runtime rt = {0};
+        _cleanup_close_ int lfd = -1;
+        pid_t pid;
+
+        if (!dir || !qmp_path || !agent_path || !pidfile || !livexml_path)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        vm->live = domain_copy(vm->def, err);
+        if (vm->live == NULL)
+                return -1;
+        if (tt_mkdir_p(dir, 0755, err) < 0)
+                return -1;
+        xml = domain_format(vm->live);
+        if (xml == NULL || tt_write_file_atomic(livexml_path, xml, strlen(xml), 0600, err) < 0)
+                return -1;
+        lfd = qmp_listen_socket(qmp_path, err);
+        if (lfd < 0)
+                return -1;
+        chans = calloc(vm->live->n_channels + 1, sizeof(char *));
+        if (chans == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < vm->live->n_channels; i++)
+                chans[i] = agent_path;
+        rt.qmp_socket = qmp_path;
+        rt.qmp_fd = lfd;
+        rt.channel_sockets = chans;
+        rt.n_channel_sockets = vm->live->n_channels;
+        rt.pidfile = pidfile;
+        for (size_t i = 0; i < vm->live->n_graphics; i++) {
+                struct domain_graphics *g = &vm->live->graphics[i];
+                int port;
+
+                if (!g->autoport)
+                        continue;
+                port = pick_port(g->listen, g->type == DOMAIN_GRAPHICS_VNC ? 5900 : 5901);
+                if (port < 0)
+                        return tt_error_set(err, VM_ERR_FAILED, "no free port for %s",
+                                            g->type == DOMAIN_GRAPHICS_VNC ? "VNC" : "SPICE");
+                if (g->type == DOMAIN_GRAPHICS_VNC)
+                        rt.vnc_port = port;
+                else
+                        rt.spice_port = port;
+                g->port = port;
+        }
+        if (qemu_argv_build(vm->live, &rt, &argv, err) < 0)
+                return -1;
+        pid = spawn_qemu(vm, argv.argv, lfd, err);
+        qemu_argv_free(&argv);
+        if (pid < 0)
+                return -1;
+        vm->pid = pid;
+        vm->is_child = true;
+        vm->flags = flags;
+        vm->id = vm->d->next_id++;
+        vm_apply(vm, VM_EV_LAUNCH, NULL);
+        vm->qmp = qmp_new(vm->d->base, &vm_qmp_callbacks, vm);
+        if (vm->qmp == NULL || qmp_connect(vm->qmp, qmp_path, err) < 0) {
+                kill(pid, SIGKILL);
+                vm_stopped(vm, VM_EV_START_FAILED);
+                return -1;
+        }
+        /* The first command's reply means QEMU finished start-up and reads its monitor. */
+        qmp_command(vm->qmp, "query-status", NULL, VM_QMP_TIMEOUT_MS, start_ready, vm);
+        return 0;
+}
+
+int vm_start(struct vm *vm, unsigned flags, vm_done_fn done, void *opaque, struct tt_error *err)
+{
+        if (vm_begin_job(vm, "start", VM_EV_LAUNCH, done, opaque, err) < 0)
+                return -1;
+        if (vm_launch(vm, flags, err) < 0) {
+                vm->job = NULL;
+                vm->done = NULL;
+                if (err && err->code < VM_ERR_NO_DOMAIN)
+                        err->code = VM_ERR_FAILED;
+                return -1;
+        }
+        return 0;
+}
+
+/* ---- define, undefine, create ---- */
+
+static int check_unique(struct tetherd *d, const struct domain *def, struct vm *self,
+                        struct tt_error *err)
+{
+        for (struct vm *vm = d->vms; vm; vm = vm->next) {
+                if (vm == self)
+                        continue;
+                if (strcmp(vm->def->name, def->name) == 0)
+                        return tt_error_set(err, VM_ERR_EXISTS,
+                                            "operation failed: domain '%s' already exists with "
+                                            "uuid %s",
+                                            def->name, vm->def->uuid);
+                if (strcmp(vm->def->uuid, def->uuid) == 0)
+                        return tt_error_set(err, VM_ERR_EXISTS,
+                                            "operation failed: domain '%s' already exists with "
+                                            "uuid %s",
+                                            vm->def->name, def->uuid);
+        }
+        return 0;
+}
+
+static struct domain *parse_def(const char *xml, struct tt_error *err)
+{
+        struct domain *def = domain_parse(xml, strlen(xml), err);
+
+        if (def == NULL && err)
+                err->code = VM_ERR_CONFIG;
+        return def;
+}
+
+int vm_define(struct tetherd *d, const char *xml, struct vm **out, struct tt_error *err)
+{
+        struct domain *def = parse_def(xml, err);
+        _cleanup_free_ char *text = NULL;
+        struct vm *vm = NULL;
+
+        if (def == NULL)
+                return -1;
+        /* Redefining an existing domain (same name and uuid) replaces its definition. */
+        for (struct vm *v = d->vms; v; v = v->next)
+                if (strcmp(v->def->name, def->name) == 0 && strcmp(v->def->uuid, def->uuid) == 0)
+                        vm = v;
+        if (check_unique(d, def, vm, err) < 0) {
+                domain_free(def);
+                return -1;
+        }
+        text = domain_format(def);
+        if (text == NULL || store_save_def(&d->store, def->name, text, err) < 0) {
+                domain_free(def);
+                return -1;
+        }
+        if (vm) {
+                domain_free(vm->def);
+                vm->def = def;
+                vm->persistent = true;
+        } else {
+                vm = vm_new(d, def, true);
+                if (vm == NULL) {
+                        domain_free(def);
+                        return tt_error_set(err, ENOMEM, "out of memory");
+                }
+        }
+        if (out)
+                *out = vm;
+        return 0;
+}
+
+int vm_undefine(struct vm *vm, bool managed_save, struct tt_error *err)
+{
+        struct store *st = &vm->d->store;
+
+        if (!vm->persistent)
+                return tt_error_set(err, VM_ERR_INVALID_OP,
+                                    "Requested operation is not valid: cannot undefine transient "
+                                    "domain");
+        if (vm->job)
+                return tt_error_set(err, VM_ERR_BUSY, "domain %s is busy: %s", vm->def->name,
+                                    vm->job);
+        if (store_has_managed_save(st, vm->def->name)) {
+                _cleanup_free_ char *path = store_managed_save_path(st, vm->def->name);
+
+                if (!managed_save)
+                        return tt_error_set(err, VM_ERR_INVALID_OP,
+                                            "Requested operation is not valid: Refusing to "
+                                            "undefine while domain managed save image exists");
+                if (path)
+                        unlink(path);
+        }
+        if (store_delete_def(st, vm->def->name, err) < 0)
+                return -1;
+        store_set_autostart(st, vm->def->name, false, NULL);
+        vm->autostart = false;
+        if (vm_state_is_active(vm->status.state)) {
+                vm->persistent = false; /* a running domain becomes transient */
+                vm_save_status(vm);
+                return 0;
+        }
+        vm_unlink_free(vm);
+        return 0;
+}
+
+int vm_create(struct tetherd *d, const char *xml, unsigned flags, vm_done_fn done, void *opaque,
+              struct tt_error *err)
+{
+        struct domain *def = parse_def(xml, err);
+        struct vm *vm;
+
+        if (def == NULL)
+                return -1;
+        if (check_unique(d, def, NULL, err) < 0) {
+                domain_free(def);
+                return -1;
+        }
+        vm = vm_new(d, def, false);
+        if (vm == NULL) {
+                domain_free(def);
+                return tt_error_set(err, ENOMEM, "out of memory");
+        }
+        if (vm_start(vm, flags, done, opaque, err) < 0) {
+                vm_unlink_free(vm);
+                return -1;
+        }
+        return 0;
+}
+
+int vm_set_autostart(struct vm *vm, bool on, struct tt_error *err)
+{
+        if (!vm->persistent)
+                return tt_error_set(err, VM_ERR_INVALID_OP,
+                                    "Requested operation is not valid: cannot set autostart for "
+                                    "transient domain");
+        if (store_set_autostart(&vm->d->store, vm->def->name, on, err) < 0)
+                return -1;
+        vm->autostart = on;
+        return 0;
+}
+
+/* ---- destroy ---- */
+
+static bool pid_alive(pid_t pid)
+{
+        return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static void destroy_tick(evutil_socket_t fd, short what, void *opaque)
+{
+        struct vm *vm = opaque;
+        struct timeval tv = {0, 100000};
+
+        vm->kill_ticks++;
+        if (vm->is_child)
+                waitpid(vm->pid, NULL, WNOHANG);
+        if (!pid_alive(vm->pid)) {
+                /* Gone without a monitor EOF (e.g. the monitor was never connected). */
+                vm_finish_stop(vm, VM_EV_DESTROYED);
+                return;
+        }
+        if (vm->graceful && vm->kill_ticks >= VM_GRACEFUL_TICKS) {
+                char msg[200];
+
+                vm->destroying = false;
+                snprintf(msg, sizeof(msg),
+                         "operation failed: failed to terminate process %d with SIGTERM: "
+                         "Device or resource busy",
+                         (int)vm->pid);
+                vm_end_job_error(vm, VM_ERR_FAILED, msg);
+                return;
+        }
+        if (!vm->graceful && vm->kill_ticks == VM_KILL_TICKS)
+                kill(vm->pid, SIGKILL);
+        evtimer_add(vm->timer, &tv);
+}
+
+int vm_destroy(struct vm *vm, bool graceful, vm_done_fn done, void *opaque,
+               struct tt_error *err)
+{
+        struct timeval tv = {0, 100000};
+
+        /* destroy overrides a running start or shutdown, as virsh destroy does. */
+        if (vm->job && strcmp(vm->job, "start") != 0 && strcmp(vm->job, "shutdown") != 0)
+                return tt_error_set(err, VM_ERR_BUSY, "domain %s is busy: %s", vm->def->name,
+                                    vm->job);
+        if (!vm_state_is_active(vm->status.state))
+                return tt_error_set(err, VM_ERR_INVALID_OP,
+                                    "Requested operation is not valid: domain is not running");
+        if (vm->job)
+                vm_end_job_error(vm, VM_ERR_FAILED, "operation was interrupted by destroy");
+        vm->job = "destroy";
+        vm->done = done;
+        vm->done_opaque = opaque;
+        vm->destroying = true;
+        vm->graceful = graceful;
+        vm->kill_ticks = 0;
+        kill(vm->pid, SIGTERM);
+        if (vm->timer == NULL)
+                vm->timer = evtimer_new(vm->d->base, destroy_tick, vm);
+        evtimer_add(vm->timer, &tv);
+        return 0;
+}
+
+/* ---- simple QMP operations ---- */
+
+struct simple_op {
+        const char *job;        /* job name while it runs */
+        const char *qmp;        /* QMP command */
+        enum vm_event check;    /* transition that must be valid before */
+        enum vm_event after;    /* transition applied on success, or VM_EV_LAST for none */
+};
+
+static const struct simple_op simple_ops[] = {
+        {"suspend", "stop", VM_EV_SUSPEND, VM_EV_SUSPEND},
+        {"resume", "cont", VM_EV_RESUME, VM_EV_RESUME},
+        {"shutdown", "system_powerdown", VM_EV_SHUTDOWN, VM_EV_LAST},
+        {"reboot", "system_powerdown", VM_EV_REBOOT, VM_EV_LAST},
+        {"reset", "system_reset", VM_EV_RESET, VM_EV_RESET},
+};
+
+struct simple_call {
+        struct vm *vm;               /* the domain */
+        const struct simple_op *op;  /* what runs */
+};
+
+static void simple_done(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct simple_call *c = opaque;
+        struct vm *vm = c->vm;
+
+        if (err == NULL && c->op->after != VM_EV_LAST)
+                vm_apply(vm, c->op->after, NULL);
+        free(c);
+        vm_end_job(vm, err ? NULL : ret, err);
+}
+
+static int simple(struct vm *vm, const struct simple_op *op, vm_done_fn done, void *opaque,
+                  struct tt_error *err)
+{
+        struct simple_call *c;
+
+        if (vm_begin_job(vm, op->job, op->check, done, opaque, err) < 0)
+                return -1;
+        c = calloc(1, sizeof(*c));
+        if (c == NULL || qmp_command(vm->qmp, op->qmp, NULL, VM_QMP_TIMEOUT_MS, simple_done,
+                                     (c->vm = vm, c->op = op, c)) < 0) {
+                free(c);
+                vm->job = NULL;
+                vm->done = NULL;
+                return tt_error_set(err, VM_ERR_FAILED, "cannot talk to QEMU for %s", op->job);
+        }
+        return 0;
+}
+
+int vm_suspend(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err)
+{
+        return simple(vm, &simple_ops[0], done, opaque, err);
+}
+
+int vm_resume(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err)
+{
+        return simple(vm, &simple_ops[1], done, opaque, err);
+}
+
+int vm_shutdown(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err)
+{
+        return simple(vm, &simple_ops[2], done, opaque, err);
+}
+
+int vm_reboot(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err)
+{
+        if (simple(vm, &simple_ops[3], done, opaque, err) < 0)
+                return -1;
+        vm->fake_reboot = true;
+        return 0;
+}
+
+int vm_reset(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err)
+{
+        return simple(vm, &simple_ops[4], done, opaque, err);
+}
+
+/* ---- describing ---- */
+
+json_t *vm_describe(struct vm *vm)
+{
+        const struct domain *def = vm->live ? vm->live : vm->def;
+
+        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:b, s:b, s:b, s:i, s:I, s:I, s:s}",
+                         "id", vm->id, "name", def->name, "uuid", def->uuid, "state",
+                         vm_state_name(vm->status.state), "reason",
+                         vm_state_reason_name(vm->status.state, vm->status.reason)
+                                 ?: "unknown",
+                         "title", def->title, "persistent", vm->persistent, "autostart",
+                         vm->autostart, "managed_save",
+                         store_has_managed_save(&vm->d->store, def->name), "vcpus",
+                         (int)def->vcpus, "max_memory_kib", (json_int_t)def->memory_kib,
+                         "used_memory_kib", (json_int_t)def->current_memory_kib, "os_type",
+                         "hvm");
+}
+
+/* ---- loading and reconnecting ---- */
+
+static void reconnect_status_done(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct vm *vm = opaque;
+        const char *status = json_string_value(json_object_get(ret, "status"));
+
+        if (err || status == NULL)
+                return;
+        /* QEMU is the truth for running versus paused after a daemon restart. */
+        if (strcmp(status, "running") == 0 && vm->status.state == VM_STATE_PAUSED)
+                vm_apply(vm, VM_EV_QMP_RESUME, NULL);
+        else if (strcmp(status, "paused") == 0 && vm->status.state == VM_STATE_RUNNING)
+                vm_apply(vm, VM_EV_QMP_STOP, NULL);
+}
+
+/* Does pid still run QEMU for this domain (not a recycled pid)? */
+static bool is_our_qemu(pid_t pid, const char *name)
+{
+        char path[64], want[300];
+        _cleanup_free_ char *cmdline = NULL;
+        size_t len = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+        if (tt_read_file(path, 1 << 20, &cmdline, &len, NULL) < 0)
+                return false;
+        snprintf(want, sizeof(want), "guest=%s,", name);
+        for (size_t i = 0; i < len; i += strlen(cmdline + i) + 1)
+                if (strncmp(cmdline + i, want, strlen(want)) == 0)
+                        return true;
+        return false;
+}
+
+static void vm_reconnect(struct tetherd *d, const char *name)
+{
+        struct tt_error err = {0};
+        _cleanup_json_ json_t *st = store_load_status(&d->store, name, &err);
+        _cleanup_free_ char *xml_path = store_run_path(&d->store, name, "domain.xml");
+        _cleanup_free_ char *qmp_path = store_run_path(&d->store, name, "qmp.sock");
+        struct domain *live;
+        struct vm *vm;
+        pid_t pid;
+
+        if (st == NULL) {
+                tt_warn("%s: %s; dropping its run state", name, err.msg);
+                store_remove_run(&d->store, name);
+                tt_error_clear(&err);
+                return;
+        }
+        live = xml_path ? domain_parse_file(xml_path, &err) : NULL;
+        if (live == NULL) {
+                tt_warn("%s: cannot read live definition: %s", name, err.msg);
+                store_remove_run(&d->store, name);
+                tt_error_clear(&err);
+                return;
+        }
+        vm = vm_lookup(d, name, NULL);
+        if (vm == NULL) {
+                struct domain *def = domain_copy(live, &err);
+
+                vm = def ? vm_new(d, def, false) : NULL;
+                if (vm == NULL) {
+                        domain_free(live);
+                        tt_error_clear(&err);
+                        return;
+                }
+        }
+        vm->live = live;
+        vm->id = (int)json_integer_value(json_object_get(st, "id"));
+        if (vm->id >= d->next_id)
+                d->next_id = vm->id + 1;
+        vm->status.state = (enum vm_state)json_integer_value(json_object_get(st, "state"));
+        vm->status.reason = (int)json_integer_value(json_object_get(st, "reason"));
+        pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
+        vm->pid = pid;
+        vm->is_child = false;
+        if (!pid_alive(pid) || !is_our_qemu(pid, name)) {
+                /* QEMU died while we were away. */
+                vm->pid = 0;
+                vm_stopped(vm, VM_EV_RECONNECT_GONE);
+                if (!vm->persistent)
+                        vm_unlink_free(vm);
+                return;
+        }
+        vm->qmp = qmp_new(d->base, &vm_qmp_callbacks, vm);
+        if (vm->qmp == NULL || qmp_connect(vm->qmp, qmp_path, &err) < 0) {
+                tt_warn("%s: cannot reconnect to QEMU (%s); killing it", name, err.msg);
+                kill(pid, SIGKILL);
+                vm_stopped(vm, VM_EV_RECONNECT_KILLED);
+                tt_error_clear(&err);
+                return;
+        }
+        qmp_command(vm->qmp, "query-status", NULL, VM_QMP_TIMEOUT_MS, reconnect_status_done, vm);
+        tt_info("%s: reconnected to QEMU pid %d", name, (int)pid);
+}
+
+static void autostart_done(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        if (err)
+                tt_err("autostart failed: %s", err->msg);
+}
+
+int vm_load_all(struct tetherd *d, struct tt_error *err)
+{
+        char **names = store_list_defs(&d->store, err);
+        char **running;
+
+        if (names == NULL)
+                return -1;
+        d->next_id = 1;
+        for (size_t i = 0; names[i]; i++) {
+                _cleanup_free_ char *path = store_def_path(&d->store, names[i]);
+                struct tt_error perr = {0};
+                struct domain *def = path ? domain_parse_file(path, &perr) : NULL;
+                struct vm *vm;
+
+                if (def == NULL) {
+                        tt_err("%s: ignoring definition: %s", names[i], perr.msg);
+                        tt_error_clear(&perr);
+                        continue;
+                }
+                vm = vm_new(d, def, true);
+                if (vm)
+                        vm->autostart = store_get_autostart(&d->store, def->name);
+        }
+        store_strv_free(names);
+        running = store_list_running(&d->store, err);
+        if (running == NULL)
+                return -1;
+        for (size_t i = 0; running[i]; i++)
+                vm_reconnect(d, running[i]);
+        store_strv_free(running);
+        for (struct vm *vm = d->vms; vm; vm = vm->next) {
+                struct tt_error serr = {0};
+
+                if (vm->autostart && !vm_state_is_active(vm->status.state) &&
+                    vm_start(vm, 0, autostart_done, NULL, &serr) < 0) {
+                        tt_err("%s: autostart failed: %s", vm->def->name, serr.msg);
+                        tt_error_clear(&serr);
+                }
+        }
+        return 0;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A domain and its QEMU process. Every state change goes through vm_state_apply() (the one
+ * transition table) and is persisted in the domain's status file, so a restarted tetherd
+ * reconnects and reports the same states. Operations are asynchronous: each finishes by calling
+ * its vm_done_fn exactly once, and one job per domain runs at a time ("domain X is busy: job").
+ */
+#ifndef TT_HOST_VM_H
+#define TT_HOST_VM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include "common/tt_error.h"
+#include "host/domain.h"
+#include "host/tetherd.h"
+#include "host/vm_state.h"
+
+struct qmp;
+struct event;
+
+/* Error codes that the control API maps to its error classes. */
+enum vm_error {
+        VM_ERR_NO_DOMAIN = 1000,   /* no domain with that name, uuid or id */
+        VM_ERR_INVALID_OP,         /* not valid in the current state */
+        VM_ERR_BUSY,               /* another job runs on the domain */
+        VM_ERR_EXISTS,             /* duplicate name or uuid */
+        VM_ERR_CONFIG,             /* the definition is refused */
+        VM_ERR_FAILED,             /* QEMU or the system failed */
+};
+
+enum vm_start_flags {
+        VM_START_PAUSED = 1 << 0,     /* leave vCPUs stopped */
+        VM_START_FORCE_BOOT = 1 << 1, /* ignore a managed-save image */
+};
+
+typedef void (*vm_done_fn)(void *opaque, json_t *ret, const struct tt_error *err);
+
+struct vm {
+        struct vm *next;          /* list in struct tetherd */
+        struct tetherd *d;        /* owner */
+        struct domain *def;       /* persistent definition, or the transient one */
+        struct domain *live;      /* the definition QEMU runs with; NULL while inactive */
+        bool persistent;          /* defined (survives shut off) */
+        bool autostart;           /* started when tetherd starts */
+        int id;                   /* virsh Id while active, -1 otherwise */
+        struct vm_status status;  /* state and reason */
+        pid_t pid;                /* QEMU, 0 when none */
+        bool is_child;            /* we forked QEMU (so we reap it) */
+        struct qmp *qmp;          /* monitor connection while active */
+        const char *job;          /* running job ("start", "destroy", ...), NULL when idle */
+        vm_done_fn done;          /* completion of the running job */
+        void *done_opaque;        /* its argument */
+        bool destroying;          /* we are killing QEMU: EOF means destroyed */
+        bool graceful;            /* destroy --graceful: SIGTERM only */
+        bool fake_reboot;         /* reboot --mode acpi: reset + cont on the next SHUTDOWN */
+        unsigned flags;           /* enum vm_start_flags of the running start */
+        int kill_ticks;           /* 100 ms ticks since SIGTERM */
+        struct event *timer;      /* destroy escalation */
+};
+
+/* Load persistent definitions, reconnect to QEMUs that still run, start autostart domains. */
+int vm_load_all(struct tetherd *d, struct tt_error *err);
+void vm_free_all(struct tetherd *d);
+/* A domain by name, uuid or numeric id; NULL with VM_ERR_NO_DOMAIN set. */
+struct vm *vm_lookup(struct tetherd *d, const char *key, struct tt_error *err);
+
+int vm_define(struct tetherd *d, const char *xml, struct vm **out, struct tt_error *err);
+int vm_undefine(struct vm *vm, bool managed_save, struct tt_error *err);
+int vm_create(struct tetherd *d, const char *xml, unsigned flags, vm_done_fn done, void *opaque,
+              struct tt_error *err);
+int vm_start(struct vm *vm, unsigned flags, vm_done_fn done, void *opaque, struct tt_error *err);
+int vm_destroy(struct vm *vm, bool graceful, vm_done_fn done, void *opaque,
+               struct tt_error *err);
+int vm_suspend(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
+int vm_resume(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
+int vm_shutdown(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
+int vm_reboot(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
+int vm_reset(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
+int vm_set_autostart(struct vm *vm, bool on, struct tt_error *err);
+
+/* One row of `list` / the data of `dominfo`: a new JSON object. */
+json_t *vm_describe(struct vm *vm);
+
+#endif
