@@ -21,6 +21,12 @@
 #define CHANNEL_RETRY_MS       5000
 /* A peer that accepts no output for this long is treated as gone (qemu-ga spins for ever). */
 #define CHANNEL_WRITE_STALL_MS 30000
+/*
+ * A host that just connected can have its bytes read before the port's "host connected"
+ * message arrives (they travel on different virtqueues): writes see EAGAIN and poll says HUP.
+ * Give the connection this long to complete before the reply is given up.
+ */
+#define CHANNEL_CONNECT_GRACE_MS 3000
 
 enum channel_kind {
         CHAN_VIRTIO,  /* a virtio-serial port: one fd, host (dis)connects under it */
@@ -252,6 +258,13 @@ static void channel_on_accept(struct agent_ctx *ctx, int fd, short revents, void
                 return;
         }
         ch->fd = c;
+        /*
+         * A new peer: forget the last one's output failure and its half-sent request (qemu-ga
+         * keeps the parser state, so a new client's bytes would complete a dead client's
+         * request).
+         */
+        wire_out_reset(ctx->out);
+        wire_splitter_reset(ctx->splitter);
         /* One client at a time, as qemu-ga: stop accepting until this one leaves. */
         agent_loop_mod_fd(ctx, ch->listen_fd, 0);
         agent_loop_add_fd(ctx, c, POLLIN, channel_on_readable, NULL);
@@ -322,6 +335,9 @@ void agent_channel_on_sigio(struct agent_ctx *ctx)
 
         if (ch && ch->kind == CHAN_VIRTIO && ch->fd >= 0 && ch->host_away) {
                 ch->host_away = false;
+                /* The host reconnected: a new peer, as after accept(). */
+                wire_out_reset(ctx->out);
+                wire_splitter_reset(ctx->splitter);
                 agent_loop_mod_fd(ctx, ch->fd, POLLIN);
         }
 }
@@ -383,6 +399,7 @@ int agent_channel_write(void *opaque, const void *buf, size_t len)
                         continue;
                 if (n < 0 && errno == EAGAIN) {
                         struct pollfd pfd = {.fd = ctx->chan->fd, .events = POLLOUT};
+
                         uint64_t now = agent_now_ms();
 
                         if (stall_start == 0)
@@ -396,6 +413,11 @@ int agent_channel_write(void *opaque, const void *buf, size_t len)
                         if (poll(&pfd, 1, 1000) > 0 && !(pfd.revents & POLLOUT) &&
                             (pfd.revents & (POLLHUP | POLLERR))) {
                                 /* A virtio port whose host side left says HUP, never OUT. */
+                                if (ctx->chan->kind == CHAN_VIRTIO &&
+                                    now - stall_start < CHANNEL_CONNECT_GRACE_MS) {
+                                        usleep(5000);
+                                        continue;
+                                }
                                 channel_peer_gone(ctx);
                                 return -EPIPE;
                         }

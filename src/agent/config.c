@@ -35,7 +35,7 @@ static const struct config_key {
         {"verbose", KEY_BOOL, offsetof(struct agent_config, verbose), true},
         {"debug", KEY_BOOL, offsetof(struct agent_config, debug), false},
         {"retry-path", KEY_BOOL, offsetof(struct agent_config, retry_path), true},
-        {"block-rpcs", KEY_LIST, offsetof(struct agent_config, block_rpcs), false},
+        {"block-rpcs", KEY_LIST, offsetof(struct agent_config, block_rpcs), true},
         {"allow-rpcs", KEY_LIST, offsetof(struct agent_config, allow_rpcs), false},
         {"max-file-handles", KEY_UINT, offsetof(struct agent_config, max_file_handles), true},
         {"max-exec", KEY_UINT, offsetof(struct agent_config, max_exec), true},
@@ -404,9 +404,10 @@ void agent_config_dump(const struct agent_config *cfg, FILE *out)
                         break;
                 case KEY_LIST: {
                         char *const *list = *(char **const *)field;
-                        if (list && list[0]) {
+                        /* qemu-ga always prints block-rpcs=, even empty. */
+                        if ((list && list[0]) || k->dump_if_unset) {
                                 fprintf(out, "%s=", k->name);
-                                for (size_t j = 0; list[j]; j++)
+                                for (size_t j = 0; list && list[j]; j++)
                                         fprintf(out, "%s%s", j ? "," : "", list[j]);
                                 fputc('\n', out);
                         }

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,16 +138,24 @@ static int setup_signals(struct agent_ctx *ctx, struct tt_error *err)
         return agent_loop_add_fd(ctx, fd, POLLIN, on_signal, NULL);
 }
 
-/* An agent restarted while filesystems were frozen starts frozen (statedir/qga.state.isfrozen). */
-static void restore_frozen_state(struct agent_ctx *ctx)
+/*
+ * jansson seeds its hash function from /dev/urandom on first use. Early in a guest's boot the
+ * kernel's CRNG is not ready, and since Linux 5.18 that read stalls for about a second of
+ * jitter-entropy generation under TCG: our first reply would wait for it. The seed only guards
+ * against hash flooding, so an early, non-blocking one is fine.
+ */
+static void seed_json_hash(void)
 {
-        char path[4096];
+        uint32_t seed = 0;
 
-        snprintf(path, sizeof(path), "%s/qga.state.isfrozen", ctx->cfg->statedir);
-        if (access(path, F_OK) == 0) {
-                ctx->frozen = true;
-                tt_warn("filesystems were left frozen (%s exists); starting frozen", path);
+        if (getrandom(&seed, sizeof(seed), GRND_INSECURE) != sizeof(seed) &&
+            getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed)) {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                seed = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() << 16;
         }
+        json_object_seed(seed ? seed : 1);
 }
 
 static int run(struct agent_ctx *ctx, bool *pidfile_written, struct tt_error *err)
@@ -166,7 +176,8 @@ static int run(struct agent_ctx *ctx, bool *pidfile_written, struct tt_error *er
         if (agent_apply_rpc_lists(ctx, err) < 0 || setup_signals(ctx, err) < 0 ||
             agent_files_init(ctx, err) < 0 || agent_execs_init(ctx, err) < 0)
                 return -1;
-        restore_frozen_state(ctx);
+        /* An agent restarted while frozen starts frozen, and arms the automatic thaw. */
+        agent_freeze_init(ctx);
         if (agent_channel_open(ctx, err) < 0)
                 return -1;
         tt_info("tether-agent %s serving %s %s", TETHER_VERSION, cfg->method,
@@ -189,6 +200,7 @@ int main(int argc, char **argv)
         int status = EXIT_SUCCESS;
 
         tt_log_set_ident("tether-agent");
+        seed_json_hash();
         if (agent_config_parse(&cfg, argc, argv, &action, &err) < 0) {
                 fprintf(stderr, "tether-agent: %s\n", err.msg);
                 tt_error_clear(&err);

@@ -26,6 +26,12 @@ struct wire_out {
         unsigned char buf[OUT_BUF_SIZE];
 };
 
+void wire_out_reset(struct wire_out *out)
+{
+        out->dead = false;
+        out->len = 0;
+}
+
 struct wire_out *wire_out_new(wire_sink_fn sink, void *opaque)
 {
         struct wire_out *out = malloc(sizeof(*out));

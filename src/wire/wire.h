@@ -117,6 +117,11 @@ int wire_out_puts(struct wire_out *out, const char *s);
 int wire_out_flush(struct wire_out *out);
 /* Bytes buffered but not yet given to the sink. */
 size_t wire_out_pending(const struct wire_out *out);
+/*
+ * A new peer took over the sink: drop what was buffered for the old one and forget that the
+ * sink failed, so replies flow again.
+ */
+void wire_out_reset(struct wire_out *out);
 
 /*
  * Serialise v as qemu's json-writer does: ", " and ": " separators, '"' '\\' \b \f \n \r \t
