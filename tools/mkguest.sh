@@ -10,7 +10,10 @@
 # small ext4 data disk. See tools/run-guest.sh to boot it.
 #
 # Outputs in --out DIR (default build/guest):
-#   vmlinuz, initrd.img (or initrd-qemu-ga.img), data.img, guest.env
+#   vmlinuz (Debian's bzImage), vmlinux (the same kernel unpacked: boots much
+#   faster under TCG), initrd.img (or initrd-qemu-ga.img), data.img, and
+#   guest.env (sh assignments naming them; tools/run-guest.sh reads it).
+# Needs root (apt-get, file ownership in the initramfs).
 set -euo pipefail
 
 prog=${0##*/}
@@ -71,14 +74,22 @@ if [ -z "$initrd_name" ]; then
 	if [ "$agent" = qemu-ga ]; then initrd_name=initrd-qemu-ga.img; else initrd_name=initrd.img; fi
 fi
 
-# The modules the guest loads, in this order. The virtio order matters:
+# The modules the guest loads, in groups. "core" loads first, in this order:
 # virtio_pci needs both transport libraries before it probes, and
-# virtio_console must come after the PCI transport so the port appears at once.
-# crc32c_generic is ext4's and jbd2's checksum (a crypto softdep that
-# modinfo's 'depends' does not list, and there is no modprobe in the guest).
-base_modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-virtio_console failover net_failover virtio_net virtio_blk
-crc16 mbcache jbd2 crc32c_generic ext4 button evdev"
+# virtio_console after it makes the agent's port appear at once. Then "net",
+# "disk" and "input" load in parallel (each followed by what needs it), then
+# "extra" (--modules). crc32c_generic is ext4's and jbd2's checksum (a crypto
+# softdep that modinfo's 'depends' does not list; there is no modprobe here).
+module_groups="core net disk input extra"
+group_modules() {
+	case "$1" in
+	core) echo virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console ;;
+	net) echo failover net_failover virtio_net ;;
+	disk) echo virtio_blk crc16 mbcache jbd2 crc32c_generic ext4 ;;
+	input) echo button evdev ;;
+	extra) echo "$extra_modules" ;;
+	esac
+}
 
 # --- host packages ---------------------------------------------------------
 
@@ -113,6 +124,7 @@ host_busybox=/bin/busybox
 file -L "$host_busybox" | grep -q 'statically linked' || die "$host_busybox is not static"
 
 mkdir -p "$cache" "$out"
+out=$(cd "$out" && pwd)  # guest.env holds absolute paths
 work=$(mktemp -d /tmp/mkguest-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -125,26 +137,24 @@ resolve_kernel_pkg() {
 		sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | grep -v -- '-unsigned$' | head -n1 || true
 }
 
-kpkg=$(resolve_kernel_pkg)
-if [ -z "$kpkg" ]; then
-	apt_update
+# Sets kpkg, kver_deb and kdir (the unpacked package in the cache); fails if
+# the package cannot be resolved or downloaded with the current apt lists.
+fetch_kernel() {
+	local debdir="$cache/debs" deb
 	kpkg=$(resolve_kernel_pkg)
-fi
-[ -n "$kpkg" ] || die "cannot resolve the package behind $kernel_pkg"
-kver_deb=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
-[ -n "$kver_deb" ] && [ "$kver_deb" != "(none)" ] || die "no candidate version for $kpkg"
-
-kdir="$cache/kernel/${kpkg}_${kver_deb}"
-if [ ! -e "$kdir/.complete" ]; then
-	debdir="$cache/debs"
+	[ -n "$kpkg" ] || return 1
+	kver_deb=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
+	if [ -z "$kver_deb" ] || [ "$kver_deb" = "(none)" ]; then return 1; fi
+	kdir="$cache/kernel/${kpkg}_${kver_deb}"
+	[ -e "$kdir/.complete" ] && return 0
 	mkdir -p "$debdir"
-	deb=$(ls "$debdir/${kpkg}_${kver_deb//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
+	deb=$(find "$debdir" -maxdepth 1 -name "${kpkg}_${kver_deb//:/%3a}_*.deb" | head -n1)
 	if [ -z "$deb" ]; then
 		log "downloading $kpkg $kver_deb"
 		# apt's _apt user may not be able to write here; that only costs a warning.
-		(cd "$debdir" && apt-get download -qq "$kpkg=$kver_deb" 2>&1 | grep -v 'unsandboxed' >&2 || true)
-		deb=$(ls "$debdir/${kpkg}_${kver_deb//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
-		[ -n "$deb" ] || die "apt-get download $kpkg failed"
+		(cd "$debdir" && apt-get download -qq "$kpkg=$kver_deb" 2>&1 | grep -v 'unsandboxed' >&2) || true
+		deb=$(find "$debdir" -maxdepth 1 -name "${kpkg}_${kver_deb//:/%3a}_*.deb" | head -n1)
+		[ -n "$deb" ] || return 1
 	fi
 	log "unpacking $(basename "$deb")"
 	rm -rf "$kdir.tmp"
@@ -153,6 +163,13 @@ if [ ! -e "$kdir/.complete" ]; then
 	touch "$kdir.tmp/.complete"
 	rm -rf "$kdir"
 	mv "$kdir.tmp" "$kdir"
+}
+
+# Missing or stale apt lists (a fresh machine, or a kernel the mirror has
+# replaced) are fixed by one apt-get update.
+if ! fetch_kernel; then
+	apt_update
+	fetch_kernel || die "cannot get the kernel package behind $kernel_pkg"
 fi
 
 vmlinuz=$(ls "$kdir"/boot/vmlinuz-* | head -n1)
@@ -168,11 +185,12 @@ module_path() {
 		-print -quit
 }
 
-# Depth-first: dependencies before the module, each module once.
+# Depth-first: dependencies before the module, each module once, in the
+# group of the first module that needs it.
 declare -A mod_seen=()
 mod_order=()
 add_module() {
-	local n=$1 p d
+	local group=$1 n=$2 p d
 	n=${n//-/_}
 	[ -n "${mod_seen[$n]:-}" ] && return 0
 	mod_seen[$n]=1
@@ -182,11 +200,13 @@ add_module() {
 	p=$(module_path "$n")
 	[ -n "$p" ] || die "module $n not found in $kpkg"
 	for d in $(modinfo -F depends "$p" | tr ',' ' '); do
-		add_module "$d"
+		add_module "$group" "$d"
 	done
-	mod_order+=("$n:$p")
+	mod_order+=("$group:$n:$p")
 }
-for m in $base_modules $extra_modules; do add_module "$m"; done
+for g in $module_groups; do
+	for m in $(group_modules "$g"); do add_module "$g" "$m"; done
+done
 
 # --- initramfs -------------------------------------------------------------
 
@@ -217,8 +237,10 @@ strip_module_sig() {
 }
 
 # Modules flat in /lib/modules, decompressed (busybox insmod cannot read .xz).
-: >"$root/etc/modules"
+for g in $module_groups; do : >"$root/etc/modules.$g"; done
 for e in "${mod_order[@]}"; do
+	g=${e%%:*}
+	e=${e#*:}
 	n=${e%%:*}
 	p=${e#*:}
 	case "$p" in
@@ -228,7 +250,7 @@ for e in "${mod_order[@]}"; do
 	*) cp "$p" "$root/lib/modules/$n.ko" ;;
 	esac
 	[ "$keep_sigs" = 1 ] || strip_module_sig "$root/lib/modules/$n.ko"
-	echo "$n" >>"$root/etc/modules"
+	echo "$n" >>"$root/etc/modules.$g"
 done
 
 # Copy a binary and, if it is dynamic, its libraries and loader at the same paths.
@@ -302,22 +324,35 @@ export PATH=/sbin:/usr/sbin:/bin:/usr/bin
 . /etc/init.d/trace
 trace rcS
 hostname -F /etc/hostname
-while read -r m; do
-	insmod "/lib/modules/$m.ko" || echo "rcS: insmod $m failed" >&2
-	trace "insmod $m"
-done </etc/modules
-trace modules loaded
+load() {
+	while read -r m; do
+		insmod "/lib/modules/$m.ko" || echo "rcS: insmod $m failed" >&2
+		trace "insmod $m"
+	done </etc/modules.$1
+}
+load core
 ip link set lo up
-if [ -e /sys/class/net/eth0 ]; then
-	ip link set eth0 up
-	udhcpc -i eth0 -n -q -f -t 5 -T 1 -s /usr/share/udhcpc/default.script >/run/log/udhcpc.log 2>&1 ||
-		echo "rcS: no DHCP lease on eth0" >&2
-	trace eth0 configured
-fi
-if [ -b /dev/vda ]; then
-	mount -t ext4 /dev/vda /mnt/data || echo "rcS: cannot mount /dev/vda" >&2
-	trace data disk mounted
-fi
+# Network, data disk and ACPI button in parallel: the guest has two vCPUs.
+(
+	load net
+	if [ -e /sys/class/net/eth0 ]; then
+		ip link set eth0 up
+		udhcpc -i eth0 -n -q -f -t 5 -T 1 -s /usr/share/udhcpc/default.script \
+			>/run/log/udhcpc.log 2>&1 || echo "rcS: no DHCP lease on eth0" >&2
+		trace eth0 configured
+	fi
+) &
+(
+	load disk
+	if [ -b /dev/vda ]; then
+		mount -t ext4 /dev/vda /mnt/data || echo "rcS: cannot mount /dev/vda" >&2
+		trace data disk mounted
+	fi
+) &
+load input
+wait
+load extra
+trace rcS done
 EOF
 
 cat >"$root/etc/init.d/rcK" <<'EOF'
@@ -439,6 +474,9 @@ gzip) gzip -n -6 <"$initrd_tmp.cpio" >"$initrd_tmp"; rm -f "$initrd_tmp.cpio" ;;
 *) die "unknown --compress '$compress' (none or gzip)" ;;
 esac
 mv -f "$initrd_tmp" "$out/$initrd_name"
+# Its modules only load into this kernel; guest.env lists only initramfs
+# images that match the kernel it names.
+echo "$kver" >"$out/$initrd_name.kernel"
 
 # --- kernel and data disk --------------------------------------------------
 
@@ -490,8 +528,9 @@ envf="$out/guest.env"
 	echo "TETHER_GUEST_KERNEL_BZIMAGE='$out/vmlinuz'"
 	echo "TETHER_GUEST_KERNEL_VERSION='$kver'"
 	echo "TETHER_GUEST_KERNEL_PACKAGE='${kpkg}=${kver_deb}'"
-	[ -e "$out/initrd.img" ] && echo "TETHER_GUEST_INITRD='$out/initrd.img'"
-	[ -e "$out/initrd-qemu-ga.img" ] && echo "TETHER_GUEST_INITRD_QEMU_GA='$out/initrd-qemu-ga.img'"
+	matches() { [ -e "$out/$1" ] && [ "$(cat "$out/$1.kernel" 2>/dev/null)" = "$kver" ]; }
+	if matches initrd.img; then echo "TETHER_GUEST_INITRD='$out/initrd.img'"; fi
+	if matches initrd-qemu-ga.img; then echo "TETHER_GUEST_INITRD_QEMU_GA='$out/initrd-qemu-ga.img'"; fi
 	if [ "$initrd_name" != initrd.img ] && [ "$initrd_name" != initrd-qemu-ga.img ]; then
 		echo "TETHER_GUEST_INITRD_CUSTOM='$out/$initrd_name'"
 	fi

@@ -39,6 +39,7 @@ class _JsonStream:
         self.sock.settimeout(timeout)
         self.sock.connect(path)
         self.buf = b""
+        self.first_rx = None  # monotonic time of the first bytes received
 
     def close(self):
         self.sock.close()
@@ -63,6 +64,8 @@ class _JsonStream:
             raise Timeout("no reply in time") from None
         if not data:
             raise ConnectionError("connection closed")
+        if self.first_rx is None:
+            self.first_rx = time.monotonic()
         self.buf += data
 
     def recv(self, deadline):

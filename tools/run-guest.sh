@@ -111,6 +111,7 @@ rm -f "$qga" "$qmp"
 
 append="$TETHER_GUEST_APPEND${extra_append:+ $extra_append}"
 
+# shellcheck disable=SC2054  # commas belong to QEMU's option syntax
 args=(
 	-name "guest=$name"
 	-accel tcg
@@ -128,6 +129,7 @@ args=(
 if [ $data = 1 ]; then
 	snap=on
 	[ $persist = 1 ] && snap=off
+	# shellcheck disable=SC2054
 	args+=(-drive "file=$TETHER_GUEST_DATA,if=none,id=d0,format=raw,snapshot=$snap"
 		-device virtio-blk-pci,drive=d0)
 fi

@@ -67,7 +67,8 @@ AGENT_HANDLER(agent_cmd_set_vcpus)
         size_t i;
         json_t *v;
 
-        json_array_foreach(vcpus, i, v) {
+        json_array_foreach(vcpus, i, v)
+        {
                 int64_t id = json_integer_value(json_object_get(v, "logical-id"));
                 bool online = json_is_true(json_object_get(v, "online"));
                 struct tt_error e = {0};
@@ -96,10 +97,10 @@ enum memblk_response {
 };
 
 static const char *const memblk_response_names[] = {
-        [MEMBLK_SUCCESS] = "success",
-        [MEMBLK_NOT_FOUND] = "not-found",
-        [MEMBLK_NOT_SUPPORTED] = "operation-not-supported",
-        [MEMBLK_FAILED] = "operation-failed",
+    [MEMBLK_SUCCESS] = "success",
+    [MEMBLK_NOT_FOUND] = "not-found",
+    [MEMBLK_NOT_SUPPORTED] = "operation-not-supported",
+    [MEMBLK_FAILED] = "operation-failed",
 };
 
 /* Read the block's state file into buf (NUL-terminated); 0, or an errno value (0 at EOF). */
@@ -208,7 +209,8 @@ AGENT_HANDLER(agent_cmd_set_memory_blocks)
 
         if (list == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
-        json_array_foreach(blocks, i, v) {
+        json_array_foreach(blocks, i, v)
+        {
                 json_t *jindex = json_object_get(v, "phys-index");
                 /* beyond INT64_MAX the parser keeps a uint64 as a real; negatives wrap (qemu) */
                 uint64_t index = json_is_real(jindex) ? (uint64_t)json_real_value(jindex)

@@ -170,8 +170,7 @@ static int frz_mounts_read(struct frz_mounts *m, struct tt_error *err)
                 int dir_s = 0, dir_e = 0;
                 char *dash, *save = NULL, *type, *src;
 
-                if (sscanf(line, "%*u %*u %u:%u %*s %n%*s%n", &major, &minor, &dir_s, &dir_e) <
-                            2 ||
+                if (sscanf(line, "%*u %*u %u:%u %*s %n%*s%n", &major, &minor, &dir_s, &dir_e) < 2 ||
                     dir_e == 0)
                         continue;
                 dash = strstr(line + dir_e, " - ");
@@ -328,15 +327,13 @@ static bool listed(json_t *mountpoints, const char *dir)
         size_t i;
         json_t *v;
 
-        json_array_foreach(mountpoints, i, v)
-                if (strcmp(json_string_value(v), dir) == 0)
-                        return true;
+        json_array_foreach(mountpoints, i,
+                           v) if (strcmp(json_string_value(v), dir) == 0) return true;
         return false;
 }
 
 /* FIFREEZE in reverse mount order (nested mounts before their parents); count successes. */
-static int64_t freeze_mounts(const struct frz_mounts *m, json_t *mountpoints,
-                             struct tt_error *err)
+static int64_t freeze_mounts(const struct frz_mounts *m, json_t *mountpoints, struct tt_error *err)
 {
         int64_t n = 0;
 

@@ -27,8 +27,8 @@
 
 #define ACCOUNT_FILE_MAX (64 * 1024 * 1024)
 /* lckpwdf() gives up after 15 s; so do we */
-#define LOCK_TRIES       150
-#define LOCK_WAIT_US     100000
+#define LOCK_TRIES   150
+#define LOCK_WAIT_US 100000
 
 static const char salt_chars[] = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -202,8 +202,8 @@ static int hash_password(const char *password, char **hash, struct tt_error *err
         for (size_t i = 0; i < sizeof(rnd); i++)
                 salt[3 + i] = salt_chars[rnd[i] % 64];
         salt[3 + sizeof(rnd)] = '\0';
-        h = crypt_r(password, salt, data);
-        /* libxcrypt returns a string starting with '*' instead of NULL on failure */
+        /* crypt_rn(): libxcrypt's crypt_r() that fails with NULL, not a "*0" string */
+        h = crypt_rn(password, salt, data, (int)sizeof(*data));
         if (h == NULL || h[0] == '*')
                 return tt_error_errno(err, errno ? errno : EINVAL, "cannot hash the password");
         *hash = strdup(h);

@@ -22,7 +22,7 @@
 extern char **environ;
 
 /* An agent started by a minimal init may have no PATH at all. */
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_PATH    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define SYS_POWER_STATE "/sys/power/state"
 
 static bool is_executable(const char *file)
@@ -121,7 +121,7 @@ int agent_run_helper(char *const argv[], const char *input, int *wstatus, struct
                 r = posix_spawnattr_setsigdefault(&attr, &all);
         if (r == 0)
                 r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                                            POSIX_SPAWN_SETSID);
+                                                        POSIX_SPAWN_SETSID);
         if (r == 0)
                 r = posix_spawn(&pid, file, &fa, &attr, argv, environ);
         posix_spawnattr_destroy(&attr);
@@ -139,8 +139,7 @@ int agent_run_helper(char *const argv[], const char *input, int *wstatus, struct
                         return tt_error_errno(err, errno, "failed to wait for child (pid: %d)",
                                               (int)pid);
         if (wr < 0)
-                return tt_error_errno(err, -wr, "cannot write to the helper program '%s'",
-                                      argv[0]);
+                return tt_error_errno(err, -wr, "cannot write to the helper program '%s'", argv[0]);
         return 0;
 }
 
@@ -151,9 +150,9 @@ static const struct shutdown_mode {
         const char *direct; /* run when it exists (busybox, sysvinit, systemd all have it) */
         const char *flag;   /* else: shutdown -h FLAG +0 "hypervisor initiated shutdown" */
 } shutdown_modes[] = {
-        {"powerdown", "/sbin/poweroff", "-P"},
-        {"halt", "/sbin/halt", "-H"},
-        {"reboot", "/sbin/reboot", "-r"},
+    {"powerdown", "/sbin/poweroff", "-P"},
+    {"halt", "/sbin/halt", "-H"},
+    {"reboot", "/sbin/reboot", "-r"},
 };
 
 AGENT_HANDLER(agent_cmd_shutdown)
@@ -180,8 +179,12 @@ AGENT_HANDLER(agent_cmd_shutdown)
                 if (agent_run_helper(argv, NULL, &status, &e) < 0)
                         goto spawn_failed;
         } else {
-                char *const argv[] = {"/sbin/shutdown", "-h", (char *)m->flag, "+0",
-                                      "hypervisor initiated shutdown", NULL};
+                char *const argv[] = {"/sbin/shutdown",
+                                      "-h",
+                                      (char *)m->flag,
+                                      "+0",
+                                      "hypervisor initiated shutdown",
+                                      NULL};
 
                 if (agent_run_helper(argv, NULL, &status, &e) < 0)
                         goto spawn_failed;
@@ -210,9 +213,9 @@ static const struct suspend_method {
         const char *pm_program; /* pm-utils program that suspends */
         const char *sysfs_word; /* written to /sys/power/state; NULL = no sysfs way */
 } suspend_methods[] = {
-        {"systemd-hibernate", "hibernate", "--hibernate", "pm-hibernate", "disk"},
-        {"systemd-suspend", "suspend", "--suspend", "pm-suspend", "mem"},
-        {"systemd-hybrid-sleep", "hybrid-sleep", "--suspend-hybrid", "pm-suspend-hybrid", NULL},
+    {"systemd-hibernate", "hibernate", "--hibernate", "pm-hibernate", "disk"},
+    {"systemd-suspend", "suspend", "--suspend", "pm-suspend", "mem"},
+    {"systemd-hybrid-sleep", "hybrid-sleep", "--suspend-hybrid", "pm-suspend-hybrid", NULL},
 };
 
 /*

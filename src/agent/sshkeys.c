@@ -70,7 +70,8 @@ static int check_keys(json_t *keys, struct tt_error *err)
         size_t i;
         json_t *k;
 
-        json_array_foreach(keys, i, k) {
+        json_array_foreach(keys, i, k)
+        {
                 const char *s = json_string_value(k);
 
                 if (s[0] == '#' || strchr(s, '\n'))
@@ -92,7 +93,8 @@ static char *ssh_dir_of(const char *home)
         return path;
 }
 
-/* Open the user's .ssh directory (never through a symlink); create it, 0700 and theirs, if asked. */
+/* Open the user's .ssh directory (never through a symlink); create it, 0700 and theirs, if asked.
+ */
 static int open_ssh_dir(const char *ssh_path, uid_t uid, gid_t gid, bool create, int *dfd,
                         struct tt_error *err)
 {
@@ -284,7 +286,8 @@ AGENT_HANDLER(agent_cmd_ssh_add_authorized_keys)
         /* an unreadable or missing file counts as empty, as in qemu-ga */
         if (!reset && read_lines(dfd, &l) < 0)
                 lines_free(&l);
-        json_array_foreach(keys, i, k) {
+        json_array_foreach(keys, i, k)
+        {
                 const char *key = json_string_value(k);
 
                 if (lines_contain(&l, key))
@@ -339,9 +342,8 @@ AGENT_HANDLER(agent_cmd_ssh_remove_authorized_keys)
                 json_t *k;
                 bool drop = false;
 
-                json_array_foreach(keys, j, k)
-                        if (strcmp(json_string_value(k), l.v[i]) == 0)
-                                drop = true;
+                json_array_foreach(keys, j, k) if (strcmp(json_string_value(k), l.v[i]) == 0) drop =
+                    true;
                 if (!drop && lines_add(&kept, l.v[i], strlen(l.v[i])) < 0) {
                         tt_error_set(err, ENOMEM, "out of memory");
                         goto out;

@@ -56,7 +56,8 @@ static int run_hwclock(const char *hwclock, const char *flag, struct tt_error *e
         if (!WIFEXITED(status))
                 return tt_error_set(err, EIO, "child process has terminated abnormally");
         if (WEXITSTATUS(status) != 0)
-                return tt_error_set(err, EIO, "hwclock failed to set hardware clock to system time");
+                return tt_error_set(err, EIO,
+                                    "hwclock failed to set hardware clock to system time");
         return 0;
 }
 

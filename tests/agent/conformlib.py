@@ -8,6 +8,7 @@ processes started here are ever killed, and only by their PID.
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -222,17 +223,19 @@ class Agent:
                     first.append(line)
                 counts[line] += 1
                 continue
-            self.sock.settimeout(0.05)
+            # The socket stays blocking (the sender thread shares it): poll before reading.
+            if not select.select([self.sock], [], [], 0.05)[0]:
+                continue
             try:
                 chunk = self.sock.recv(1 << 20)
-            except socket.timeout:
-                continue
             except OSError:
                 break
             if not chunk:
                 break
             self.buf += chunk
         th.join(timeout=max(0.1, deadline - time.monotonic()))
+        if errors:
+            first.append(('sender: %s' % errors[0]).encode())
         m = self.mem()
         if m:
             peak = max(peak, m.get('VmRSS', 0), m.get('VmHWM', 0))

@@ -31,7 +31,7 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 
-static char root[256];   /* the sysroot */
+static char root[256]; /* the sysroot */
 static char statedir[300];
 
 /* ---- fixture helpers ---- */
@@ -157,9 +157,9 @@ static void expect_ok(struct call c, const char *want)
 /* ---- the fake FIFREEZE/FITHAW/FITRIM ---- */
 
 static char ioctl_log[4096]; /* "FREEZE dir;THAW dir;..." */
-static char fail_path[512];   /* FIFREEZE/FITRIM on this directory fails with fail_errno */
+static char fail_path[512];  /* FIFREEZE/FITRIM on this directory fails with fail_errno */
 static int fail_errno;
-static int frozen_count[8];   /* per fixture mount: how often frozen, to answer FITHAW */
+static int frozen_count[8]; /* per fixture mount: how often frozen, to answer FITHAW */
 
 static const char *const mount_names[] = {"/mnt/a", "/mnt/b", "/mnt/c", "/mnt/d"};
 
@@ -298,32 +298,48 @@ static void test_table_flags(void **state)
                 const char *name;
                 unsigned flags;
         } rows[] = {
-                {"guest-set-time", AGENT_CHANGES_GUEST},
-                {"guest-shutdown", AGENT_CHANGES_GUEST | AGENT_NO_SUCCESS_RESPONSE},
-                {"guest-fsfreeze-freeze", AGENT_CHANGES_GUEST},
-                {"guest-fsfreeze-freeze-list", AGENT_CHANGES_GUEST},
-                {"guest-fsfreeze-thaw", AGENT_CHANGES_GUEST | AGENT_ALLOWED_WHILE_FROZEN},
-                {"guest-fstrim", AGENT_CHANGES_GUEST},
-                {"guest-suspend-disk", AGENT_CHANGES_GUEST | AGENT_NO_SUCCESS_RESPONSE},
-                {"guest-suspend-ram", AGENT_CHANGES_GUEST | AGENT_NO_SUCCESS_RESPONSE},
-                {"guest-suspend-hybrid", AGENT_CHANGES_GUEST | AGENT_NO_SUCCESS_RESPONSE},
-                {"guest-set-vcpus", AGENT_CHANGES_GUEST},
-                {"guest-set-user-password", AGENT_CHANGES_GUEST},
-                {"guest-set-memory-blocks", AGENT_CHANGES_GUEST},
-                {"guest-ssh-add-authorized-keys", AGENT_CHANGES_GUEST},
-                {"guest-ssh-remove-authorized-keys", AGENT_CHANGES_GUEST},
+            {"guest-set-time", AGENT_CHANGES_GUEST},
+            {"guest-shutdown", AGENT_CHANGES_GUEST | AGENT_NO_SUCCESS_RESPONSE},
+            {"guest-fsfreeze-freeze", AGENT_CHANGES_GUEST},
+            {"guest-fsfreeze-freeze-list", AGENT_CHANGES_GUEST},
+            {"guest-fsfreeze-thaw", AGENT_CHANGES_GUEST | AGENT_ALLOWED_WHILE_FROZEN},
+            {"guest-fstrim", AGENT_CHANGES_GUEST},
+            {"guest-suspend-disk", AGENT_CHANGES_GUEST | AGENT_NO_SUCCESS_RESPONSE},
+            {"guest-suspend-ram", AGENT_CHANGES_GUEST | AGENT_NO_SUCCESS_RESPONSE},
+            {"guest-suspend-hybrid", AGENT_CHANGES_GUEST | AGENT_NO_SUCCESS_RESPONSE},
+            {"guest-set-vcpus", AGENT_CHANGES_GUEST},
+            {"guest-set-user-password", AGENT_CHANGES_GUEST},
+            {"guest-set-memory-blocks", AGENT_CHANGES_GUEST},
+            {"guest-ssh-add-authorized-keys", AGENT_CHANGES_GUEST},
+            {"guest-ssh-remove-authorized-keys", AGENT_CHANGES_GUEST},
         };
         /* qemu's schema order around the new rows */
         static const char *const order[] = {
-                "guest-get-time", "guest-set-time", "guest-info", "guest-shutdown",
-                "guest-file-open", "guest-fsfreeze-status", "guest-fsfreeze-freeze",
-                "guest-fsfreeze-freeze-list", "guest-fsfreeze-thaw", "guest-fstrim",
-                "guest-suspend-disk", "guest-suspend-ram", "guest-suspend-hybrid",
-                "guest-network-get-interfaces", "guest-get-vcpus", "guest-set-vcpus",
-                "guest-get-fsinfo", "guest-set-user-password", "guest-get-memory-blocks",
-                "guest-set-memory-blocks", "guest-get-memory-block-info",
-                "guest-ssh-get-authorized-keys", "guest-ssh-add-authorized-keys",
-                "guest-ssh-remove-authorized-keys", "guest-get-diskstats",
+            "guest-get-time",
+            "guest-set-time",
+            "guest-info",
+            "guest-shutdown",
+            "guest-file-open",
+            "guest-fsfreeze-status",
+            "guest-fsfreeze-freeze",
+            "guest-fsfreeze-freeze-list",
+            "guest-fsfreeze-thaw",
+            "guest-fstrim",
+            "guest-suspend-disk",
+            "guest-suspend-ram",
+            "guest-suspend-hybrid",
+            "guest-network-get-interfaces",
+            "guest-get-vcpus",
+            "guest-set-vcpus",
+            "guest-get-fsinfo",
+            "guest-set-user-password",
+            "guest-get-memory-blocks",
+            "guest-set-memory-blocks",
+            "guest-get-memory-block-info",
+            "guest-ssh-get-authorized-keys",
+            "guest-ssh-add-authorized-keys",
+            "guest-ssh-remove-authorized-keys",
+            "guest-get-diskstats",
         };
         const struct agent_command *prev = NULL;
 
@@ -678,8 +694,9 @@ static void test_set_vcpus(void **state)
         /* cpu0 has no online file: it stays online, and cannot go offline */
         expect_ok(run("guest-set-vcpus", "{\"vcpus\": [{\"logical-id\": 0, \"online\": true}]}"),
                   "1");
-        expect_error(run("guest-set-vcpus", "{\"vcpus\": [{\"logical-id\": 0, \"online\": false}]}"),
-                     "logical processor #0 can't be offlined");
+        expect_error(
+            run("guest-set-vcpus", "{\"vcpus\": [{\"logical-id\": 0, \"online\": false}]}"),
+            "logical processor #0 can't be offlined");
         /* an error after the first entry only stops the count */
         expect_ok(run("guest-set-vcpus", "{\"vcpus\": [{\"logical-id\": 1, \"online\": true}, "
                                          "{\"logical-id\": 0, \"online\": false}, "
@@ -776,11 +793,9 @@ static void test_password_builtin_crypted(void **state)
 
         snprintf(args, sizeof(args),
                  "{\"username\": \"carol\", \"password\": \"%s\", \"crypted\": true}", b64("x"));
-        expect_error(run("guest-set-user-password", args),
-                     "user 'carol' not found in /etc/shadow");
+        expect_error(run("guest-set-user-password", args), "user 'carol' not found in /etc/shadow");
         snprintf(args, sizeof(args),
-                 "{\"username\": \"alice\", \"password\": \"%s\", \"crypted\": true}",
-                 b64("a:b"));
+                 "{\"username\": \"alice\", \"password\": \"%s\", \"crypted\": true}", b64("a:b"));
         expect_error(run("guest-set-user-password", args),
                      "forbidden characters in crypted password");
 }
@@ -803,8 +818,14 @@ static void test_password_builtin_plain(void **state)
         end = strchr(line, ':');
         snprintf(hash, sizeof(hash), "%.*s", (int)(end - line), line);
         assert_true(strncmp(hash, "$6$", 3) == 0);
-        assert_string_equal(crypt("s3cret pass", hash), hash);
-        assert_string_not_equal(crypt("s3cret pas", hash), hash);
+        {
+                struct crypt_data *cd = calloc(1, sizeof(*cd));
+
+                assert_non_null(cd);
+                assert_string_equal(crypt_rn("s3cret pass", hash, cd, sizeof(*cd)), hash);
+                assert_string_not_equal(crypt_rn("s3cret pas", hash, cd, sizeof(*cd)), hash);
+                free(cd);
+        }
 
         /* no shadow file: the hash goes into /etc/passwd */
         rm_rf("/etc/shadow");
@@ -836,12 +857,10 @@ static void test_password_chpasswd(void **state)
         put("/etc/shadow", shadow_text, 0640);
         fake_program("/usr/sbin/chpasswd", 0, true);
         snprintf(args, sizeof(args),
-                 "{\"username\": \"alice\", \"password\": \"%s\", \"crypted\": false}",
-                 b64("pw"));
+                 "{\"username\": \"alice\", \"password\": \"%s\", \"crypted\": false}", b64("pw"));
         expect_ok(run("guest-set-user-password", args), NULL);
         snprintf(args, sizeof(args),
-                 "{\"username\": \"bob\", \"password\": \"%s\", \"crypted\": true}",
-                 b64("$1$a$b"));
+                 "{\"username\": \"bob\", \"password\": \"%s\", \"crypted\": true}", b64("$1$a$b"));
         expect_ok(run("guest-set-user-password", args), NULL);
         assert_string_equal(get("/log"), "chpasswd \nalice:pw\nchpasswd -e\nbob:$1$a$b\n");
         /* chpasswd did the work: the file is untouched */
@@ -855,8 +874,10 @@ static void test_password_chpasswd(void **state)
 
 static void ssh_fixture(void)
 {
-        put("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"
-                           "alice:x:1234:4321::/home/alice/:/bin/sh\n", 0644);
+        put("/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\n"
+            "alice:x:1234:4321::/home/alice/:/bin/sh\n",
+            0644);
         mkdirs("/home/alice");
 }
 
@@ -917,15 +938,15 @@ static void test_ssh_errors(void **state)
                          "{\"username\": \"alice\", \"keys\": [\"two\\nlines\"]}"),
                      "invalid OpenSSH public key: 'two\nlines'");
         assert_int_equal(access(rpath("/home/alice/.ssh"), F_OK), -1);
-        expect_error(run("guest-ssh-add-authorized-keys",
-                         "{\"username\": \"nobody\", \"keys\": [\"k\"]}"),
-                     "failed to lookup user 'nobody': Success");
+        expect_error(
+            run("guest-ssh-add-authorized-keys", "{\"username\": \"nobody\", \"keys\": [\"k\"]}"),
+            "failed to lookup user 'nobody': Success");
         /* ~/.ssh swapped for a symlink to another account's directory: refused */
         mkdirs("/root/.ssh");
         assert_int_equal(symlink(rpath("/root/.ssh"), rpath("/home/alice/.ssh")), 0);
-        expect_error(run("guest-ssh-add-authorized-keys",
-                         "{\"username\": \"alice\", \"keys\": [\"k\"]}"),
-                     "failed to open directory '/home/alice/.ssh': Not a directory");
+        expect_error(
+            run("guest-ssh-add-authorized-keys", "{\"username\": \"alice\", \"keys\": [\"k\"]}"),
+            "failed to open directory '/home/alice/.ssh': Not a directory");
         assert_int_equal(access(rpath("/root/.ssh/authorized_keys"), F_OK), -1);
 }
 
@@ -933,9 +954,9 @@ static void test_ssh_remove(void **state)
 {
         ssh_fixture();
         /* no file: nothing to do, and nothing created */
-        expect_ok(run("guest-ssh-remove-authorized-keys",
-                      "{\"username\": \"alice\", \"keys\": [\"k\"]}"),
-                  NULL);
+        expect_ok(
+            run("guest-ssh-remove-authorized-keys", "{\"username\": \"alice\", \"keys\": [\"k\"]}"),
+            NULL);
         assert_int_equal(access(rpath("/home/alice/.ssh"), F_OK), -1);
         put("/home/alice/.ssh/authorized_keys",
             "algo key1 comments\nalgo key1 comments\n# a commented line\nalgo some-key another\n",
@@ -958,29 +979,29 @@ static void test_ssh_remove(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup(test_table_flags, fresh),
-                cmocka_unit_test_setup(test_arg_specs, fresh),
-                cmocka_unit_test_setup(test_shutdown, fresh),
-                cmocka_unit_test_setup(test_suspend_unsupported, fresh),
-                cmocka_unit_test_setup(test_suspend_sysfs, fresh),
-                cmocka_unit_test_setup(test_suspend_helpers, fresh),
-                cmocka_unit_test_setup(test_set_time, fresh),
-                cmocka_unit_test_setup(test_freeze_thaw, fresh),
-                cmocka_unit_test_setup(test_freeze_list, fresh),
-                cmocka_unit_test_setup(test_freeze_errors, fresh),
-                cmocka_unit_test_setup(test_freeze_hook, fresh),
-                cmocka_unit_test_setup(test_auto_thaw, fresh),
-                cmocka_unit_test_setup(test_freeze_init, fresh),
-                cmocka_unit_test_setup(test_fstrim, fresh),
-                cmocka_unit_test_setup(test_set_vcpus, fresh),
-                cmocka_unit_test_setup(test_set_memory_blocks, fresh),
-                cmocka_unit_test_setup(test_password_builtin_crypted, fresh),
-                cmocka_unit_test_setup(test_password_builtin_plain, fresh),
-                cmocka_unit_test_setup(test_password_checks, fresh),
-                cmocka_unit_test_setup(test_password_chpasswd, fresh),
-                cmocka_unit_test_setup(test_ssh_add, fresh),
-                cmocka_unit_test_setup(test_ssh_errors, fresh),
-                cmocka_unit_test_setup(test_ssh_remove, fresh),
+            cmocka_unit_test_setup(test_table_flags, fresh),
+            cmocka_unit_test_setup(test_arg_specs, fresh),
+            cmocka_unit_test_setup(test_shutdown, fresh),
+            cmocka_unit_test_setup(test_suspend_unsupported, fresh),
+            cmocka_unit_test_setup(test_suspend_sysfs, fresh),
+            cmocka_unit_test_setup(test_suspend_helpers, fresh),
+            cmocka_unit_test_setup(test_set_time, fresh),
+            cmocka_unit_test_setup(test_freeze_thaw, fresh),
+            cmocka_unit_test_setup(test_freeze_list, fresh),
+            cmocka_unit_test_setup(test_freeze_errors, fresh),
+            cmocka_unit_test_setup(test_freeze_hook, fresh),
+            cmocka_unit_test_setup(test_auto_thaw, fresh),
+            cmocka_unit_test_setup(test_freeze_init, fresh),
+            cmocka_unit_test_setup(test_fstrim, fresh),
+            cmocka_unit_test_setup(test_set_vcpus, fresh),
+            cmocka_unit_test_setup(test_set_memory_blocks, fresh),
+            cmocka_unit_test_setup(test_password_builtin_crypted, fresh),
+            cmocka_unit_test_setup(test_password_builtin_plain, fresh),
+            cmocka_unit_test_setup(test_password_checks, fresh),
+            cmocka_unit_test_setup(test_password_chpasswd, fresh),
+            cmocka_unit_test_setup(test_ssh_add, fresh),
+            cmocka_unit_test_setup(test_ssh_errors, fresh),
+            cmocka_unit_test_setup(test_ssh_remove, fresh),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

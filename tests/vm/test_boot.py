@@ -90,9 +90,37 @@ def main():
         qga_sock = os.path.join(rundir, "qga.sock")
         qmp_sock = os.path.join(rundir, "qmp.sock")
 
+        # Two guest-sync-delimited requests, written right after QEMU starts,
+        # long before the guest agent opens its port: QEMU holds the bytes, and
+        # the agent must answer all of them (the second is the one waited for)
+        # when it starts, without any further input. A host client that
+        # retries its sync while the guest boots sends exactly this.
+        agent = None
         try:
-            agent = qga.wait_for_agent(qga_sock, 60)
-            boot = time.monotonic() - t0
+            agent = qga.QGA(qga_sock, timeout=10, sync=False)
+            agent.stream.send({"execute": "guest-sync-delimited", "arguments": {"id": 1}},
+                              prefix=b"\xff")
+            time.sleep(0.3)
+            agent.sync(60)
+            queued_ok = True
+        except (qga.Timeout, OSError) as e:
+            queued_ok = False
+            queued_err = str(e)
+            if agent:
+                agent.close()
+        boot = time.monotonic() - t0
+        if queued_ok:
+            # qemu-ga answers the whole backlog at once; a stall here is
+            # latency every host client pays while it waits for a booting guest.
+            stall = time.monotonic() - agent.stream.first_rx
+            check("requests queued before the agent started are answered together",
+                  stall < 0.5, f"last reply {stall:.2f} s after the first, {boot:.2f} s after QEMU start")
+        else:
+            check("requests queued before the agent started are answered", False, queued_err)
+        try:
+            if not queued_ok:
+                agent = qga.wait_for_agent(qga_sock, 30)
+                boot = time.monotonic() - t0
             print(f"boot-to-ping: {boot:.2f} s (QEMU start to first guest-ping reply, TCG, {o.variant})")
             check("guest-ping within %.0f s" % PING_LIMIT, boot <= PING_LIMIT and
                   agent.cmd("guest-ping") == {"return": {}}, f"{boot:.2f} s")
