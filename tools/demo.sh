@@ -1,65 +1,122 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# The demo: build tether-agent, start it on a unix socket in a temporary folder, and show its
-# real replies to a few QGA commands, the way libvirt or a person would send them.
+# The demo, end to end on a VM it builds itself:
+#  1. build Tether and the test guest (Debian's kernel, busybox, our static tether-agent);
+#  2. boot the guest under QEMU (TCG) and talk to tether-agent inside it through the
+#     virtio-serial agent socket: OS info, interfaces with the guest's IP, filesystems, guest-exec;
+#  3. manage the same image with tetherd and tether: define, start, suspend, resume, destroy,
+#     with virsh-style output and states.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Installing what the demo needs and building"
 tools/deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
-meson compile -C build src/agent/tether-agent >/dev/null
+meson compile -C build >/dev/null
+tools/mkguest.sh --agent build/src/agent/tether-agent-static --out build/guest >/dev/null
+# shellcheck disable=SC1091
+. build/guest/guest.env
 
-tmp=$(mktemp -d /tmp/tether-demo.XXXXXX)
-agent_pid=
-cleanup() { [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null; rm -rf "$tmp"; }
+run=$(mktemp -d /tmp/tether-demo.XXXXXX)
+qemu_pid= tetherd_pid=
+cleanup() {
+  if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; fi
+  if [ -n "$tetherd_pid" ]; then
+    build/src/cli/tether --root "$run/root" destroy demo >/dev/null 2>&1 || true
+    kill "$tetherd_pid" 2>/dev/null || true
+  fi
+  rm -rf "$run"
+}
 trap cleanup EXIT
 
-build/src/agent/tether-agent -m unix-listen -p "$tmp/agent.sock" -t "$tmp" -l "$tmp/agent.log" &
-agent_pid=$!
-for _ in $(seq 50); do [ -S "$tmp/agent.sock" ] && break; sleep 0.1; done
+say "Booting the test guest under QEMU (TCG) with tether-agent inside"
+start=$(date +%s.%N)
+eval "$(tools/run-guest.sh --guest build/guest --variant tether --dir "$run/vm" --name tether-demo)"
+qemu_pid=$PID
+python3 tools/qga.py --wait 60 "$QGA" guest-ping >/dev/null
+printf 'the agent answered %.1f s after QEMU started (pid %s)\n' \
+  "$(echo "$(date +%s.%N) - $start" | bc)" "$qemu_pid"
 
-echo "tether-agent $(build/src/agent/tether-agent -V | awk '{print $NF}') is listening on $tmp/agent.sock (pid $agent_pid)"
-echo "hello from the demo" > "$tmp/hello.txt"
-python3 - "$tmp/agent.sock" "$tmp/hello.txt" <<'PY'
-import base64, json, socket, sys, time
+python3 - "$QGA" <<'PY'
+import base64, json, sys
+sys.path.insert(0, "tools")
+from qga import QGA
 
-sock = socket.socket(socket.AF_UNIX)
-sock.connect(sys.argv[1])
-buf = b""
+agent = QGA(sys.argv[1])
 
-def call(name, args=None, show=True):
-    global buf
-    req = {"execute": name}
-    if args is not None:
-        req["arguments"] = args
-    line = json.dumps(req)
-    sock.sendall(line.encode())
-    while b"\n" not in buf:
-        buf += sock.recv(65536)
-    reply, buf = buf.split(b"\n", 1)
-    if show:
-        print(f"\n>>> {line}\n<<< {reply.decode()[:600]}{' ...' if len(reply) > 600 else ''}")
-    return json.loads(reply)
+def show(name, args=None, pick=None):
+    reply = agent.cmd(name, args)
+    value = reply.get("return", reply)
+    print(f"\n>>> {name}" + (f" {json.dumps(args)}" if args else ""))
+    print(json.dumps(pick(value) if pick else value, indent=2)[:1500])
+    return value
 
-call("guest-sync", {"id": 1234})
-call("guest-ping")
-call("guest-get-osinfo")
-call("guest-get-host-name")
-call("guest-network-get-interfaces")
-call("guest-get-vcpus")
-h = call("guest-file-open", {"path": sys.argv[2]})["return"]
-r = call("guest-file-read", {"handle": h})["return"]
-print("    decoded:", base64.b64decode(r["buf-b64"]).decode().strip())
-call("guest-file-close", {"handle": h})
-pid = call("guest-exec", {"path": "/bin/echo", "arg": ["hello", "from", "guest-exec"],
-                          "capture-output": True})["return"]["pid"]
+show("guest-info", pick=lambda v: {"version": v["version"],
+                                    "commands": len(v["supported_commands"])})
+show("guest-get-osinfo")
+show("guest-get-host-name")
+show("guest-network-get-interfaces",
+     pick=lambda v: [{"name": i["name"], "hardware-address": i.get("hardware-address"),
+                      "ip-addresses": [f'{a["ip-address"]}/{a["prefix"]}'
+                                       for a in i.get("ip-addresses", [])]} for i in v])
+show("guest-get-fsinfo",
+     pick=lambda v: [{k: f[k] for k in ("name", "mountpoint", "type", "used-bytes",
+                                         "total-bytes") if k in f} for f in v])
+pid = agent.cmd("guest-exec", {"path": "/bin/sh", "arg": ["-c", "uname -a; cat /mnt/data/hello.txt"],
+                               "capture-output": True})["return"]["pid"]
+import time
 for _ in range(100):
-    st = call("guest-exec-status", {"pid": pid}, show=False)["return"]
+    st = agent.cmd("guest-exec-status", {"pid": pid})["return"]
     if st["exited"]:
         break
-    time.sleep(0.02)
-print(f"\n>>> guest-exec-status {pid}\n<<< {json.dumps(st)}")
-print("    decoded:", base64.b64decode(st.get("out-data", "")).decode().strip())
-call("guest-shutdown")
-call("no-such-command")
+    time.sleep(0.05)
+print(f"\n>>> guest-exec /bin/sh -c 'uname -a; cat /mnt/data/hello.txt'  (pid {pid})")
+print(f"exit code {st['exitcode']}; output:")
+print(base64.b64decode(st.get("out-data", "")).decode().rstrip())
 PY
+kill "$qemu_pid"
+qemu_pid=
+
+say "Managing the same image with tetherd and tether (virsh verbs)"
+mkdir -p "$run/root"
+build/src/host/tetherd --root "$run/root" --log "$run/tetherd.log" </dev/null >/dev/null 2>&1 &
+tetherd_pid=$!
+for _ in $(seq 50); do [ -S "$run/root/run/tether/tetherd.sock" ] && break; sleep 0.1; done
+cat >"$run/demo.xml" <<EOF
+<domain type='qemu'>
+  <name>demo</name>
+  <title>Tether demo guest</title>
+  <memory unit='MiB'>256</memory>
+  <vcpu>2</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <kernel>$TETHER_GUEST_KERNEL</kernel>
+    <initrd>$TETHER_GUEST_INITRD</initrd>
+    <cmdline>$TETHER_GUEST_APPEND</cmdline>
+  </os>
+  <features><acpi/></features>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='$run/data.img'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <channel type='unix'>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+cp "$TETHER_GUEST_DATA" "$run/data.img"
+T="build/src/cli/tether --root $run/root"
+for cmd in "define $run/demo.xml" "list --all --title" "start demo" "list" "domstate --reason demo" \
+           "suspend demo" "domstate --reason demo" "resume demo" "domstate --reason demo" \
+           "dominfo demo" "destroy demo" "domstate --reason demo" "list --all"; do
+  printf '$ tether %s\n' "${cmd//$run\//}"
+  # shellcheck disable=SC2086
+  $T $cmd || { echo "demo: 'tether $cmd' failed; tetherd's log:"; tail -5 "$run/tetherd.log"; exit 1; }
+done
+echo "QEMU processes are named after their domain: -name guest=NAME (see 'ps')."

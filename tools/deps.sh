@@ -10,7 +10,7 @@ packages=(
   python3 file cpio gzip xz-utils e2fsprogs kmod
   # the real components the tests run against
   qemu-system-x86 qemu-utils qemu-guest-agent busybox-static
-  libvirt-daemon-system libvirt-clients openssh-server openssh-client
+  libvirt-daemon-system libvirt-clients openssh-server openssh-client gvncviewer
 )
 
 missing=()

@@ -3,12 +3,16 @@
  * Reaching tetherd: tether:///system (optionally ?socket=PATH) is the local control socket;
  * tether+ssh://[user@]host[:port]/system runs `tether proxy` on the host through ssh and
  * speaks the same protocol over ssh's stdin and stdout. Replies are framed by the wire module.
+ * Query parameters follow libvirt's remote URIs: socket=PATH (both schemes), and for ssh
+ * command=PROGRAM (the local ssh), keyfile=PATH, known_hosts=PATH and no_verify=1.
  */
 #include "cli/cli.h"
 #include "common/cleanup.h"
 #include "wire/wire.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -22,11 +26,15 @@
 #define DEFAULT_SOCKET "/run/tether/tetherd.sock"
 
 struct uri {
-        char scheme[32];  /* "tether" or "tether+ssh" */
-        char user[128];   /* ssh user, may be empty */
-        char host[256];   /* ssh host, empty for local */
-        char port[16];    /* ssh port, may be empty */
-        char socket[512]; /* ?socket=PATH, may be empty */
+        char scheme[32];       /* "tether" or "tether+ssh" */
+        char user[128];        /* ssh user, may be empty */
+        char host[256];        /* ssh host, empty for local */
+        char port[16];         /* ssh port, may be empty */
+        char socket[512];      /* ?socket=PATH, may be empty */
+        char command[512];     /* ?command=: the local ssh program (libvirt's name) */
+        char keyfile[512];     /* ?keyfile=: ssh -i */
+        char known_hosts[512]; /* ?known_hosts=: ssh's UserKnownHostsFile */
+        bool no_verify;        /* ?no_verify=1: do not check the host key */
 };
 
 /* Copy src into a fixed field; false when it does not fit. */
@@ -38,6 +46,87 @@ static bool copy_field(char *dst, size_t size, const char *src)
                 return false;
         memcpy(dst, src, len + 1);
         return true;
+}
+
+/* Undo %XX escapes of a query value into dst; false when it does not fit or is malformed. */
+static bool unescape_field(char *dst, size_t size, const char *src, size_t len)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                char c = src[i];
+
+                if (c == '%') {
+                        char hex[3] = {0};
+
+                        if (i + 2 >= len || !isxdigit((unsigned char)src[i + 1]) ||
+                            !isxdigit((unsigned char)src[i + 2]))
+                                return false;
+                        hex[0] = src[i + 1];
+                        hex[1] = src[i + 2];
+                        c = (char)strtol(hex, NULL, 16);
+                        if (c == '\0')
+                                return false;
+                        i += 2;
+                }
+                if (n + 1 >= size)
+                        return false;
+                dst[n++] = c;
+        }
+        dst[n] = '\0';
+        return true;
+}
+
+/*
+ * The query: libvirt's remote URI parameters that make sense here, joined with '&'.
+ * socket applies to both schemes; the others only to tether+ssh.
+ */
+static int parse_query(const char *q, const char *s, struct uri *u, struct tt_error *err)
+{
+        static const struct {
+                const char *key; /* parameter name */
+                size_t offset;   /* its field in struct uri */
+                size_t size;     /* the field's size */
+        } params[] = {
+                {"socket", offsetof(struct uri, socket), sizeof(u->socket)},
+                {"command", offsetof(struct uri, command), sizeof(u->command)},
+                {"keyfile", offsetof(struct uri, keyfile), sizeof(u->keyfile)},
+                {"known_hosts", offsetof(struct uri, known_hosts), sizeof(u->known_hosts)},
+        };
+
+        while (*q) {
+                const char *amp = strchr(q, '&');
+                size_t len = amp ? (size_t)(amp - q) : strlen(q);
+                const char *eq = memchr(q, '=', len);
+                size_t klen = eq ? (size_t)(eq - q) : len;
+                const char *val = eq ? eq + 1 : q + len;
+                size_t vlen = (size_t)(q + len - val);
+                bool known = false;
+
+                for (size_t i = 0; i < TT_ARRAY_SIZE(params); i++) {
+                        if (strlen(params[i].key) != klen ||
+                            strncmp(params[i].key, q, klen) != 0)
+                                continue;
+                        if (!unescape_field((char *)u + params[i].offset, params[i].size, val,
+                                            vlen))
+                                return tt_error_set(err, EINVAL,
+                                                    "invalid value for URI parameter '%s' in "
+                                                    "'%s'",
+                                                    params[i].key, s);
+                        known = true;
+                }
+                if (!known && klen == 9 && strncmp(q, "no_verify", 9) == 0) {
+                        u->no_verify = vlen == 1 && val[0] == '1';
+                        known = true;
+                }
+                if (!known)
+                        return tt_error_set(err, EINVAL, "unknown URI parameter '%.*s' in '%s'",
+                                            (int)klen, q, s);
+                q += len;
+                if (*q == '&')
+                        q++;
+        }
+        return 0;
 }
 
 static int parse_uri(const char *s, struct uri *u, struct tt_error *err)
@@ -89,13 +178,7 @@ static int parse_uri(const char *s, struct uri *u, struct tt_error *err)
                 return tt_error_set(err, EINVAL,
                                     "invalid URI '%s': use tether+ssh:// for a remote host", s);
         q = strchr(slash, '?');
-        if (q) {
-                if (strncmp(q + 1, "socket=", 7) != 0)
-                        return tt_error_set(err, EINVAL, "unknown URI parameter in '%s'", s);
-                if (!copy_field(u->socket, sizeof(u->socket), q + 8))
-                        return tt_error_set(err, EINVAL, "invalid URI '%s'", s);
-        }
-        return 0;
+        return q ? parse_query(q + 1, s, u, err) : 0;
 }
 
 char *cli_socket_path(const char *uri, const char *root, struct tt_error *err)
@@ -135,24 +218,61 @@ static int connect_unix(const char *path, struct tt_error *err)
         return fd;
 }
 
+/* Append s to the remote command line in single quotes (ssh hands it to the remote shell). */
+static bool shell_append(char *buf, size_t size, const char *s)
+{
+        size_t n = strlen(buf);
+
+        if (n + 2 >= size)
+                return false;
+        buf[n++] = ' ';
+        buf[n++] = '\'';
+        for (; *s; s++) {
+                const char *piece = *s == '\'' ? "'\\''" : NULL;
+                size_t plen = piece ? strlen(piece) : 1;
+
+                if (n + plen + 2 >= size)
+                        return false;
+                if (piece)
+                        memcpy(buf + n, piece, plen);
+                else
+                        buf[n] = *s;
+                n += plen;
+        }
+        buf[n++] = '\'';
+        buf[n] = '\0';
+        return true;
+}
+
 static int connect_ssh(struct cli_conn *c, const struct uri *u, const char *root,
                        struct tt_error *err)
 {
+        char remote[1400] = "tether proxy";
+        char known_hosts[600];
         int in[2], out[2];
         pid_t pid;
 
+        /* The far end is `tether proxy` with the socket or root to relay to, quoted. */
+        if (u->socket[0] && !(shell_append(remote, sizeof(remote), "--socket") &&
+                              shell_append(remote, sizeof(remote), u->socket)))
+                return tt_error_set(err, ENAMETOOLONG, "socket path is too long");
+        if (!u->socket[0] && root && !(shell_append(remote, sizeof(remote), "--root") &&
+                                       shell_append(remote, sizeof(remote), root)))
+                return tt_error_set(err, ENAMETOOLONG, "root path is too long");
+        snprintf(known_hosts, sizeof(known_hosts), "UserKnownHostsFile=%s", u->known_hosts);
         if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
                 return tt_error_errno(err, errno, "pipe");
         pid = fork();
         if (pid < 0)
                 return tt_error_errno(err, errno, "fork");
         if (pid == 0) {
-                const char *argv[20];
+                const char *ssh = u->command[0] ? u->command : "ssh";
+                const char *argv[24];
                 size_t n = 0;
 
                 dup2(in[0], STDIN_FILENO);
                 dup2(out[1], STDOUT_FILENO);
-                argv[n++] = "ssh";
+                argv[n++] = ssh;
                 argv[n++] = "-T";
                 argv[n++] = "-e";
                 argv[n++] = "none";
@@ -166,19 +286,24 @@ static int connect_ssh(struct cli_conn *c, const struct uri *u, const char *root
                         argv[n++] = "-l";
                         argv[n++] = u->user;
                 }
-                argv[n++] = u->host;
-                argv[n++] = "tether";
-                argv[n++] = "proxy";
-                if (u->socket[0]) {
-                        argv[n++] = "--socket";
-                        argv[n++] = u->socket;
-                } else if (root) {
-                        argv[n++] = "--root";
-                        argv[n++] = root;
+                if (u->keyfile[0]) {
+                        argv[n++] = "-i";
+                        argv[n++] = u->keyfile;
                 }
+                if (u->known_hosts[0]) {
+                        argv[n++] = "-o";
+                        argv[n++] = known_hosts;
+                }
+                if (u->no_verify) {
+                        argv[n++] = "-o";
+                        argv[n++] = "StrictHostKeyChecking=no";
+                }
+                argv[n++] = "--";
+                argv[n++] = u->host;
+                argv[n++] = remote;
                 argv[n] = NULL;
-                execvp("ssh", (char **)argv);
-                dprintf(STDERR_FILENO, "error: cannot run ssh: %s\n", strerror(errno));
+                execvp(ssh, (char **)argv);
+                dprintf(STDERR_FILENO, "error: cannot run %s: %s\n", ssh, strerror(errno));
                 _exit(127);
         }
         close(in[0]);
@@ -261,6 +386,24 @@ static int got_message(void *opaque, json_t *msg, const struct tt_error *perr)
         return -1; /* one reply is all we wait for */
 }
 
+/* The connection ended before a reply: say whether ssh failed or the daemon hung up. */
+static void closed_error(struct cli_conn *c, struct tt_error *err)
+{
+        int status = 0;
+
+        if (c->ssh_pid > 0 && waitpid(c->ssh_pid, &status, 0) == c->ssh_pid) {
+                c->ssh_pid = 0;
+                if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+                        /* ssh (255) or the remote `tether proxy` printed why on stderr. */
+                        tt_error_set(err, EIO,
+                                     "failed to connect to the daemon over ssh (exit status %d)",
+                                     WEXITSTATUS(status));
+                        return;
+                }
+        }
+        tt_error_set(err, EIO, "the daemon closed the connection");
+}
+
 json_t *cli_call(struct cli_conn *c, const char *execute, json_t *args, struct tt_error *err)
 {
         _cleanup_json_ json_t *req = json_pack("{s:s, s:O}", "execute", execute, "arguments",
@@ -270,18 +413,26 @@ json_t *cli_call(struct cli_conn *c, const char *execute, json_t *args, struct t
         struct reply_wait w = {0};
         char buf[65536];
 
-        if (req == NULL || sp == NULL || out == NULL || wire_dump(out, req) < 0 ||
-            wire_out_puts(out, "\n") < 0 || wire_out_flush(out) < 0) {
-                tt_error_set(err, EIO, "cannot send the request to the daemon");
+        bool sent;
+
+        if (req == NULL || sp == NULL || out == NULL) {
+                tt_error_set(err, ENOMEM, "out of memory");
                 goto out;
         }
+        sent = wire_dump(out, req) == 0 && wire_out_puts(out, "\n") == 0 &&
+               wire_out_flush(out) == 0;
+        /* Even if sending failed, the daemon may have answered first (access denied). */
         while (w.reply == NULL && w.error == NULL) {
                 ssize_t n = read(c->rfd, buf, sizeof(buf));
 
                 if (n < 0 && errno == EINTR)
                         continue;
+                if (n <= 0 && !sent) {
+                        tt_error_set(err, EIO, "cannot send the request to the daemon");
+                        goto out;
+                }
                 if (n <= 0) {
-                        tt_error_set(err, EIO, "the daemon closed the connection");
+                        closed_error(c, err);
                         goto out;
                 }
                 wire_splitter_feed(sp, buf, (size_t)n, got_message, &w);

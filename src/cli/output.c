@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* virsh-style tables, JSON output, and error lines. */
 #include "cli/cli.h"
+#include "common/cleanup.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 bool cli_flag(const struct cli_opts *o, const char *name)
 {
@@ -14,9 +16,11 @@ bool cli_flag(const struct cli_opts *o, const char *name)
         return false;
 }
 
+#define CLI_TABLE_MAX_COLS 16
+
 void cli_table_init(struct cli_table *t, size_t ncols, const char *const *header)
 {
-        t->ncols = ncols;
+        t->ncols = ncols < CLI_TABLE_MAX_COLS ? ncols : CLI_TABLE_MAX_COLS;
         t->nrows = 0;
         t->cells = NULL;
         cli_table_add(t, header);
@@ -34,13 +38,32 @@ void cli_table_add(struct cli_table *t, const char *const *row)
         t->nrows++;
 }
 
+/* Columns a cell takes on the terminal (vshTable pads by display width, not bytes). */
+static size_t cell_width(const char *s)
+{
+        mbstate_t st = {0};
+        const char *p = s;
+        size_t n = mbsrtowcs(NULL, &p, 0, &st);
+        _cleanup_free_ wchar_t *w = NULL;
+        int cols;
+
+        if (n == (size_t)-1 || (w = calloc(n + 1, sizeof(*w))) == NULL)
+                return strlen(s);
+        p = s;
+        memset(&st, 0, sizeof(st));
+        mbsrtowcs(w, &p, n + 1, &st);
+        cols = wcswidth(w, n);
+        return cols < 0 ? strlen(s) : (size_t)cols;
+}
+
 void cli_table_print(const struct cli_table *t, bool quiet)
 {
-        size_t width[16] = {0}, total = 0;
+        size_t width[CLI_TABLE_MAX_COLS] = {0}, total = 0;
 
-        for (size_t r = 0; r < t->nrows; r++)
-                for (size_t c = 0; c < t->ncols && c < 16; c++) {
-                        size_t len = strlen(t->cells[r * t->ncols + c]);
+        /* As vshTable: with --quiet the header is not printed and does not widen columns. */
+        for (size_t r = quiet ? 1 : 0; r < t->nrows; r++)
+                for (size_t c = 0; c < t->ncols; c++) {
+                        size_t len = cell_width(t->cells[r * t->ncols + c]);
                         if (len > width[c])
                                 width[c] = len;
                 }
@@ -48,10 +71,9 @@ void cli_table_print(const struct cli_table *t, bool quiet)
                 for (size_t c = 0; c < t->ncols; c++) {
                         const char *cell = t->cells[r * t->ncols + c];
 
-                        if (c + 1 == t->ncols)
-                                printf(" %s", cell);
-                        else
-                                printf(" %-*s  ", (int)width[c], cell);
+                        printf(" %s", cell);
+                        if (c + 1 < t->ncols)
+                                printf("%*s", (int)(width[c] - cell_width(cell) + 2), "");
                 }
                 printf("\n");
                 if (r == 0) {
@@ -62,7 +84,9 @@ void cli_table_print(const struct cli_table *t, bool quiet)
                         printf("\n");
                 }
         }
-        printf("\n");
+        /* virsh ends a command's output with a blank line, except with --quiet. */
+        if (!quiet)
+                printf("\n");
 }
 
 void cli_table_free(struct cli_table *t)

@@ -5,6 +5,7 @@
  * it sends and how the reply is printed (virsh's text, or --json).
  */
 #include "cli/cli.h"
+#include "common/base64.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
 
@@ -13,8 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* ---- printing ---- */
+
+/* virsh ends each command's output with a blank line, which --quiet leaves out. */
+static void blank_line(const struct cli_opts *o)
+{
+        if (!o->quiet)
+                printf("\n");
+}
 
 static const char *dom_state_text(json_t *dom)
 {
@@ -84,6 +93,12 @@ static int print_list(json_t *ret, const struct cli_opts *o)
 
         if (rows == NULL)
                 return -1;
+        for (const char *const *f = (const char *const[]){"name", "uuid", "id", NULL}; *f; f++) {
+                if (cli_flag(o, "table") && cli_flag(o, *f)) {
+                        cli_error("Options --table and --%s are mutually exclusive", *f);
+                        return -1;
+                }
+        }
         json_array_foreach(ret, i, dom)
                 if (list_keep(dom, o))
                         rows[n++] = dom;
@@ -105,16 +120,16 @@ static int print_list(json_t *ret, const struct cli_opts *o)
                         /* --id alone skips inactive domains, as virsh does. */
                         if (cli_flag(o, "id") && !cli_flag(o, "name") && !cli_flag(o, "uuid") && id < 0)
                                 continue;
-                        if (cli_flag(o, "id")) {
-                                if (id >= 0)
-                                        printf("%lld", (long long)id);
-                                else
-                                        printf("-");
+                        /* virsh's order: uuid, id, name. */
+                        if (cli_flag(o, "uuid")) {
+                                printf("%s", json_string_value(json_object_get(rows[i], "uuid")));
                                 first = false;
                         }
-                        if (cli_flag(o, "uuid")) {
-                                printf("%s%s", first ? "" : " ",
-                                       json_string_value(json_object_get(rows[i], "uuid")));
+                        if (cli_flag(o, "id")) {
+                                if (id >= 0)
+                                        printf("%s%lld", first ? "" : " ", (long long)id);
+                                else
+                                        printf("%s-", first ? "" : " ");
                                 first = false;
                         }
                         if (cli_flag(o, "name"))
@@ -122,7 +137,7 @@ static int print_list(json_t *ret, const struct cli_opts *o)
                                        json_string_value(json_object_get(rows[i], "name")));
                         printf("\n");
                 }
-                printf("\n");
+                blank_line(o);
                 return 0;
         }
         {
@@ -181,7 +196,7 @@ static int print_dominfo(json_t *ret, const struct cli_opts *o)
                json_is_true(json_object_get(ret, "autostart")) ? "enable" : "disable");
         printf("%-15s %s\n", "Managed save:",
                json_is_true(json_object_get(ret, "managed_save")) ? "yes" : "no");
-        printf("\n");
+        blank_line(o);
         return 0;
 }
 
@@ -195,10 +210,11 @@ static int print_domstate(json_t *ret, const struct cli_opts *o)
                 return 0;
         }
         if (cli_flag(o, "reason"))
-                printf("%s (%s)\n\n", dom_state_text(ret),
+                printf("%s (%s)\n", dom_state_text(ret),
                        json_string_value(json_object_get(ret, "reason")));
         else
-                printf("%s\n\n", dom_state_text(ret));
+                printf("%s\n", dom_state_text(ret));
+        blank_line(o);
         return 0;
 }
 
@@ -213,14 +229,13 @@ static int print_field(json_t *ret, const struct cli_opts *o, const char *key)
                 json_decref(j);
                 return 0;
         }
-        if (json_is_integer(v)) {
-                if (json_integer_value(v) >= 0)
-                        printf("%lld\n\n", (long long)json_integer_value(v));
-                else
-                        printf("-\n\n");
-        } else {
-                printf("%s\n\n", json_string_value(v));
-        }
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+                printf("%lld\n", (long long)json_integer_value(v));
+        else if (json_is_integer(v))
+                printf("-\n");
+        else
+                printf("%s\n", json_string_value(v));
+        blank_line(o);
         return 0;
 }
 
@@ -271,6 +286,243 @@ static int args_domain(json_t *args, const struct cli_opts *o)
         return 0;
 }
 
+/* A file for the daemon: relative names are made absolute against our working folder. */
+static json_t *abs_path(const char *file)
+{
+        char cwd[4096];
+        _cleanup_free_ char *full = NULL;
+
+        if (file[0] == '/')
+                return json_string(file);
+        if (getcwd(cwd, sizeof(cwd)) == NULL || asprintf(&full, "%s/%s", cwd, file) < 0)
+                return NULL;
+        return json_string(full);
+}
+
+/* save DOMAIN FILE, screenshot DOMAIN FILE */
+static int args_domain_file(json_t *args, const struct cli_opts *o)
+{
+        json_object_set_new(args, "domain", json_string(o->pos[0]));
+        if (strcmp(o->pos[1], "-") != 0 && json_object_set_new(args, "file", abs_path(o->pos[1])) < 0)
+                return -1;
+        return 0;
+}
+
+/* The domain only: the verb's flags are for printing, not for the daemon. */
+static int args_domain_only(json_t *args, const struct cli_opts *o)
+{
+        json_object_clear(args);
+        json_object_set_new(args, "domain", json_string(o->pos[0]));
+        return 0;
+}
+
+static int args_restore(json_t *args, const struct cli_opts *o)
+{
+        return json_object_set_new(args, "file", abs_path(o->pos[0]));
+}
+
+/* --mode=acpi|agent arrive as flags; the daemon takes "mode": "acpi"|"agent". */
+static int args_power(json_t *args, const struct cli_opts *o)
+{
+        return args_domain(args, o);
+}
+
+static int args_qmp(json_t *args, const struct cli_opts *o)
+{
+        json_error_t jerr;
+        json_t *cmd = json_loads(o->pos[1], 0, &jerr);
+
+        if (!json_is_object(cmd)) {
+                cli_error("invalid JSON command: %s", cmd ? "not an object" : jerr.text);
+                json_decref(cmd);
+                return -1;
+        }
+        json_object_del(args, "pretty");
+        json_object_set_new(args, "domain", json_string(o->pos[0]));
+        json_object_set_new(args, "command", cmd);
+        return 0;
+}
+
+/* Confirmations, like virsh's vshPrintExtra: silenced by --quiet, JSON with --json. */
+static int print_saved(json_t *ret, const struct cli_opts *o)
+{
+        if (o->json)
+                cli_print_json(ret);
+        else if (!o->quiet)
+                printf("\nDomain '%s' saved to %s\n\n", o->pos[0], o->pos[1]);
+        return 0;
+}
+
+static int print_restored(json_t *ret, const struct cli_opts *o)
+{
+        if (o->json)
+                cli_print_json(ret);
+        else if (!o->quiet)
+                printf("Domain restored from %s\n\n", o->pos[0]);
+        return 0;
+}
+
+static int print_managedsave(json_t *ret, const struct cli_opts *o)
+{
+        if (o->json)
+                cli_print_json(ret);
+        else if (!o->quiet)
+                printf("\nDomain '%s' state saved by tether\n\n", o->pos[0]);
+        return 0;
+}
+
+static int print_managedsave_remove(json_t *ret, const struct cli_opts *o)
+{
+        if (o->json)
+                cli_print_json(ret);
+        else if (o->quiet)
+                return 0;
+        else if (json_is_true(json_object_get(ret, "removed")))
+                printf("Removed managedsave image for domain '%s'\n\n", o->pos[0]);
+        else
+                printf("Domain '%s' has no manage save image; removal skipped\n\n", o->pos[0]);
+        return 0;
+}
+
+static int print_shutdown(json_t *ret, const struct cli_opts *o)
+{
+        const char *reason = json_string_value(json_object_get(ret, "reason"));
+
+        if (o->json)
+                cli_print_json(ret);
+        else if (o->quiet)
+                return 0;
+        else if (!cli_flag(o, "wait"))
+                printf("Domain '%s' is being shutdown\n\n", o->pos[0]);
+        else if (reason && strcmp(reason, "destroyed") == 0)
+                printf("Domain '%s' did not shut down in time and was destroyed\n\n",
+                       o->pos[0]);
+        else
+                printf("Domain '%s' has been shut down\n\n", o->pos[0]);
+        return 0;
+}
+
+/* The first graphics of a type ("vnc", "spice") in a graphics list, or NULL. */
+static json_t *graphics_of(json_t *list, const char *type)
+{
+        size_t i;
+        json_t *g;
+
+        json_array_foreach(list, i, g)
+                if (type == NULL ||
+                    strcmp(json_string_value(json_object_get(g, "type")), type) == 0)
+                        return g;
+        return NULL;
+}
+
+static int print_vncdisplay(json_t *ret, const struct cli_opts *o)
+{
+        json_t *g = graphics_of(ret, "vnc");
+        const char *listen;
+
+        if (g == NULL) {
+                cli_error("VNC display is not available for domain '%s'", o->pos[0]);
+                return -1;
+        }
+        if (o->json) {
+                cli_print_json(g);
+                return 0;
+        }
+        listen = json_string_value(json_object_get(g, "listen"));
+        /* virsh: ":N" for a wildcard listen address, else "ADDR:N". */
+        if (strcmp(listen, "0.0.0.0") == 0 || strcmp(listen, "::") == 0)
+                listen = "";
+        printf("%s:%lld\n", listen, (long long)json_integer_value(json_object_get(g, "port")) - 5900);
+        blank_line(o);
+        return 0;
+}
+
+static int print_domdisplay(json_t *ret, const struct cli_opts *o)
+{
+        bool all = cli_flag(o, "all");
+        const char *only = cli_flag(o, "type=vnc") ? "vnc" : cli_flag(o, "type=spice") ? "spice" : NULL;
+        size_t i, shown = 0;
+        json_t *g;
+
+        if (o->json) {
+                cli_print_json(ret);
+                return 0;
+        }
+        /* virsh prefers VNC, then SPICE; --all lists every one. */
+        for (int pass = 0; pass < 2; pass++) {
+                const char *type = pass == 0 ? "vnc" : "spice";
+
+                if (only && strcmp(only, type) != 0)
+                        continue;
+                json_array_foreach(ret, i, g) {
+                        long long port = (long long)json_integer_value(json_object_get(g, "port"));
+                        const char *listen = json_string_value(json_object_get(g, "listen"));
+
+                        if (strcmp(json_string_value(json_object_get(g, "type")), type) != 0)
+                                continue;
+                        if (strcmp(listen, "0.0.0.0") == 0)
+                                listen = "localhost";
+                        if (pass == 0)
+                                printf("vnc://%s:%lld\n", listen, port - 5900);
+                        else
+                                printf("spice://%s:%lld\n", listen, port);
+                        shown++;
+                        if (!all)
+                                return 0;
+                }
+        }
+        if (shown == 0) {
+                cli_error("No graphical display found");
+                return -1;
+        }
+        return 0;
+}
+
+static int print_screenshot(json_t *ret, const struct cli_opts *o)
+{
+        const char *data = json_string_value(json_object_get(ret, "data"));
+        const char *mime = json_string_value(json_object_get(ret, "mime"));
+        _cleanup_free_ unsigned char *bytes = NULL;
+        struct tt_error err = {0};
+        size_t len = 0;
+        FILE *f;
+
+        if (data == NULL || tt_base64_decode(data, strlen(data), &bytes, &len, &err) < 0) {
+                cli_error("bad screenshot data from the daemon%s%s", err.msg ? ": " : "",
+                          err.msg ? err.msg : "");
+                tt_error_clear(&err);
+                return -1;
+        }
+        f = fopen(o->pos[1], "we");
+        if (f == NULL || fwrite(bytes, 1, len, f) != len || fclose(f) != 0) {
+                cli_error("cannot write '%s'", o->pos[1]);
+                return -1;
+        }
+        if (o->json) {
+                json_t *j = json_pack("{s:s, s:s, s:I}", "file", o->pos[1], "mime", mime,
+                                      "bytes", (json_int_t)len);
+                cli_print_json(j);
+                json_decref(j);
+        } else {
+                printf("Screenshot saved to %s, with type of %s\n", o->pos[1], mime);
+                blank_line(o);
+        }
+        return 0;
+}
+
+static int print_qmp(json_t *ret, const struct cli_opts *o)
+{
+        _cleanup_free_ char *text =
+                json_dumps(ret, (o->json || cli_flag(o, "pretty") ? JSON_INDENT(2) : JSON_COMPACT) |
+                                        JSON_ENCODE_ANY);
+
+        if (text == NULL)
+                return -1;
+        printf("%s\n", text);
+        blank_line(o);
+        return 0;
+}
+
 /* Confirmation lines, in virsh's words; %s is the domain (or file). */
 static const struct cli_verb verbs[] = {
         {"list", "list", {"all", "inactive", "state-running", "state-paused", "state-shutoff",
@@ -295,9 +547,22 @@ static const struct cli_verb verbs[] = {
         {"destroy", "destroy", {"graceful"}, 1, args_domain, NULL, "Domain '%s' destroyed", NULL},
         {"suspend", "suspend", {NULL}, 1, args_domain, NULL, "Domain '%s' suspended", NULL},
         {"resume", "resume", {NULL}, 1, args_domain, NULL, "Domain '%s' resumed", NULL},
-        {"shutdown", "shutdown", {NULL}, 1, args_domain, NULL, "Domain '%s' is being shutdown",
-         NULL},
-        {"reboot", "reboot", {NULL}, 1, args_domain, NULL, "Domain '%s' is being rebooted", NULL},
+        /* --wait, --timeout and --force go beyond virsh: wait for shut off, or destroy. */
+        {"shutdown", "shutdown", {"mode=acpi", "mode=agent", "wait", "timeout=#", "force"}, 1,
+         args_power,
+         print_shutdown, NULL, NULL},
+        {"reboot", "reboot", {"mode=acpi", "mode=agent"}, 1, args_power, NULL,
+         "Domain '%s' is being rebooted", NULL},
+        {"save", "save", {NULL}, 2, args_domain_file, print_saved, NULL, NULL},
+        {"restore", "restore", {"paused"}, 1, args_restore, print_restored, NULL, NULL},
+        {"managedsave", "managedsave", {NULL}, 1, args_domain, print_managedsave, NULL, NULL},
+        {"managedsave-remove", "managedsave-remove", {NULL}, 1, args_domain,
+         print_managedsave_remove, NULL, NULL},
+        {"vncdisplay", "graphics", {NULL}, 1, args_domain, print_vncdisplay, NULL, NULL},
+        {"domdisplay", "graphics", {"all", "type=vnc", "type=spice"}, 1, args_domain_only,
+         print_domdisplay, NULL, NULL},
+        {"screenshot", "screenshot", {NULL}, 2, args_domain_only, print_screenshot, NULL, NULL},
+        {"qemu-monitor-command", "qmp", {"pretty"}, 2, args_qmp, print_qmp, NULL, NULL},
         {"reset", "reset", {NULL}, 1, args_domain, NULL, "Domain '%s' was reset", NULL},
         {"autostart", "autostart", {"disable"}, 1, args_domain, NULL,
          "Domain '%s' marked as autostarted", "Domain '%s' unmarked as autostarted"},

@@ -20,6 +20,8 @@
 
 /* A request larger than this is refused (a domain XML is a few KiB). */
 #define API_MAX_MESSAGE (4u << 20)
+/* Stop reading a client's requests while this much of its output is unread (backpressure). */
+#define API_MAX_OUTPUT (8u << 20)
 
 struct api_client {
         struct api_client *next;        /* list in the server */
@@ -28,7 +30,8 @@ struct api_client {
         struct wire_splitter *splitter; /* request framing */
         struct wire_out *out;           /* reply framing */
         unsigned inflight;              /* requests whose reply is pending */
-        bool closing;                   /* free once inflight drops to 0 */
+        bool closing;                   /* peer gone: free once inflight drops to 0 */
+        bool hangup;                    /* protocol error: close once the reply is written */
         uid_t uid;                      /* peer credentials */
 };
 
@@ -83,6 +86,7 @@ static void call_finish(struct api_call *call, json_t *ret, const struct tt_erro
                 c->inflight--;
                 if (c->closing && c->inflight == 0)
                         client_free(c);
+                /* A hangup client is freed by client_written() once its output drains. */
         }
         json_decref(call->id);
         free(call);
@@ -236,9 +240,124 @@ static int api_destroy(struct tetherd *d, json_t *args, struct api_call *call, j
         }
 SIMPLE_VERB(api_suspend, vm_suspend)
 SIMPLE_VERB(api_resume, vm_resume)
-SIMPLE_VERB(api_shutdown, vm_shutdown)
-SIMPLE_VERB(api_reboot, vm_reboot)
 SIMPLE_VERB(api_reset, vm_reset)
+SIMPLE_VERB(api_screenshot, vm_screenshot)
+
+static enum vm_power_mode arg_mode(json_t *args)
+{
+        const char *mode = arg_str(args, "mode");
+
+        return mode && strcmp(mode, "agent") == 0 ? VM_POWER_AGENT : VM_POWER_ACPI;
+}
+
+static int api_shutdown(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                        struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+        json_int_t timeout = json_integer_value(json_object_get(args, "timeout"));
+        struct vm_shutdown_opts o = {
+                .mode = arg_mode(args),
+                .wait = arg_bool(args, "wait"),
+                .force = arg_bool(args, "force"),
+        };
+
+        if (json_object_get(args, "timeout") && (timeout < 1 || timeout > 86400))
+                return tt_error_set(err, VM_ERR_INVALID_OP,
+                                    "invalid timeout %lld: expected 1 to 86400 seconds",
+                                    (long long)timeout);
+        o.timeout_s = (int)timeout;
+        if (o.force && !o.wait)
+                return tt_error_set(err, VM_ERR_INVALID_OP, "--force needs --wait");
+        if (vm == NULL || vm_shutdown(vm, &o, call_done, call, err) < 0)
+                return -1;
+        return 1;
+}
+
+static int api_reboot(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                      struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL || vm_reboot(vm, arg_mode(args), call_done, call, err) < 0)
+                return -1;
+        return 1;
+}
+
+/* Files named on the control socket are the daemon's: they must be absolute paths. */
+static const char *arg_file(json_t *args, struct tt_error *err)
+{
+        const char *file = arg_str(args, "file");
+
+        if (file[0] != '/') {
+                tt_error_set(err, VM_ERR_INVALID_OP, "'%s' is not an absolute path", file);
+                return NULL;
+        }
+        return file;
+}
+
+static int api_save(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                    struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+        const char *file = vm ? arg_file(args, err) : NULL;
+
+        if (file == NULL || vm_save(vm, file, call_done, call, err) < 0)
+                return -1;
+        return 1;
+}
+
+static int api_managedsave(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                           struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL || vm_save(vm, NULL, call_done, call, err) < 0)
+                return -1;
+        return 1;
+}
+
+static int api_restore(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                       struct tt_error *err)
+{
+        const char *file = arg_file(args, err);
+
+        if (file == NULL || vm_restore(d, file, arg_bool(args, "paused"), call_done, call, err) < 0)
+                return -1;
+        return 1;
+}
+
+static int api_managedsave_remove(struct tetherd *d, json_t *args, struct api_call *call,
+                                  json_t **ret, struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+        bool removed = false;
+
+        if (vm == NULL || vm_managed_save_remove(vm, &removed, err) < 0)
+                return -1;
+        *ret = json_pack("{s:s, s:b}", "name", vm->def->name, "removed", removed);
+        return 0;
+}
+
+static int api_qmp(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                   struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL ||
+            vm_qmp_passthrough(vm, json_object_get(args, "command"), call_done, call, err) < 0)
+                return -1;
+        return 1;
+}
+
+static int api_graphics(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                        struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL || (*ret = vm_graphics(vm, err)) == NULL)
+                return -1;
+        return 0;
+}
 
 #define ARG(n, t) {.name = (n), .type = (t), .required = true}
 #define OPT(n, t) {.name = (n), .type = (t), .required = false}
@@ -256,6 +375,22 @@ static const struct wire_arg args_undefine[] = {ARG("domain", WIRE_T_STRING),
                                                 OPT("managed-save", WIRE_T_BOOL), {.name = NULL}};
 static const struct wire_arg args_autostart[] = {ARG("domain", WIRE_T_STRING),
                                                  OPT("disable", WIRE_T_BOOL), {.name = NULL}};
+static const char *const power_modes[] = {"acpi", "agent", NULL};
+static const struct wire_arg args_shutdown[] = {
+        ARG("domain", WIRE_T_STRING),
+        {.name = "mode", .type = WIRE_T_ENUM, .enum_values = power_modes, .type_name = "mode"},
+        OPT("wait", WIRE_T_BOOL), OPT("timeout", WIRE_T_INT), OPT("force", WIRE_T_BOOL),
+        {.name = NULL}};
+static const struct wire_arg args_reboot[] = {
+        ARG("domain", WIRE_T_STRING),
+        {.name = "mode", .type = WIRE_T_ENUM, .enum_values = power_modes, .type_name = "mode"},
+        {.name = NULL}};
+static const struct wire_arg args_save[] = {ARG("domain", WIRE_T_STRING),
+                                            ARG("file", WIRE_T_STRING), {.name = NULL}};
+static const struct wire_arg args_restore[] = {ARG("file", WIRE_T_STRING),
+                                               OPT("paused", WIRE_T_BOOL), {.name = NULL}};
+static const struct wire_arg args_qmp[] = {ARG("domain", WIRE_T_STRING),
+                                           ARG("command", WIRE_T_OBJECT), {.name = NULL}};
 static const struct wire_arg args_dumpxml[] = {ARG("domain", WIRE_T_STRING),
                                                OPT("inactive", WIRE_T_BOOL), {.name = NULL}};
 
@@ -276,9 +411,16 @@ static const struct api_verb {
         {"destroy", api_destroy, args_destroy},
         {"suspend", api_suspend, args_dom},
         {"resume", api_resume, args_dom},
-        {"shutdown", api_shutdown, args_dom},
-        {"reboot", api_reboot, args_dom},
+        {"shutdown", api_shutdown, args_shutdown},
+        {"reboot", api_reboot, args_reboot},
         {"reset", api_reset, args_dom},
+        {"save", api_save, args_save},
+        {"restore", api_restore, args_restore},
+        {"managedsave", api_managedsave, args_dom},
+        {"managedsave-remove", api_managedsave_remove, args_dom},
+        {"qmp", api_qmp, args_qmp},
+        {"screenshot", api_screenshot, args_dom},
+        {"graphics", api_graphics, args_dom},
 };
 
 /* ---- clients ---- */
@@ -343,6 +485,16 @@ static int on_message(void *opaque, json_t *msg, const struct tt_error *perr)
         if (msg == NULL) {
                 wire_write_error(c->out, API_CLASS_GENERIC, perr->msg, NULL);
                 wire_out_flush(c->out);
+                /*
+                 * Garbage gets one error and the stream resynchronises, as QMP does. A message
+                 * over a limit is different: resynchronising inside it would answer every
+                 * fragment (millions of errors for one huge array), so the connection closes.
+                 */
+                if (perr->code == E2BIG) {
+                        c->hangup = true;
+                        bufferevent_disable(c->bev, EV_READ);
+                        return -1;
+                }
                 return 0;
         }
         dispatch(c, msg);
@@ -379,11 +531,32 @@ static void client_read(struct bufferevent *bev, void *opaque)
         struct evbuffer *in = bufferevent_get_input(bev);
         size_t len;
 
-        while ((len = evbuffer_get_contiguous_space(in)) > 0) {
+        while (!c->hangup && (len = evbuffer_get_contiguous_space(in)) > 0) {
                 wire_splitter_feed(c->splitter, evbuffer_pullup(in, (ssize_t)len), len,
                                    on_message, c);
                 evbuffer_drain(in, len);
         }
+        if (c->hangup) {
+                evbuffer_drain(in, evbuffer_get_length(in));
+                return;
+        }
+        /* A client that sends requests but does not read replies gets no more answers yet. */
+        if (evbuffer_get_length(bufferevent_get_output(bev)) > API_MAX_OUTPUT)
+                bufferevent_disable(bev, EV_READ);
+}
+
+/* Output drained below the low watermark (or entirely). */
+static void client_written(struct bufferevent *bev, void *opaque)
+{
+        struct api_client *c = opaque;
+
+        if (c->hangup) {
+                if (c->inflight == 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+                        client_free(c);
+                return;
+        }
+        if (!c->closing)
+                bufferevent_enable(bev, EV_READ);
 }
 
 static void client_event(struct bufferevent *bev, short what, void *opaque)
@@ -476,7 +649,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                 return;
         }
         wire_splitter_set_limits(c->splitter, API_MAX_MESSAGE, 0, 64);
-        bufferevent_setcb(c->bev, client_read, NULL, client_event, c);
+        bufferevent_setcb(c->bev, client_read, client_written, client_event, c);
+        bufferevent_setwatermark(c->bev, EV_WRITE, API_MAX_OUTPUT / 2, 0);
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
         c->next = srv->clients;
         srv->clients = c;

@@ -5,6 +5,8 @@
 #include "wire/wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -35,6 +37,17 @@ struct qmp {
         struct qmp_pending *pending;     /* commands awaiting a reply, oldest first */
         uint64_t next_id;                /* id of the next command */
         bool closed;                     /* EOF seen; closed callback already ran */
+        struct qmp_queued *queue;        /* lines held back until the output drains */
+};
+
+/*
+ * A command line that must wait until libevent's output buffer is empty: one carrying an fd
+ * (sent with sendmsg, so that the fd rides on its own first byte) and everything after it.
+ */
+struct qmp_queued {
+        struct qmp_queued *next; /* FIFO */
+        char *line;              /* the serialised command with its CRLF */
+        int fd;                  /* fd to pass (our duplicate), or -1 */
 };
 
 static int qmp_sink(void *opaque, const void *buf, size_t len)
@@ -190,6 +203,8 @@ static void on_bev_event(struct bufferevent *bev, short what, void *opaque)
                 mark_closed(opaque);
 }
 
+static void on_write(struct bufferevent *bev, void *opaque);
+
 static int connect_once(const char *path)
 {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -228,11 +243,72 @@ int qmp_connect(struct qmp *q, const char *path, struct tt_error *err)
                 close(fd);
                 return tt_error_set(err, ENOMEM, "out of memory");
         }
-        bufferevent_setcb(q->bev, on_read, NULL, on_bev_event, q);
+        bufferevent_setcb(q->bev, on_read, on_write, on_bev_event, q);
         bufferevent_enable(q->bev, EV_READ | EV_WRITE);
         return qmp_command(q, "qmp_capabilities", NULL, 5000, NULL, NULL) < 0
                        ? tt_error_set(err, EIO, "cannot send qmp_capabilities")
                        : 0;
+}
+
+static void queued_free(struct qmp_queued *e)
+{
+        if (e->fd >= 0)
+                close(e->fd);
+        free(e->line);
+        free(e);
+}
+
+/* sendmsg a line with fd attached; the part the socket did not take goes to the bufferevent. */
+static int send_with_fd(struct qmp *q, const char *line, int fd)
+{
+        size_t len = strlen(line);
+        char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+        struct iovec iov = {(void *)line, len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                            .msg_controllen = sizeof(cbuf)};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        ssize_t n;
+
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        do
+                n = sendmsg(bufferevent_getfd(q->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno; /* nothing went out: the caller may retry later */
+        if ((size_t)n < len && bufferevent_write(q->bev, line + n, len - (size_t)n) < 0)
+                return -EIO;
+        return 1;
+}
+
+/* Send queued lines while libevent holds nothing unsent (so nothing can be overtaken). */
+static void flush_queue(struct qmp *q)
+{
+        struct evbuffer *out = bufferevent_get_output(q->bev);
+
+        while (q->queue && evbuffer_get_length(out) == 0) {
+                struct qmp_queued *e = q->queue;
+
+                if (e->fd >= 0) {
+                        int r = send_with_fd(q, e->line, e->fd);
+
+                        if (r == -EAGAIN || r == -EWOULDBLOCK)
+                                return; /* socket full: retried on the next write callback */
+                        if (r < 0)
+                                tt_warn("QMP: cannot pass a file descriptor: %s", strerror(-r));
+                } else {
+                        bufferevent_write(q->bev, e->line, strlen(e->line));
+                }
+                q->queue = e->next;
+                queued_free(e);
+        }
+}
+
+static void on_write(struct bufferevent *bev, void *opaque)
+{
+        flush_queue(opaque);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *opaque)
@@ -248,12 +324,13 @@ static void on_timeout(evutil_socket_t fd, short what, void *opaque)
         pending_free(p);
 }
 
-int qmp_command(struct qmp *q, const char *execute, json_t *args, unsigned timeout_ms,
-                qmp_reply_fn fn, void *opaque)
+static int command_send(struct qmp *q, const char *execute, json_t *args, int fd,
+                        unsigned timeout_ms, qmp_reply_fn fn, void *opaque)
 {
         _cleanup_json_ json_t *msg = json_object();
         struct qmp_pending *p, **tail;
         struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        int r = 0;
 
         if (msg == NULL || q->bev == NULL || q->closed) {
                 json_decref(args);
@@ -275,16 +352,59 @@ int qmp_command(struct qmp *q, const char *execute, json_t *args, unsigned timeo
         if (args)
                 json_object_set_new(msg, "arguments", args);
         json_object_set_new(msg, "id", json_integer((json_int_t)p->id));
-        if (p->execute == NULL || p->timer == NULL || wire_dump(q->out, msg) < 0 ||
-            wire_out_puts(q->out, "\r\n") < 0 || wire_out_flush(q->out) < 0) {
+        if (p->execute == NULL || p->timer == NULL) {
+                r = -ENOMEM;
+        } else if (fd < 0 && q->queue == NULL) {
+                if (wire_dump(q->out, msg) < 0 || wire_out_puts(q->out, "\r\n") < 0 ||
+                    wire_out_flush(q->out) < 0)
+                        r = -EIO;
+        } else {
+                /* Behind an fd: queue, in order, and send once libevent's buffer is empty. */
+                _cleanup_free_ char *text = wire_dumps(msg);
+                struct qmp_queued *e = calloc(1, sizeof(*e)), **qt;
+
+                if (e)
+                        e->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+                if (e == NULL || text == NULL || asprintf(&e->line, "%s\r\n", text) < 0 ||
+                    (fd >= 0 && e->fd < 0)) {
+                        if (e)
+                                queued_free(e);
+                        r = -ENOMEM;
+                } else if (wire_out_flush(q->out) < 0) {
+                        queued_free(e);
+                        r = -EIO;
+                } else {
+                        for (qt = &q->queue; *qt; qt = &(*qt)->next)
+                                ;
+                        *qt = e;
+                        flush_queue(q);
+                }
+        }
+        if (r < 0) {
                 pending_free(p);
-                return -EIO;
+                return r;
         }
         evtimer_add(p->timer, &tv);
         for (tail = &q->pending; *tail; tail = &(*tail)->next)
                 ;
         *tail = p;
         return 0;
+}
+
+int qmp_command(struct qmp *q, const char *execute, json_t *args, unsigned timeout_ms,
+                qmp_reply_fn fn, void *opaque)
+{
+        return command_send(q, execute, args, -1, timeout_ms, fn, opaque);
+}
+
+int qmp_command_fd(struct qmp *q, const char *execute, json_t *args, int fd,
+                   unsigned timeout_ms, qmp_reply_fn fn, void *opaque)
+{
+        if (fd < 0) {
+                json_decref(args);
+                return -EBADF;
+        }
+        return command_send(q, execute, args, fd, timeout_ms, fn, opaque);
 }
 
 void qmp_free(struct qmp *q)
@@ -295,6 +415,12 @@ void qmp_free(struct qmp *q)
         q->cb.closed = NULL;
         q->cb.event = NULL;
         fail_all(q, "QEMU monitor closed");
+        while (q->queue) {
+                struct qmp_queued *e = q->queue;
+
+                q->queue = e->next;
+                queued_free(e);
+        }
         if (q->bev)
                 bufferevent_free(q->bev);
         wire_out_free(q->out);

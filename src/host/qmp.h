@@ -37,6 +37,12 @@ int qmp_listen_socket(const char *path, struct tt_error *err);
 /* Send a command (args stolen, may be NULL); fn runs exactly once, at the latest at timeout. */
 int qmp_command(struct qmp *q, const char *execute, json_t *args, unsigned timeout_ms,
                 qmp_reply_fn fn, void *opaque);
+/*
+ * The same, passing fd to QEMU with SCM_RIGHTS alongside the command (for "getfd" and
+ * "add-fd"). The caller keeps its fd: QEMU receives a duplicate.
+ */
+int qmp_command_fd(struct qmp *q, const char *execute, json_t *args, int fd,
+                   unsigned timeout_ms, qmp_reply_fn fn, void *opaque);
 /* Close the monitor; pending commands get "QEMU monitor closed". No callbacks run after. */
 void qmp_free(struct qmp *q);
 

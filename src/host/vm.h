@@ -36,6 +36,23 @@ enum vm_start_flags {
 
 typedef void (*vm_done_fn)(void *opaque, json_t *ret, const struct tt_error *err);
 
+/* shutdown / reboot --mode */
+enum vm_power_mode {
+        VM_POWER_ACPI,  /* the ACPI power button (system_powerdown) */
+        VM_POWER_AGENT, /* guest-shutdown through the guest agent */
+};
+
+/* shutdown's options; Tether's --wait/--timeout/--force go beyond virsh. */
+struct vm_shutdown_opts {
+        enum vm_power_mode mode; /* how to ask the guest */
+        bool wait;               /* answer only once the domain is shut off */
+        int timeout_s;           /* how long to wait (--wait, or the agent's own deadline) */
+        bool force;              /* on timeout, destroy instead of failing */
+};
+
+struct vm_agent;
+struct saveimage;
+
 struct vm {
         struct vm *next;          /* list in struct tetherd */
         struct tetherd *d;        /* owner */
@@ -57,6 +74,22 @@ struct vm {
         unsigned flags;           /* enum vm_start_flags of the running start */
         int kill_ticks;           /* 100 ms ticks since SIGTERM */
         struct event *timer;      /* destroy escalation */
+        char *fail_msg;           /* why a running start/restore is failing (for its reply) */
+        /* save and restore */
+        int image_fd;             /* the save image while a save or restore runs, else -1 */
+        struct saveimage *image;  /* its header */
+        char *image_path;         /* its path: removed when a save fails */
+        bool image_managed;       /* managed-save image: removed once restored */
+        bool was_running;         /* save: vCPUs ran before; restore: the image says so */
+        bool saved;               /* the image is complete: QEMU's exit means shut off (saved) */
+        bool restoring;           /* the launch loads an image instead of booting */
+        struct event *poll;       /* query-migrate polling */
+        /* shutdown --wait, and shutdown/reboot --mode agent */
+        struct vm_shutdown_opts shutdown; /* options of the running shutdown */
+        bool power_sent;          /* the guest was asked; waiting for its event or shut off */
+        const char *await_event;  /* agent mode: "SHUTDOWN" or "RESET" ends the request */
+        struct event *wait_timer; /* deadline of shutdown --wait / of the agent request */
+        struct vm_agent *agent;   /* guest agent connection during --mode agent */
 };
 
 /* Load persistent definitions, reconnect to QEMUs that still run, start autostart domains. */
@@ -74,10 +107,28 @@ int vm_destroy(struct vm *vm, bool graceful, vm_done_fn done, void *opaque,
                struct tt_error *err);
 int vm_suspend(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
 int vm_resume(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
-int vm_shutdown(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
-int vm_reboot(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
+int vm_shutdown(struct vm *vm, const struct vm_shutdown_opts *o, vm_done_fn done, void *opaque,
+                struct tt_error *err);
+int vm_reboot(struct vm *vm, enum vm_power_mode mode, vm_done_fn done, void *opaque,
+              struct tt_error *err);
 int vm_reset(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
 int vm_set_autostart(struct vm *vm, bool on, struct tt_error *err);
+
+/* save FILE (path) or managedsave (path NULL): the domain ends shut off (saved). */
+int vm_save(struct vm *vm, const char *path, vm_done_fn done, void *opaque,
+            struct tt_error *err);
+/* restore FILE: the domain named in the image, defined or transient, runs again. */
+int vm_restore(struct tetherd *d, const char *path, bool paused, vm_done_fn done, void *opaque,
+               struct tt_error *err);
+int vm_managed_save_remove(struct vm *vm, bool *removed, struct tt_error *err);
+
+/* A raw QMP command (qemu-monitor-command): cmd is {"execute", "arguments"}; replies "return". */
+int vm_qmp_passthrough(struct vm *vm, json_t *cmd, vm_done_fn done, void *opaque,
+                       struct tt_error *err);
+/* screenshot: {"mime": "image/png", "data": base64} of the primary display. */
+int vm_screenshot(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
+/* The graphics QEMU listens on: [{"type": "vnc", "listen": "127.0.0.1", "port": 5900}, ...]. */
+json_t *vm_graphics(struct vm *vm, struct tt_error *err);
 
 /* One row of `list` / the data of `dominfo`: a new JSON object. */
 json_t *vm_describe(struct vm *vm);

@@ -463,7 +463,8 @@ static json_t *parse_keyword(struct parser *ps)
                 return json_false();
         if (t.len == 4 && memcmp(t.text, "null", 4) == 0)
                 return json_null();
-        perr(ps, "invalid keyword '%.*s'", (int)t.len, (const char *)t.text);
+        perr(ps, "invalid keyword '%.*s'", (int)(t.len > WIRE_MAX_QUOTE ? WIRE_MAX_QUOTE : t.len),
+             (const char *)t.text);
         return NULL;
 }
 

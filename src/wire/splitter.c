@@ -208,6 +208,9 @@ static int emit_stray(struct wire_splitter *s, wire_message_fn fn, void *opaque)
 
         if (nul)
                 n = (size_t)(nul - text);
+        /* Quote a bounded prefix: an error line must not echo megabytes back (qemu would). */
+        if (n > WIRE_MAX_QUOTE)
+                n = WIRE_MAX_QUOTE;
         if (asprintf(&msg, "JSON parse error, stray '%.*s'", (int)n, text) < 0)
                 msg = NULL;
         return emit_error(s, EINVAL, msg, fn, opaque);

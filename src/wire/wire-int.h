@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Internals shared by the wire module's files; not for use outside src/wire/. */
 #ifndef TT_WIRE_INT_H
+/* Error texts quote at most this many bytes of the offending input. */
+#define WIRE_MAX_QUOTE 256
 #define TT_WIRE_INT_H
 
 #include <jansson.h>
