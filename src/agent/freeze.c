@@ -7,6 +7,7 @@
  * with frozen file systems hangs every writer until someone thaws them.
  */
 #include "agent/agent.h"
+#include "agent/mounts.h"
 #include "agent/sysinfo.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -36,163 +37,6 @@ __attribute__((weak)) int agent_fs_ioctl(int fd, unsigned long request, void *ar
 }
 
 /* ---- the local block-device file systems, as qemu-ga's build_fs_mount_list() ---- */
-
-struct frz_mount {
-        char *dir;          /* mount point, unescaped */
-        unsigned int major; /* the file system's device */
-        unsigned int minor;
-};
-
-struct frz_mounts {
-        struct frz_mount *v; /* in mount table order */
-        size_t n;
-        size_t cap;
-};
-
-static void frz_mounts_free(struct frz_mounts *m)
-{
-        for (size_t i = 0; i < m->n; i++)
-                free(m->v[i].dir);
-        free(m->v);
-        *m = (struct frz_mounts){0};
-}
-
-static int frz_mounts_add(struct frz_mounts *m, const char *dir, unsigned int major,
-                          unsigned int minor)
-{
-        /* a bind mount or a second mount of one device is one file system: freeze it once */
-        for (size_t i = 0; i < m->n; i++)
-                if (m->v[i].major == major && m->v[i].minor == minor)
-                        return 0;
-        if (m->n == m->cap) {
-                size_t ncap = m->cap ? m->cap * 2 : 16;
-                struct frz_mount *nv = reallocarray(m->v, ncap, sizeof(*nv));
-
-                if (nv == NULL)
-                        return -ENOMEM;
-                m->v = nv;
-                m->cap = ncap;
-        }
-        m->v[m->n].dir = strdup(dir);
-        if (m->v[m->n].dir == NULL)
-                return -ENOMEM;
-        m->v[m->n].major = major;
-        m->v[m->n].minor = minor;
-        m->n++;
-        return 0;
-}
-
-/* Undo the kernel's \ooo escapes (space, tab, newline, backslash) in place. */
-static void unescape_octal(char *s)
-{
-        char *out = s;
-
-        for (; *s; s++) {
-                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-                    s[3] >= '0' && s[3] <= '7') {
-                        *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-                        s += 3;
-                } else if (s[0] == '\\' && s[1] == '\\') {
-                        *out++ = '\\';
-                        s++;
-                } else {
-                        *out++ = *s;
-                }
-        }
-        *out = '\0';
-}
-
-/* 0 and the numbers of a block device node; -2 for a directory (a bind mount); -1 otherwise. */
-static int blockdev_numbers(const char *path, unsigned int *major, unsigned int *minor)
-{
-        struct stat st;
-
-        *major = *minor = 0;
-        if (stat(path, &st) < 0)
-                return -1;
-        if (S_ISDIR(st.st_mode))
-                return -2;
-        if (!S_ISBLK(st.st_mode))
-                return -1;
-        *major = major(st.st_rdev);
-        *minor = minor(st.st_rdev);
-        return 0;
-}
-
-/* Kernels without mountinfo: /proc/self/mounts, keeping only sources that are paths. */
-static int mounts_from_mtab(const char *path, struct frz_mounts *m, struct tt_error *err)
-{
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-
-        if (f == NULL)
-                return tt_error_set(err, errno, "failed to open mtab file: '%s'",
-                                    "/proc/self/mounts");
-        while (getline(&line, &cap, f) != -1) {
-                char *save = NULL, *src, *dir, *type;
-                unsigned int major, minor;
-
-                src = strtok_r(line, " \t\n", &save);
-                dir = strtok_r(NULL, " \t\n", &save);
-                type = strtok_r(NULL, " \t\n", &save);
-                if (src == NULL || dir == NULL || type == NULL)
-                        continue;
-                unescape_octal(src);
-                unescape_octal(dir);
-                if (src[0] != '/' || strcmp(type, "smbfs") == 0 || strcmp(type, "cifs") == 0)
-                        continue;
-                if (blockdev_numbers(src, &major, &minor) == -2)
-                        continue;
-                if (frz_mounts_add(m, dir, major, minor) < 0)
-                        return tt_error_set(err, ENOMEM, "out of memory");
-        }
-        return 0;
-}
-
-/* mountinfo, skipping pseudo file systems (major 0) except btrfs, whose device is looked up. */
-static int frz_mounts_read(struct frz_mounts *m, struct tt_error *err)
-{
-        _cleanup_free_ char *info = agent_path("/proc/self/mountinfo");
-        _cleanup_free_ char *mtab = agent_path("/proc/self/mounts");
-        _cleanup_fclose_ FILE *f = NULL;
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-
-        if (info == NULL || mtab == NULL)
-                return tt_error_set(err, ENOMEM, "out of memory");
-        f = fopen(info, "re");
-        if (f == NULL)
-                return mounts_from_mtab(mtab, m, err);
-        while (getline(&line, &cap, f) != -1) {
-                /* id parent major:minor root mountpoint options... - type source superopts */
-                unsigned int major, minor;
-                int dir_s = 0, dir_e = 0;
-                char *dash, *save = NULL, *type, *src;
-
-                if (sscanf(line, "%*u %*u %u:%u %*s %n%*s%n", &major, &minor, &dir_s, &dir_e) < 2 ||
-                    dir_e == 0)
-                        continue;
-                dash = strstr(line + dir_e, " - ");
-                if (dash == NULL)
-                        continue;
-                line[dir_e] = '\0';
-                type = strtok_r(dash + 3, " \t\n", &save);
-                src = strtok_r(NULL, " \t\n", &save);
-                if (type == NULL)
-                        continue;
-                if (src == NULL)
-                        src = "";
-                unescape_octal(line + dir_s);
-                unescape_octal(src);
-                if (major == 0 &&
-                    (strcmp(type, "btrfs") != 0 || blockdev_numbers(src, &major, &minor) < 0))
-                        continue;
-                if (frz_mounts_add(m, line + dir_s, major, minor) < 0)
-                        return tt_error_set(err, ENOMEM, "out of memory");
-        }
-        return 0;
-}
 
 /* ---- hook and state ---- */
 
@@ -333,7 +177,7 @@ static bool listed(json_t *mountpoints, const char *dir)
 }
 
 /* FIFREEZE in reverse mount order (nested mounts before their parents); count successes. */
-static int64_t freeze_mounts(const struct frz_mounts *m, json_t *mountpoints, struct tt_error *err)
+static int64_t freeze_mounts(const struct agent_mounts *m, json_t *mountpoints, struct tt_error *err)
 {
         int64_t n = 0;
 
@@ -360,11 +204,11 @@ static int64_t freeze_mounts(const struct frz_mounts *m, json_t *mountpoints, st
 /* FITHAW every mount until it fails; count the mounts that thawed at least once. */
 static int64_t thaw_mounts(struct tt_error *err)
 {
-        struct frz_mounts m = {0};
+        struct agent_mounts m = {0};
         int64_t n = 0;
 
-        if (frz_mounts_read(&m, err) < 0) {
-                frz_mounts_free(&m);
+        if (agent_mounts_read(&m, err) < 0) {
+                agent_mounts_free(&m);
                 return -1;
         }
         for (size_t i = 0; i < m.n; i++) {
@@ -380,7 +224,7 @@ static int64_t thaw_mounts(struct tt_error *err)
                 }
                 n += thawed;
         }
-        frz_mounts_free(&m);
+        agent_mounts_free(&m);
         return n;
 }
 
@@ -399,20 +243,20 @@ static int64_t thaw_all(struct agent_ctx *ctx, struct tt_error *err)
 static int freeze_list(struct agent_ctx *ctx, json_t *mountpoints, json_t **ret,
                        struct tt_error *err)
 {
-        struct frz_mounts m = {0};
+        struct agent_mounts m = {0};
         int64_t n;
 
         tt_info("guest-fsfreeze called");
         if (run_hook(ctx, "freeze", err) < 0)
                 return -1;
-        if (frz_mounts_read(&m, err) < 0) {
-                frz_mounts_free(&m);
+        if (agent_mounts_read(&m, err) < 0) {
+                agent_mounts_free(&m);
                 return -1;
         }
         /* frozen before the first FIFREEZE: nothing may write to a file system from now on */
         set_frozen(ctx);
         n = freeze_mounts(&m, mountpoints, err);
-        frz_mounts_free(&m);
+        agent_mounts_free(&m);
         if (n == 0) {
                 unset_frozen(ctx);
         } else if (n < 0) {
@@ -490,23 +334,23 @@ AGENT_HANDLER(agent_cmd_fstrim)
         json_t *jmin = json_object_get(args, "minimum");
         uint64_t minimum = jmin ? (uint64_t)json_integer_value(jmin) : 0;
         _cleanup_json_ json_t *paths = json_array();
-        struct frz_mounts m = {0};
+        struct agent_mounts m = {0};
 
         if (paths == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
         tt_info("guest-fstrim called");
-        if (frz_mounts_read(&m, err) < 0) {
-                frz_mounts_free(&m);
+        if (agent_mounts_read(&m, err) < 0) {
+                agent_mounts_free(&m);
                 return -1;
         }
         for (size_t i = 0; i < m.n; i++) {
                 /* qemu-ga prepends: the reply lists the mounts last first */
                 if (json_array_insert_new(paths, 0, trim_one(m.v[i].dir, minimum)) < 0) {
-                        frz_mounts_free(&m);
+                        agent_mounts_free(&m);
                         return tt_error_set(err, ENOMEM, "out of memory");
                 }
         }
-        frz_mounts_free(&m);
+        agent_mounts_free(&m);
         *ret = json_pack("{s:O}", "paths", paths);
         return *ret ? 0 : tt_error_set(err, ENOMEM, "out of memory");
 }

@@ -6,6 +6,7 @@
  * uevent file and serial numbers from udev's database file, so libudev is not needed.
  */
 #include "agent/agent.h"
+#include "agent/mounts.h"
 #include "agent/sysinfo.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
@@ -27,177 +28,6 @@
 
 /* Hosts (ATA ports, SCSI hosts) considered when numbering IDE buses and AHCI units. */
 #define MAX_HOSTS 8
-
-struct fs_mount {
-        char *dir;          /* mount point, unescaped */
-        char *type;         /* file system type */
-        unsigned int major; /* st_dev of the file system */
-        unsigned int minor;
-};
-
-struct fs_mounts {
-        struct fs_mount *v; /* in mount table order */
-        size_t n;
-        size_t cap;
-};
-
-static void fs_mounts_free(struct fs_mounts *m)
-{
-        size_t i;
-
-        for (i = 0; i < m->n; i++) {
-                free(m->v[i].dir);
-                free(m->v[i].type);
-        }
-        free(m->v);
-        m->v = NULL;
-        m->n = m->cap = 0;
-}
-
-static int fs_mounts_add(struct fs_mounts *m, const char *dir, const char *type, unsigned int major,
-                         unsigned int minor)
-{
-        size_t i;
-
-        /* one entry per device: bind mounts and repeated mounts are the same file system */
-        for (i = 0; i < m->n; i++)
-                if (m->v[i].major == major && m->v[i].minor == minor)
-                        return 0;
-        if (m->n == m->cap) {
-                size_t ncap = m->cap ? m->cap * 2 : 16;
-                struct fs_mount *nv = reallocarray(m->v, ncap, sizeof(*nv));
-
-                if (nv == NULL)
-                        return -ENOMEM;
-                m->v = nv;
-                m->cap = ncap;
-        }
-        m->v[m->n].dir = strdup(dir);
-        m->v[m->n].type = strdup(type);
-        m->v[m->n].major = major;
-        m->v[m->n].minor = minor;
-        m->n++;
-        if (m->v[m->n - 1].dir == NULL || m->v[m->n - 1].type == NULL)
-                return -ENOMEM;
-        return 0;
-}
-
-/* Undo the kernel's \ooo escapes (space, tab, newline, backslash) in place. */
-static void unescape_mount_name(char *s)
-{
-        char *out = s;
-
-        for (; *s; s++) {
-                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-                    s[3] >= '0' && s[3] <= '7') {
-                        *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-                        s += 3;
-                } else if (s[0] == '\\' && s[1] == '\\') {
-                        *out++ = '\\';
-                        s++;
-                } else {
-                        *out++ = *s;
-                }
-        }
-        *out = '\0';
-}
-
-/* 0 and the numbers of a block device node; -2 for a directory (a bind mount); -1 otherwise. */
-static int dev_major_minor(const char *path, unsigned int *major, unsigned int *minor)
-{
-        struct stat st;
-
-        *major = *minor = 0;
-        if (stat(path, &st) < 0)
-                return -1;
-        if (S_ISDIR(st.st_mode))
-                return -2;
-        if (!S_ISBLK(st.st_mode))
-                return -1;
-        *major = major(st.st_rdev);
-        *minor = minor(st.st_rdev);
-        return 0;
-}
-
-/* Older kernels without mountinfo: /proc/self/mounts, keeping only /dev-like sources. */
-static int mounts_from_mtab(const char *path, struct fs_mounts *m, struct tt_error *err)
-{
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-
-        if (f == NULL)
-                return tt_error_set(err, errno, "failed to open mtab file: '%s'",
-                                    "/proc/self/mounts");
-        while (getline(&line, &cap, f) != -1) {
-                char *save = NULL, *src, *dir, *type;
-                unsigned int major, minor;
-
-                src = strtok_r(line, " \t\n", &save);
-                dir = strtok_r(NULL, " \t\n", &save);
-                type = strtok_r(NULL, " \t\n", &save);
-                if (src == NULL || dir == NULL || type == NULL)
-                        continue;
-                unescape_mount_name(src);
-                unescape_mount_name(dir);
-                /* not a device path: a pseudo or network file system (smbfs/cifs likewise) */
-                if (src[0] != '/' || strcmp(type, "smbfs") == 0 || strcmp(type, "cifs") == 0)
-                        continue;
-                if (dev_major_minor(src, &major, &minor) == -2)
-                        continue;
-                if (fs_mounts_add(m, dir, type, major, minor) < 0)
-                        return tt_error_set(err, ENOMEM, "out of memory");
-        }
-        return 0;
-}
-
-/*
- * The local block-device file systems, in mount order: /proc/self/mountinfo, skipping major 0
- * (pseudo file systems) except btrfs, whose st_dev is anonymous and is looked up from the
- * source device instead.
- */
-static int build_mount_list(struct fs_mounts *m, struct tt_error *err)
-{
-        _cleanup_free_ char *info = agent_path("/proc/self/mountinfo");
-        _cleanup_free_ char *mtab = agent_path("/proc/self/mounts");
-        _cleanup_fclose_ FILE *f = NULL;
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-
-        if (info == NULL || mtab == NULL)
-                return tt_error_set(err, ENOMEM, "out of memory");
-        f = fopen(info, "re");
-        if (f == NULL)
-                return mounts_from_mtab(mtab, m, err);
-        while (getline(&line, &cap, f) != -1) {
-                /* id parent major:minor root mountpoint options... - type source superopts */
-                unsigned int major, minor;
-                int dir_s = 0, dir_e = 0;
-                char *dash, *save = NULL, *type, *src;
-
-                if (sscanf(line, "%*u %*u %u:%u %*s %n%*s%n", &major, &minor, &dir_s, &dir_e) < 2 ||
-                    dir_e == 0)
-                        continue;
-                dash = strstr(line + dir_e, " - ");
-                if (dash == NULL)
-                        continue;
-                line[dir_e] = '\0';
-                type = strtok_r(dash + 3, " \t\n", &save);
-                src = strtok_r(NULL, " \t\n", &save);
-                if (type == NULL)
-                        continue;
-                if (src == NULL)
-                        src = "";
-                unescape_mount_name(line + dir_s);
-                unescape_mount_name(src);
-                if (major == 0 &&
-                    (strcmp(type, "btrfs") != 0 || dev_major_minor(src, &major, &minor) < 0))
-                        continue;
-                if (fs_mounts_add(m, line + dir_s, type, major, minor) < 0)
-                        return tt_error_set(err, ENOMEM, "out of memory");
-        }
-        return 0;
-}
 
 /* ---- sysfs device description ---- */
 
@@ -640,7 +470,7 @@ static int describe_device(const char *devpath, json_t *fs, json_t *disks, struc
         return real_device(syspath, disks, err);
 }
 
-static json_t *fsinfo_entry(const struct fs_mount *m, struct tt_error *err)
+static json_t *fsinfo_entry(const struct agent_mount *m, struct tt_error *err)
 {
         _cleanup_json_ json_t *fs = json_object();
         _cleanup_json_ json_t *disks = json_array();
@@ -673,13 +503,13 @@ static json_t *fsinfo_entry(const struct fs_mount *m, struct tt_error *err)
 
 AGENT_HANDLER(agent_cmd_get_fsinfo)
 {
-        __attribute__((cleanup(fs_mounts_free))) struct fs_mounts mounts = {0};
+        __attribute__((cleanup(agent_mounts_free))) struct agent_mounts mounts = {0};
         _cleanup_json_ json_t *list = json_array();
         size_t i;
 
         if (list == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
-        if (build_mount_list(&mounts, err) < 0)
+        if (agent_mounts_read(&mounts, err) < 0)
                 return -1;
         /* qemu-ga lists the last mount first */
         for (i = mounts.n; i-- > 0;) {

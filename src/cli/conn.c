@@ -8,6 +8,7 @@
  */
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "common/fileutil.h"
 #include "wire/wire.h"
 
 #include <ctype.h>
@@ -347,26 +348,9 @@ void cli_disconnect(struct cli_conn *c)
                 waitpid(c->ssh_pid, NULL, 0);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-        const char *p = buf;
-
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 static int sink_fd(void *opaque, const void *buf, size_t len)
 {
-        return write_all(*(int *)opaque, buf, len);
+        return tt_write_all(*(int *)opaque, buf, len);
 }
 
 struct reply_wait {
@@ -470,13 +454,13 @@ int cli_proxy(const char *socket_path, struct tt_error *err)
                                 shutdown(fd, SHUT_WR);
                                 in_open = false;
                                 pfd[0].fd = -1;
-                        } else if (write_all(fd, buf, (size_t)n) < 0) {
+                        } else if (tt_write_all(fd, buf, (size_t)n) < 0) {
                                 break;
                         }
                 }
                 if (pfd[1].revents) {
                         ssize_t n = read(fd, buf, sizeof(buf));
-                        if (n <= 0 || write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+                        if (n <= 0 || tt_write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
                                 break;
                 }
         }

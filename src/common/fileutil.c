@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_all(int fd, const void *data, size_t len)
+int tt_write_all(int fd, const void *data, size_t len)
 {
         const char *p = data;
 
@@ -30,8 +30,8 @@ static int write_all(int fd, const void *data, size_t len)
         return 0;
 }
 
-int tt_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                         struct tt_error *err)
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode,
+                         bool durable, struct tt_error *err)
 {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_free_ char *dircopy = NULL;
@@ -44,10 +44,10 @@ int tt_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
         fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return tt_error_errno(err, errno, "cannot create temporary file for '%s'", path);
-        r = write_all(fd, data, len);
+        r = tt_write_all(fd, data, len);
         if (r == 0 && fchmod(fd, mode) < 0)
                 r = -errno;
-        if (r == 0 && fsync(fd) < 0)
+        if (r == 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (r == 0 && rename(tmp, path) < 0)
                 r = -errno;
@@ -55,13 +55,25 @@ int tt_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
                 unlink(tmp);
                 return tt_error_errno(err, -r, "cannot write '%s'", path);
         }
-        dircopy = strdup(path);
+        dircopy = durable ? strdup(path) : NULL;
         if (dircopy) {
                 dirfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (dirfd >= 0)
                         fsync(dirfd);
         }
         return 0;
+}
+
+int tt_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         struct tt_error *err)
+{
+        return write_replace(path, data, len, mode, true, err);
+}
+
+int tt_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+                          struct tt_error *err)
+{
+        return write_replace(path, data, len, mode, false, err);
 }
 
 int tt_read_file(const char *path, size_t max, char **out, size_t *out_len, struct tt_error *err)

@@ -15,6 +15,14 @@
  */
 int tt_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                          struct tt_error *err);
+/*
+ * The same replace-by-rename without the fsyncs: a crash of the process leaves old or new, but
+ * a crash of the machine may lose the write. For state under /run, which a reboot clears anyway.
+ */
+int tt_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+                          struct tt_error *err);
+/* write(2) until everything is written, retrying on EINTR; 0 or a negative errno. */
+int tt_write_all(int fd, const void *data, size_t len);
 
 /* Read a whole file of at most max bytes into a NUL-terminated malloc'd buffer. */
 int tt_read_file(const char *path, size_t max, char **out, size_t *out_len, struct tt_error *err);

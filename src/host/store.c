@@ -210,7 +210,8 @@ int store_save_status(const struct store *st, const char *name, json_t *status,
                 return tt_error_set(err, ENOMEM, "out of memory");
         if (tt_mkdir_p(dir, 0755, err) < 0)
                 return -1;
-        return tt_write_file_atomic(path, text, strlen(text), 0600, err);
+        /* Under /run: must survive a tetherd crash (rename), not a reboot (no fsync). */
+        return tt_write_file_replace(path, text, strlen(text), 0600, err);
 }
 
 json_t *store_load_status(const struct store *st, const char *name, struct tt_error *err)

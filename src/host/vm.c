@@ -234,14 +234,12 @@ static char *log_tail(struct vm *vm)
 
 static void vm_reap(struct vm *vm)
 {
-        if (vm->pid > 0 && vm->is_child) {
-                /* QEMU closed its monitor as it exited; give it a moment to be reapable. */
-                for (int i = 0; i < 200; i++) {
-                        if (waitpid(vm->pid, NULL, WNOHANG) != 0)
-                                break;
-                        usleep(1000);
-                }
-        }
+        /*
+         * QEMU closed its monitor as it exited. Reap it if it is already gone; otherwise the
+         * SIGCHLD handler does, without this loop waiting for it.
+         */
+        if (vm->pid > 0 && vm->is_child)
+                waitpid(vm->pid, NULL, WNOHANG);
 }
 
 /* A save or restore is over (either way): drop its image state; a failed save's file goes. */
