@@ -227,6 +227,23 @@ def test_socket_activation(tmp):
           'exactly one socket' in err, err)
 
 
+def test_vsock_errors(tmp):
+    # No vsock transport on the build host: check the address handling and that the failure
+    # is a clear error, not a hang. (Real vsock traffic needs a vhost-vsock guest.)
+    p = subprocess.run([AGENT, '-m', 'vsock-listen', '-p', 'not-an-address', '-t', tmp],
+                       capture_output=True, text=True, timeout=10)
+    check('vsock-listen refuses a malformed address', p.returncode != 0 and
+          "vsock address 'not-an-address' is not <cid>:<port>" in p.stderr, p.stderr)
+    p = subprocess.run([AGENT, '-m', 'vsock-listen', '-p', '4294967296:1', '-t', tmp],
+                       capture_output=True, text=True, timeout=10)
+    check('vsock-listen refuses an out-of-range cid', p.returncode != 0 and
+          'is not <cid>:<port>' in p.stderr, p.stderr)
+    p = subprocess.run([AGENT, '-m', 'vsock-listen', '-p', '1:5555', '-t', tmp],
+                       capture_output=True, text=True, timeout=10)
+    check('vsock-listen says why it cannot listen', p.returncode != 0 and
+          ('vsock' in p.stderr), p.stderr)
+
+
 def test_one_client_at_a_time(tmp):
     with start_agent(AGENT) as a:
         b = socket.socket(socket.AF_UNIX)
@@ -263,7 +280,7 @@ def test_exit_without_retry(tmp):
 
 def main():
     tests = [test_version_help, test_dump_conf, test_rpc_lists, test_daemonize, test_isa_serial,
-             test_socket_activation, test_one_client_at_a_time, test_exit_without_retry]
+             test_socket_activation, test_vsock_errors, test_one_client_at_a_time, test_exit_without_retry]
     for t in tests:
         tmp = tempfile.mkdtemp(prefix='tether-opts-')
         try:
