@@ -8,12 +8,12 @@
  * owner.
  */
 #include "agent/agent.h"
+#include "agent/shacrypt.h"
 #include "agent/sysinfo.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
 #include "common/log.h"
 
-#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -187,27 +187,22 @@ int agent_passwd_set_hash(const char *user, const char *hash, struct tt_error *e
         return replace_file(etc, path, shown, out, out_len, &st, err);
 }
 
-/* crypt() with a SHA-512 ("$6$") salt from getrandom(). *hash is malloc'd. */
+/* A SHA-512 ("$6$") hash with a salt from getrandom(). *hash is malloc'd. */
 static int hash_password(const char *password, char **hash, struct tt_error *err)
 {
-        _cleanup_free_ struct crypt_data *data = calloc(1, sizeof(*data));
-        unsigned char rnd[16];
-        char salt[3 + sizeof(rnd) + 1] = "$6$";
-        const char *h;
+        unsigned char rnd[SHACRYPT_SALT_MAX];
+        char setting[3 + sizeof(rnd) + 1] = "$6$";
+        char out[SHACRYPT_OUT_MAX];
 
-        if (data == NULL)
-                return tt_error_set(err, ENOMEM, "out of memory");
         if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
                 return tt_error_errno(err, errno, "cannot get random bytes for a salt");
         for (size_t i = 0; i < sizeof(rnd); i++)
-                salt[3 + i] = salt_chars[rnd[i] % 64];
-        salt[3 + sizeof(rnd)] = '\0';
-        /* crypt_rn(): libxcrypt's crypt_r() that fails with NULL, not a "*0" string */
-        h = crypt_rn(password, salt, data, (int)sizeof(*data));
-        if (h == NULL || h[0] == '*')
-                return tt_error_errno(err, errno ? errno : EINVAL, "cannot hash the password");
-        *hash = strdup(h);
-        explicit_bzero(data, sizeof(*data));
+                setting[3 + i] = salt_chars[rnd[i] % 64];
+        setting[3 + sizeof(rnd)] = '\0';
+        if (sha512_crypt(password, setting, out) < 0)
+                return tt_error_set(err, EINVAL, "cannot hash the password");
+        *hash = strdup(out);
+        explicit_bzero(out, sizeof(out));
         return *hash ? 0 : tt_error_set(err, ENOMEM, "out of memory");
 }
 
