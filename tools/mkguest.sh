@@ -274,7 +274,8 @@ if [ "$agent" = qemu-ga ]; then
 else
 	[ -x "$agent" ] || die "agent '$agent' not found (build it, or use --agent qemu-ga)"
 	agent_src=$agent
-	agent_dst=/usr/sbin/$(basename "$agent")
+	# Whatever the build called it (tether-agent-static, ...), the guest runs tether-agent.
+	agent_dst=/usr/sbin/tether-agent
 fi
 install_binary "$agent_src" "$agent_dst"
 if file -L "$agent_src" | grep -q 'statically linked'; then agent_link=static; else agent_link=dynamic; fi

@@ -23,7 +23,12 @@
 #define READ_COUNT_MAX     (48 * 1024 * 1024)
 /* Reads up to this size are answered from one buffer, in qemu's key order (count first). */
 #define READ_BUFFERED_MAX  (1024 * 1024)
-/* Larger reads are streamed in chunks of this size (a multiple of 3: base64 joins cleanly). */
+/*
+ * Larger reads are streamed in chunks of this size (a multiple of 3: base64 joins cleanly). The
+ * socket takes a few hundred KiB per write() whatever we offer, so bigger chunks save no system
+ * calls; this size keeps a chunk and its base64 (one 256 KiB buffer) in the cache, which measured
+ * as fast as 768 KiB and faster than 3 MiB.
+ */
 #define READ_CHUNK         (3 * 64 * 1024)
 #define NEW_FILE_MODE      0666
 
@@ -237,28 +242,55 @@ static size_t read_full(int fd, unsigned char *buf, size_t want, bool *eof, int 
         return got;
 }
 
-static int read_buffered(int fd, size_t count, json_t **ret, struct tt_error *err)
+/*
+ * One buffer holds both a read and its base64: the data is read into the last bytes and encoded
+ * in place from the front (tt_base64_encode allows that), so the text can go to the wire in one
+ * write with no copy. Returns the buffer of tt_base64_encoded_len(cap) bytes; *data is where the
+ * file bytes go.
+ */
+static char *text_buffer(size_t cap, unsigned char **data)
 {
-        _cleanup_free_ unsigned char *buf = malloc(count ? count : 1);
-        _cleanup_free_ char *b64 = NULL;
+        size_t room = tt_base64_encoded_len(cap);
+        char *text = malloc(room ? room : 1);
+
+        if (text)
+                *data = (unsigned char *)text + room - cap;
+        return text;
+}
+
+/* A whole reply in qemu-ga's key order: count, buf-b64 (text, no escaping needed), eof. */
+static int reply_counted(struct agent_ctx *ctx, const char *text, size_t text_len, size_t count,
+                         bool eof, struct tt_error *err)
+{
+        struct wire_out *out;
+        char head[64];
+
+        if (agent_reply_begin(ctx) < 0)
+                return tt_error_set(err, EIO, "failed to write reply");
+        out = agent_reply_out(ctx);
+        snprintf(head, sizeof(head), "{\"count\": %zu, \"buf-b64\": \"", count);
+        wire_out_puts(out, head);
+        wire_out_write(out, text, text_len);
+        wire_out_puts(out, eof ? "\", \"eof\": true}" : "\", \"eof\": false}");
+        return 0;
+}
+
+/* Reads up to READ_BUFFERED_MAX: count comes first on the wire, so read all, then reply. */
+static int read_buffered(struct agent_ctx *ctx, int fd, size_t count, struct tt_error *err)
+{
+        unsigned char *data;
+        _cleanup_free_ char *text = text_buffer(count, &data);
         bool eof = false;
         int error = 0;
         size_t n;
 
-        if (buf == NULL)
+        if (text == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
-        n = read_full(fd, buf, count, &eof, &error);
+        n = read_full(fd, data, count, &eof, &error);
         /* qemu-ga reports any read error, even after some data (the data is lost there too). */
         if (error)
                 return tt_error_errno(err, error, "failed to read file");
-        b64 = malloc(tt_base64_encoded_len(n) + 1);
-        if (b64 == NULL)
-                return tt_error_set(err, ENOMEM, "out of memory");
-        b64[tt_base64_encode(buf, n, b64)] = '\0';
-        *ret = json_pack("{s:I, s:s, s:b}", "count", (json_int_t)n, "buf-b64", b64, "eof", eof);
-        if (*ret == NULL)
-                return tt_error_set(err, ENOMEM, "out of memory");
-        return 0;
+        return reply_counted(ctx, text, tt_base64_encode(data, n, text), n, eof, err);
 }
 
 /*
@@ -266,38 +298,42 @@ static int read_buffered(int fd, size_t count, json_t **ret, struct tt_error *er
  * after the data, so no more than one chunk is ever held. Once data is on the wire a read error
  * cannot become an error reply any more; the reply then ends with what was read.
  */
-static int read_streamed(struct agent_ctx *ctx, int fd, size_t count, json_t **ret,
-                         struct tt_error *err)
+static int read_streamed(struct agent_ctx *ctx, int fd, size_t count, struct tt_error *err)
 {
-        _cleanup_free_ unsigned char *buf = malloc(READ_CHUNK);
-        _cleanup_free_ char *b64 = malloc(tt_base64_encoded_len(READ_CHUNK));
+        unsigned char *data;
+        _cleanup_free_ char *text = text_buffer(READ_CHUNK, &data);
         struct wire_out *out;
         size_t total = 0, n;
         bool eof = false;
         int error = 0;
         char tail[96];
 
-        if (buf == NULL || b64 == NULL)
+        if (text == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
-        n = read_full(fd, buf, count < READ_CHUNK ? count : READ_CHUNK, &eof, &error);
+        n = read_full(fd, data, count < READ_CHUNK ? count : READ_CHUNK, &eof, &error);
         if (error && n == 0)
                 return tt_error_errno(err, error, "failed to read file");
-        if (n == 0) {
-                /* Nothing to stream: answer in qemu's key order like a small read. */
-                *ret = json_pack("{s:i, s:s, s:b}", "count", 0, "buf-b64", "", "eof", eof);
-                return *ret ? 0 : tt_error_set(err, ENOMEM, "out of memory");
-        }
+        /* Nothing to stream: answer in qemu's key order like a small read. */
+        if (n == 0)
+                return reply_counted(ctx, "", 0, 0, eof, err);
         if (agent_reply_begin(ctx) < 0)
                 return tt_error_set(err, EIO, "failed to write reply");
         out = agent_reply_out(ctx);
         wire_out_puts(out, "{\"buf-b64\": \"");
         for (;;) {
-                wire_out_write(out, b64, tt_base64_encode(buf, n, b64));
+                /*
+                 * Big writes bypass wire_out's buffer: no copy. If the peer is gone the text is
+                 * dropped, but the whole count is still read, so the file position ends where
+                 * qemu-ga's would.
+                 */
+                wire_out_write(out, text, tt_base64_encode(data, n, text));
                 total += n;
-                if (eof || error || total == count || n == 0)
+                if (eof || error || total == count)
                         break;
-                n = read_full(fd, buf, count - total < READ_CHUNK ? count - total : READ_CHUNK,
+                n = read_full(fd, data, count - total < READ_CHUNK ? count - total : READ_CHUNK,
                               &eof, &error);
+                if (n == 0)
+                        break;
         }
         if (error)
                 tt_warn("guest-file-read: %s after %zu bytes; replying with those",
@@ -320,9 +356,10 @@ AGENT_HANDLER(agent_cmd_file_read)
         if (count < 0 || count > READ_COUNT_MAX)
                 return tt_error_set(err, EINVAL, "value '%" PRId64 "' is invalid for argument count",
                                     count);
+        /* Both paths write the reply themselves (*ret stays NULL): no JSON string is built. */
         if (count <= READ_BUFFERED_MAX)
-                return read_buffered(f->fd, (size_t)count, ret, err);
-        return read_streamed(ctx, f->fd, (size_t)count, ret, err);
+                return read_buffered(ctx, f->fd, (size_t)count, err);
+        return read_streamed(ctx, f->fd, (size_t)count, err);
 }
 
 AGENT_HANDLER(agent_cmd_file_write)

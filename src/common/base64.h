@@ -13,7 +13,12 @@ static inline size_t tt_base64_encoded_len(size_t len)
         return (len + 2) / 3 * 4;
 }
 
-/* Encode len bytes of in into out (tt_base64_encoded_len(len) bytes, no NUL); returns that. */
+/*
+ * Encode len bytes of in into out (tt_base64_encoded_len(len) bytes, no NUL); returns that.
+ * in may also lie inside out itself, at least len / 3 (rounded up) bytes after out, such as the
+ * last len bytes of the tt_base64_encoded_len(len) bytes: the encoding is then done in place
+ * (output never overtakes unread input), so a reader needs one buffer, not two.
+ */
 size_t tt_base64_encode(const void *in, size_t len, char *out);
 
 /*

@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include "agent/agent.h"
+#include "common/base64.h"
+#include "common/cleanup.h"
 #include "common/fileutil.h"
 
 #include <fcntl.h>
@@ -20,7 +22,22 @@ struct fixture {
         char dir[64];
         struct agent_config cfg;
         struct agent_ctx ctx;
+        char *wire;      /* bytes the handlers wrote to ctx.out (NUL-terminated) */
+        size_t wire_len; /* of wire */
 };
+
+/* ctx.out's sink: keep everything, as the host side of the channel would receive it. */
+static int capture(void *opaque, const void *buf, size_t len)
+{
+        struct fixture *f = opaque;
+
+        f->wire = realloc(f->wire, f->wire_len + len + 1);
+        assert_non_null(f->wire);
+        memcpy(f->wire + f->wire_len, buf, len);
+        f->wire_len += len;
+        f->wire[f->wire_len] = '\0';
+        return 0;
+}
 
 static int setup(void **state)
 {
@@ -33,6 +50,8 @@ static int setup(void **state)
         f->cfg.statedir = f->dir;
         f->cfg.max_file_handles = 2;
         f->ctx.cfg = &f->cfg;
+        f->ctx.out = wire_out_new(capture, f);
+        assert_non_null(f->ctx.out);
         assert_int_equal(agent_files_init(&f->ctx, &err), 0);
         *state = f;
         return 0;
@@ -44,6 +63,8 @@ static int teardown(void **state)
         char cmd[128];
 
         agent_files_free(&f->ctx);
+        wire_out_free(f->ctx.out);
+        free(f->wire);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
         assert_int_equal(system(cmd), 0);
         free(f);
@@ -126,6 +147,45 @@ static json_t *call(struct agent_ctx *ctx, agent_handler_fn fn, const char *args
         return ret;
 }
 
+/*
+ * guest-file-read writes its reply itself, as dispatch would frame it (no id): returns the
+ * reply's bytes, or NULL with *errmsg set when the handler failed before writing anything.
+ */
+static const char *read_reply(struct fixture *f, const char *args_text, char **errmsg)
+{
+        json_t *r;
+
+        f->wire_len = 0;
+        free(f->wire);
+        f->wire = NULL;
+        f->ctx.reply_started = false;
+        r = call(&f->ctx, agent_cmd_file_read, args_text, errmsg);
+        assert_null(r);
+        if (!f->ctx.reply_started) {
+                assert_null(f->wire);
+                return NULL;
+        }
+        assert_null(*errmsg);
+        assert_int_equal(wire_write_return_end(f->ctx.out, NULL), 0);
+        assert_int_equal(wire_out_flush(f->ctx.out), 0);
+        f->ctx.reply_started = false;
+        return f->wire;
+}
+
+static int64_t open_file(struct fixture *f, const char *path, const char *mode)
+{
+        char args[256], *msg;
+        json_t *r;
+        int64_t h;
+
+        snprintf(args, sizeof(args), "{\"path\": \"%s\", \"mode\": \"%s\"}", path, mode);
+        r = call(&f->ctx, agent_cmd_file_open, args, &msg);
+        assert_true(json_is_integer(r));
+        h = json_integer_value(r);
+        json_decref(r);
+        return h;
+}
+
 static void test_round_trip(void **state)
 {
         struct fixture *f = *state;
@@ -151,14 +211,13 @@ static void test_round_trip(void **state)
         json_decref(r);
 
         snprintf(args, sizeof(args), "{\"handle\": %lld, \"count\": 10}", (long long)h);
-        r = call(&f->ctx, agent_cmd_file_read, args, &msg);
-        assert_int_equal(json_integer_value(json_object_get(r, "count")), 4);
-        assert_string_equal(json_string_value(json_object_get(r, "buf-b64")), "ZWxsbw==");
-        assert_true(json_is_true(json_object_get(r, "eof")));
-        json_decref(r);
+        assert_string_equal(read_reply(f, args, &msg),
+                            "{\"return\": {\"count\": 4, \"buf-b64\": \"ZWxsbw==\", \"eof\": true}}\n");
+        assert_string_equal(read_reply(f, args, &msg),
+                            "{\"return\": {\"count\": 0, \"buf-b64\": \"\", \"eof\": true}}\n");
 
         snprintf(args, sizeof(args), "{\"handle\": %lld, \"count\": -1}", (long long)h);
-        assert_null(call(&f->ctx, agent_cmd_file_read, args, &msg));
+        assert_null(read_reply(f, args, &msg));
         assert_string_equal(msg, "value '-1' is invalid for argument count");
         free(msg);
 
@@ -167,6 +226,85 @@ static void test_round_trip(void **state)
         assert_null(msg);
         assert_null(call(&f->ctx, agent_cmd_file_close, args, &msg));
         assert_string_equal(msg, "handle '1000' has not been found");
+        free(msg);
+}
+
+/* The base64 of len bytes of data, NUL-terminated (malloc'd). */
+static char *b64_of(const unsigned char *data, size_t len)
+{
+        char *text = malloc(tt_base64_encoded_len(len) + 1);
+
+        assert_non_null(text);
+        text[tt_base64_encode(data, len, text)] = '\0';
+        return text;
+}
+
+/*
+ * Reads up to 1 MiB put "count" first (qemu-ga's order); larger ones stream "buf-b64" first in
+ * chunks. Both must carry the file's exact bytes, whatever the sizes of the pieces.
+ */
+static void test_read_sizes(void **state)
+{
+        static const size_t sizes[] = {1, 2, 3, 4, 5, 1048575, 1048576, 1048577, 3 * 65536 + 1,
+                                       5 * 196608 + 7};
+        struct fixture *f = *state;
+        size_t file_len = 3 * 1024 * 1024 + 5, off = 0;
+        unsigned char *data = malloc(file_len);
+        char path[128], args[128], *msg;
+        int64_t h;
+
+        assert_non_null(data);
+        for (size_t i = 0; i < file_len; i++)
+                data[i] = (unsigned char)(i * 2654435761u >> 13);
+        snprintf(path, sizeof(path), "%s/big", f->dir);
+        assert_int_equal(tt_write_file_atomic(path, (const char *)data, file_len, 0644,
+                                              &(struct tt_error){0}), 0);
+        h = open_file(f, path, "r");
+        for (size_t i = 0; off < file_len; i++) {
+                size_t want = sizes[i % TT_ARRAY_SIZE(sizes)];
+                size_t got = want < file_len - off ? want : file_len - off;
+                bool eof = want > got;
+                _cleanup_free_ char *b64 = b64_of(data + off, got);
+                size_t cap = strlen(b64) + 128;
+                _cleanup_free_ char *expect = malloc(cap);
+                const char *reply;
+
+                assert_non_null(expect);
+                if (want <= 1048576)
+                        snprintf(expect, cap,
+                                 "{\"return\": {\"count\": %zu, \"buf-b64\": \"%s\", \"eof\": %s}}\n",
+                                 got, b64, eof ? "true" : "false");
+                else
+                        snprintf(expect, cap,
+                                 "{\"return\": {\"buf-b64\": \"%s\", \"count\": %zu, \"eof\": %s}}\n",
+                                 b64, got, eof ? "true" : "false");
+                snprintf(args, sizeof(args), "{\"handle\": %lld, \"count\": %zu}", (long long)h,
+                         want);
+                reply = read_reply(f, args, &msg);
+                assert_non_null(reply);
+                assert_int_equal(f->wire_len, strlen(expect));
+                assert_string_equal(reply, expect);
+                off += got;
+        }
+        /* At the end: a streamed read that finds nothing answers in the small reads' order. */
+        snprintf(args, sizeof(args), "{\"handle\": %lld, \"count\": 2000000}", (long long)h);
+        assert_string_equal(read_reply(f, args, &msg),
+                            "{\"return\": {\"count\": 0, \"buf-b64\": \"\", \"eof\": true}}\n");
+        free(data);
+}
+
+/* A read error is an error reply, with qemu-ga's text, for both sizes of read. */
+static void test_read_error(void **state)
+{
+        struct fixture *f = *state;
+        char *msg;
+
+        assert_int_equal(open_file(f, f->dir, "r"), 1000); /* a directory: read() says EISDIR */
+        assert_null(read_reply(f, "{\"handle\": 1000, \"count\": 10}", &msg));
+        assert_string_equal(msg, "failed to read file: Is a directory");
+        free(msg);
+        assert_null(read_reply(f, "{\"handle\": 1000, \"count\": 2000000}", &msg));
+        assert_string_equal(msg, "failed to read file: Is a directory");
         free(msg);
 }
 
@@ -194,6 +332,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_handle_counter, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_read_sizes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_read_error, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,6 +66,76 @@ static void test_base64_newlines_and_errors(void **state)
         }
 }
 
+/* RFC 4648 one 6-bit group at a time: the reference the table-driven encoder is held to. */
+static void naive_base64(const unsigned char *in, size_t len, char *out)
+{
+        static const char abc[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+        for (size_t i = 0; i < len; i += 3) {
+                unsigned v = (unsigned)in[i] << 16;
+
+                if (i + 1 < len)
+                        v |= (unsigned)in[i + 1] << 8;
+                if (i + 2 < len)
+                        v |= in[i + 2];
+                *out++ = abc[v >> 18];
+                *out++ = abc[(v >> 12) & 63];
+                *out++ = i + 1 < len ? abc[(v >> 6) & 63] : '=';
+                *out++ = i + 2 < len ? abc[v & 63] : '=';
+        }
+}
+
+/*
+ * Every length up to a few hundred (all the block and tail paths, every alignment) and one large
+ * input, against the naive encoder; then the same in place, with the input at the end of the
+ * output buffer (how guest-file-read uses it) and at the closest start allowed, len / 3 rounded
+ * up.
+ */
+static void test_base64_encode_all_paths(void **state)
+{
+        enum { MAX = 3 * 65536 + 2 };
+        _cleanup_free_ unsigned char *data = malloc(MAX);
+        _cleanup_free_ char *want = malloc(tt_base64_encoded_len(MAX));
+        _cleanup_free_ char *got = malloc(tt_base64_encoded_len(MAX) + 1);
+        size_t lens[400], nlens = 0;
+
+        assert_non_null(data);
+        assert_non_null(want);
+        assert_non_null(got);
+        for (size_t i = 0; i < MAX; i++)
+                data[i] = (unsigned char)(i * 2654435761u >> 11);
+        for (size_t n = 0; n < 300; n++)
+                lens[nlens++] = n;
+        lens[nlens++] = MAX - 1;
+        lens[nlens++] = MAX;
+        for (size_t k = 0; k < nlens; k++) {
+                size_t n = lens[k], m = tt_base64_encoded_len(n);
+
+                /* Out of place, with the input at odd offsets. */
+                for (size_t shift = 1; shift < 3 && shift <= n; shift++) {
+                        size_t ms = tt_base64_encoded_len(n - shift);
+
+                        naive_base64(data + shift, n - shift, want);
+                        assert_int_equal(tt_base64_encode(data + shift, n - shift, got), ms);
+                        assert_memory_equal(got, want, ms);
+                }
+                naive_base64(data, n, want);
+                assert_int_equal(tt_base64_encode(data, n, got), m);
+                assert_memory_equal(got, want, m);
+                /* In place: input at the end of the output buffer. */
+                got[m] = '#';
+                memcpy(got + m - n, data, n);
+                assert_int_equal(tt_base64_encode(got + m - n, n, got), m);
+                assert_memory_equal(got, want, m);
+                assert_int_equal(got[m], '#');
+                /* In place: input as far forward as the header allows. */
+                memmove(got + (n + 2) / 3, data, n);
+                assert_int_equal(tt_base64_encode(got + (n + 2) / 3, n, got), m);
+                assert_memory_equal(got, want, m);
+        }
+}
+
 static void test_parse_int(void **state)
 {
         int64_t v;
@@ -139,6 +209,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_base64_rfc4648),
                 cmocka_unit_test(test_base64_newlines_and_errors),
+                cmocka_unit_test(test_base64_encode_all_paths),
                 cmocka_unit_test(test_parse_int),
                 cmocka_unit_test(test_atomic_write),
                 cmocka_unit_test(test_error_prefix),

@@ -396,10 +396,16 @@ def run_variant(variant, env, workdir):
     out = virsh("domfsfreeze", dom).stdout
     check(f"{tag} freeze before the kill", "Froze 1 filesystem(s)" in out, out)
     name = "tether-agent" if variant == "tether" else "qemu-ga"
+    ok, before = console.run(f"echo PID=$(pidof {name})")
+    old_pid = re.findall(r"PID=(\d+)", before)
     ok, text = console.run(f"kill -9 $(pidof {name})")
-    check(f"{tag} agent killed from the serial console", ok, text[-300:])
+    check(f"{tag} agent killed from the serial console", ok and bool(old_pid), text[-300:])
     time.sleep(1)
     check(f"{tag} agent restarted", wait_agent(dom, 30))
+    ok, after = console.run(f"echo PID=$(pidof {name})")
+    new_pid = re.findall(r"PID=(\d+)", after)
+    check(f"{tag} the restarted agent is a new process", bool(old_pid) and bool(new_pid) and
+          old_pid[-1] != new_pid[-1], f"before {old_pid} after {new_pid}")
     check(f"{tag} restarted agent reports frozen",
           agent(dom, "guest-fsfreeze-status") == "frozen")
     out = virsh("domfsthaw", dom, check_rc=False)
