@@ -33,7 +33,8 @@ done
 
 # Socket paths must fit in sun_path (108 bytes), so keep the temp dir short.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT INT TERM
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 
 "$cc" -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -o "$tmp/agent_bench" "$here/agent_bench.c"
 
@@ -84,5 +85,5 @@ echo
 printf '| %-8s | %10s | %-44s | %4s |\n' binary bytes "size measured on" libs
 printf '|----------|------------|----------------------------------------------|------|\n'
 bininfo qemu-ga "$ref"
-bininfo tether "$cand"
+if [ "$cand" = "$ref" ]; then bininfo 'qemu-ga#2' "$cand"; else bininfo tether "$cand"; fi
 echo "(libs = ldd lines without linux-vdso, so the dynamic loader counts as one; static = 0)"
