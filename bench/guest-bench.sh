@@ -83,4 +83,4 @@ fi
 echo "agent: $agent ($(stat -L -c %s "$agent") bytes); qemu-ga: $(qemu-ga --version | head -n1)"
 echo "initrd sizes: tether $(stat -c %s "$guest/initrd.img"), qemu-ga $(stat -c %s "$guest/initrd-qemu-ga.img") bytes; priority: ${prio[*]:-normal}"
 "${prio[@]}" python3 "$here/guest_bench.py" --guest "$guest" --run-guest "$root/tools/run-guest.sh" \
-	--run-dir "$run" --tether-name "$(basename "$agent")" "${quick[@]}"
+	--run-dir "$run" "${quick[@]}"

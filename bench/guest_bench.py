@@ -21,7 +21,7 @@ import sys
 import time
 
 PING = b'{"execute": "guest-ping"}\n'
-AGENT_NAMES = {"tether": "tether-agent-static", "qemu-ga": "qemu-ga"}
+AGENT_NAMES = {"tether": "tether-agent", "qemu-ga": "qemu-ga"}  # as mkguest.sh installs them
 
 
 class Timeout(Exception):
