@@ -55,21 +55,6 @@ static int lock_accounts(const char *etc, int *fd, struct tt_error *err)
         return tt_error_errno(err, errno, "cannot lock '/etc/.pwd.lock'");
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -1;
-                buf += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 /*
  * Replace path with data: a temporary file in the same directory with path's mode and owner,
  * fsync, rename over path, fsync the directory.
@@ -89,7 +74,7 @@ static int replace_file(const char *dir, const char *path, const char *shown, co
         if (fd < 0)
                 return tt_error_errno(err, errno, "cannot create a new '%s'", shown);
         if (fchown(fd, st->st_uid, st->st_gid) < 0 || fchmod(fd, st->st_mode & 07777) < 0 ||
-            write_all(fd, data, len) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+            tt_write_all(fd, data, len) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
                 int saved = errno;
 
                 unlink(tmp);

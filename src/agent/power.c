@@ -6,6 +6,7 @@
 #include "agent/agent.h"
 #include "agent/sysinfo.h"
 #include "common/cleanup.h"
+#include "common/fileutil.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -64,21 +65,6 @@ static char *find_program(const char *name)
         return NULL;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                buf += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 int agent_run_helper(char *const argv[], const char *input, int *wstatus, struct tt_error *err)
 {
         _cleanup_free_ char *file = find_program(argv[0]);
@@ -130,7 +116,7 @@ int agent_run_helper(char *const argv[], const char *input, int *wstatus, struct
                 return tt_error_set(err, r, "failed to create child process: %s", strerror(r));
         if (input) {
                 close(steal_fd(&in_r));
-                wr = write_all(in_w, input, strlen(input));
+                wr = tt_write_all(in_w, input, strlen(input));
                 close(steal_fd(&in_w));
         }
         /* synchronous, as qemu-ga: exec.c only ever waits for its own children's pids */
@@ -291,7 +277,7 @@ static int sysfs_suspend(const char *word, struct tt_error *err)
                 return tt_error_set(err, ENOMEM, "out of memory");
         fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
         /* the write returns once the guest has resumed */
-        if (fd < 0 || write_all(fd, word, strlen(word)) < 0)
+        if (fd < 0 || tt_write_all(fd, word, strlen(word)) < 0)
                 return tt_error_set(err, errno, "suspend: cannot write to '%s': %s",
                                     SYS_POWER_STATE, strerror(errno));
         return 0;

@@ -10,6 +10,7 @@
 #include "agent/sysinfo.h"
 #include "agent/users.h"
 #include "common/cleanup.h"
+#include "common/fileutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,21 +181,6 @@ static int read_lines(int dfd, struct lines *l)
         return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -1;
-                buf += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 /* Write the lines joined by '\n' to a new file owned by the user, 0600, renamed into place. */
 static int write_lines(int dfd, const char *path, const struct lines *l, uid_t uid, gid_t gid,
                        struct tt_error *err)
@@ -213,8 +199,8 @@ static int write_lines(int dfd, const char *path, const struct lines *l, uid_t u
                 return tt_error_set(err, errno, "failed to write to '%s': %s", path,
                                     strerror(errno));
         for (size_t i = 0; i < l->n; i++)
-                if ((i > 0 && write_all(fd, "\n", 1) < 0) ||
-                    write_all(fd, l->v[i], strlen(l->v[i])) < 0)
+                if ((i > 0 && tt_write_all(fd, "\n", 1) < 0) ||
+                    tt_write_all(fd, l->v[i], strlen(l->v[i])) < 0)
                         goto write_failed;
         if (fsync(fd) < 0)
                 goto write_failed;
