@@ -63,7 +63,7 @@ static void reply_error(struct agent_ctx *ctx, const char *cls, const char *desc
 
 void agent_dispatch(struct agent_ctx *ctx, json_t *msg)
 {
-        _cleanup_json_ json_t *owned = msg;
+        _owns_json_ json_t *owned = msg;
         _cleanup_json_ json_t *ret = NULL;
         _cleanup_json_ json_t *empty = NULL;
         struct tt_error err = {0};

@@ -46,6 +46,11 @@ static inline void tt_json_decrefp(json_t **j)
 #define _cleanup_fclose_  __attribute__((cleanup(tt_fclosep)))
 #define _cleanup_closedir_ __attribute__((cleanup(tt_closedirp)))
 #define _cleanup_json_    __attribute__((cleanup(tt_json_decrefp)))
+/*
+ * Take ownership of a json_t received as a parameter: `_owns_json_ json_t *owned = msg;` drops
+ * the reference at scope exit. The variable exists only for that, so clang must not call it unused.
+ */
+#define _owns_json_       __attribute__((cleanup(tt_json_decrefp), unused))
 
 /* Hand ownership over: returns the pointer and leaves NULL behind. */
 #define steal_pointer(pp)                                                                          \

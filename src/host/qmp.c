@@ -153,7 +153,7 @@ static void handle_reply(struct qmp *q, json_t *msg)
 static int on_message(void *opaque, json_t *msg, const struct tt_error *perr)
 {
         struct qmp *q = opaque;
-        _cleanup_json_ json_t *owned = msg;
+        _owns_json_ json_t *owned = msg;
 
         if (msg == NULL) {
                 tt_warn("QMP: malformed output from QEMU: %s", perr->msg);

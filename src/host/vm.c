@@ -424,6 +424,11 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
                 /* Our own SIGTERM (destroy) or quit (save) makes QEMU say SHUTDOWN: EOF follows. */
                 if (vm->destroying || vm->saved)
                         return;
+                /* Likewise our quit after a panic with on_crash destroy: stay crashed, so that
+                 * the EOF ends it as "shut off (crashed)" rather than "shut off (shutdown)". */
+                if (vm->status.state == VM_STATE_CRASHED && vm->live &&
+                    vm->live->on_crash == DOMAIN_ACTION_DESTROY)
+                        return;
                 vm_apply(vm, VM_EV_QMP_SHUTDOWN, NULL);
                 vm_after_guest_stop(vm, vm->live ? vm->live->on_poweroff : DOMAIN_ACTION_DESTROY);
         } else if (strcmp(name, "STOP") == 0) {
@@ -1126,7 +1131,7 @@ static int agent_send(struct vm_agent *a, const char *prefix, json_t *msg)
 static int agent_on_message(void *opaque, json_t *msg, const struct tt_error *perr)
 {
         struct vm_agent *a = opaque;
-        _cleanup_json_ json_t *owned = msg;
+        _owns_json_ json_t *owned = msg;
         json_t *error;
 
         /* The 0xFF delimiter and stale bytes before it arrive as parse errors: skip them. */
