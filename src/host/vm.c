@@ -458,10 +458,12 @@ static int pick_port(const char *addr, int base)
 {
         for (int port = base; port < base + 100; port++) {
                 struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok, one = 1;
 
                 if (fd < 0)
                         return -1;
+                /* As QEMU binds: a port with only TIME_WAIT connections left is free. */
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
                 if (inet_pton(AF_INET, addr ? addr : "127.0.0.1", &sa.sin_addr) != 1)
                         sa.sin_addr.s_addr = htonl(INADDR_ANY);
                 ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;

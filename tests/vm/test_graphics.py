@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import pty
+import termios
 import select
 import shutil
 import struct
@@ -49,19 +50,35 @@ def gvnccapture(display, out, password, timeout=30):
     buf, sent, status = b"", False, None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.2)
+        r, _, _ = select.select([fd], [], [], 0.05)
         if r:
             try:
                 data = os.read(fd, 1024)
             except OSError:
                 data = b""
             buf += data
-            if b"Password:" in buf and not sent:
+        # gvnccapture prints the prompt, then turns echo off with a flush of pending input:
+        # type only once echo is off, or the password is thrown away and it waits for ever.
+        if b"Password:" in buf and not sent:
+            try:
+                echo_off = not termios.tcgetattr(fd)[3] & termios.ECHO
+            except termios.error:
+                echo_off = True
+            if echo_off:
                 os.write(fd, password.encode() + b"\n")
                 sent = True
         wpid, st = os.waitpid(pid, os.WNOHANG)
         if wpid:
             status = os.waitstatus_to_exitcode(st)
+            # Keep what it printed last (an error message) before the pty goes away.
+            while select.select([fd], [], [], 0.1)[0]:
+                try:
+                    data = os.read(fd, 1024)
+                except OSError:
+                    break
+                if not data:
+                    break
+                buf += data
             break
     if status is None:
         os.kill(pid, 9)
@@ -146,7 +163,7 @@ def run(t, genv):
         rc, out = gvnccapture(display, cap, VNC_PASSWORD)
         csize = png_size(cap) if os.path.exists(cap) else None
         check("gvnccapture captures a frame from the vncdisplay port with the password",
-              rc == 0 and csize is not None, f"{out.strip()} {csize}")
+              rc == 0 and csize is not None, f"rc={rc} {out.strip()!r} size={csize}")
         check("captured frame has the screenshot's size", csize == size, f"{csize} vs {size}")
 
     rc, out, err = t.cli("qemu-monitor-command", "gv", '{"execute": "query-vnc"}')
