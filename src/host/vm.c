@@ -1474,18 +1474,28 @@ static void migrate_poll_arm(struct vm *vm)
         evtimer_add(vm->poll, &tv);
 }
 
+/*
+ * A step of a save or restore answered: false when the job is already over (destroyed, or
+ * failed earlier) or QEMU refused the step, which then fails the job.
+ */
+static bool migrate_step_ok(struct vm *vm, const struct tt_error *err)
+{
+        if (vm->job == NULL)
+                return false;
+        if (err) {
+                migrate_failed(vm, err->msg);
+                return false;
+        }
+        return true;
+}
+
 /* migrate / migrate-incoming answered: the stream runs; poll until it ends. */
 static void migrate_started(void *opaque, json_t *ret, const struct tt_error *err)
 {
         struct vm *vm = opaque;
 
-        if (vm->job == NULL)
-                return;
-        if (err) {
-                migrate_failed(vm, err->msg);
-                return;
-        }
-        migrate_poll_arm(vm);
+        if (migrate_step_ok(vm, err))
+                migrate_poll_arm(vm);
 }
 
 /* getfd answered: QEMU holds the image fd under fdname. */
@@ -1493,12 +1503,8 @@ static void getfd_done(void *opaque, json_t *ret, const struct tt_error *err)
 {
         struct vm *vm = opaque;
 
-        if (vm->job == NULL)
+        if (!migrate_step_ok(vm, err))
                 return;
-        if (err) {
-                migrate_failed(vm, err->msg);
-                return;
-        }
         if (vm->restoring)
                 qmp_command(vm->qmp, "migrate-incoming",
                             json_pack("{s:s}", "uri", "fd:tether-restore"), VM_QMP_TIMEOUT_MS,

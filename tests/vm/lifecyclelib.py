@@ -35,6 +35,27 @@ class Results:
         print(f"{self.passed} passed, {self.failed} failed")
         return 1 if self.failed else 0
 
+    def run_suite(self, t, body, *args, keep=False):
+        """Run body(t, *args); a crash of the test is a failed check, not a traceback-only
+        exit; t is always cleaned up. Returns the exit status."""
+        t0 = time.monotonic()
+        try:
+            body(t, *args)
+        except Exception as e:
+            import traceback
+            traceback.print_exc()
+            self.check("test ran to the end", False, repr(e))
+        finally:
+            t.cleanup(keep=keep)
+        print(f"total {time.monotonic() - t0:.1f} s")
+        return self.finish()
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
 
 def load_guest_env(guest_dir):
     env = {}

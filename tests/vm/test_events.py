@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecyclelib import (REPO, Results, Tether, domain_xml, guest_run,  # noqa: E402
+from lifecyclelib import (write, REPO, Results, Tether, domain_xml, guest_run,  # noqa: E402
                           load_guest_env, mark_boot, qemu_pids_named, same_boot)
 import qga  # noqa: E402  (lifecyclelib put tools/ on the path)
 
@@ -47,23 +47,8 @@ def main():
     a = ap.parse_args()
 
     t = Tether(a.tetherd, a.tether, "/tmp/tt-events-")
-    t0 = time.monotonic()
-    try:
-        run(t, a)
-    except Exception as e:  # a crash of the test is a failure, not a traceback-only exit
-        import traceback
-        traceback.print_exc()
-        check("test ran to the end", False, repr(e))
-    finally:
-        t.cleanup(keep=a.keep)
-    print(f"total {time.monotonic() - t0:.1f} s")
-    return R.finish()
+    return R.run_suite(t, run, a, keep=a.keep)
 
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 def panic_guest(t, a):

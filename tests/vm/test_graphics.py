@@ -98,15 +98,7 @@ def main():
     a = ap.parse_args()
     genv = load_guest_env(a.guest)
     t = Tether(a.tetherd, a.tether, "/tmp/tt-gfx-")
-    try:
-        run(t, genv)
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        check("test ran to the end", False, repr(e))
-    finally:
-        t.cleanup(keep=a.keep)
-    return R.finish()
+    return R.run_suite(t, run, genv, keep=a.keep)
 
 
 def run(t, genv):

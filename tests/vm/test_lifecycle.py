@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecyclelib import (REPO, Results, Tether, domain_xml, load_guest_env,  # noqa: E402
+from lifecyclelib import (write, REPO, Results, Tether, domain_xml, load_guest_env,  # noqa: E402
                           mark_boot, qemu_pids_named, same_boot, uptime)
 
 R = Results()
@@ -46,23 +46,8 @@ def main():
 
     genv = load_guest_env(a.guest)
     t = Tether(a.tetherd, a.tether, "/tmp/tt-life-")
-    t0 = time.monotonic()
-    try:
-        run(t, genv)
-    except Exception as e:  # a crash of the test is a failure, not a traceback-only exit
-        import traceback
-        traceback.print_exc()
-        check("test ran to the end", False, repr(e))
-    finally:
-        t.cleanup(keep=a.keep)
-    print(f"total {time.monotonic() - t0:.1f} s")
-    return R.finish()
+    return R.run_suite(t, run, genv, keep=a.keep)
 
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 def run(t, genv):
