@@ -2,6 +2,7 @@
 #include "host/api.h"
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "host/guest_ops.h"
 #include "host/vm.h"
 #include "wire/wire.h"
 
@@ -243,24 +244,18 @@ SIMPLE_VERB(api_resume, vm_resume)
 SIMPLE_VERB(api_reset, vm_reset)
 SIMPLE_VERB(api_screenshot, vm_screenshot)
 
-static enum vm_power_mode arg_mode(json_t *args)
-{
-        const char *mode = arg_str(args, "mode");
-
-        return mode && strcmp(mode, "agent") == 0 ? VM_POWER_AGENT : VM_POWER_ACPI;
-}
-
 static int api_shutdown(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
                         struct tt_error *err)
 {
         struct vm *vm = arg_vm(d, args, err);
         json_int_t timeout = json_integer_value(json_object_get(args, "timeout"));
         struct vm_shutdown_opts o = {
-                .mode = arg_mode(args),
                 .wait = arg_bool(args, "wait"),
                 .force = arg_bool(args, "force"),
         };
 
+        if (vm_power_modes_parse(arg_str(args, "mode"), &o, err) < 0)
+                return -1;
         if (json_object_get(args, "timeout") && (timeout < 1 || timeout > 86400))
                 return tt_error_set(err, VM_ERR_INVALID_OP,
                                     "invalid timeout %lld: expected 1 to 86400 seconds",
@@ -277,8 +272,11 @@ static int api_reboot(struct tetherd *d, json_t *args, struct api_call *call, js
                       struct tt_error *err)
 {
         struct vm *vm = arg_vm(d, args, err);
+        struct vm_shutdown_opts o = {0};
 
-        if (vm == NULL || vm_reboot(vm, arg_mode(args), call_done, call, err) < 0)
+        if (vm_power_modes_parse(arg_str(args, "mode"), &o, err) < 0)
+                return -1;
+        if (vm == NULL || vm_reboot(vm, &o, call_done, call, err) < 0)
                 return -1;
         return 1;
 }
@@ -375,16 +373,11 @@ static const struct wire_arg args_undefine[] = {ARG("domain", WIRE_T_STRING),
                                                 OPT("managed-save", WIRE_T_BOOL), {.name = NULL}};
 static const struct wire_arg args_autostart[] = {ARG("domain", WIRE_T_STRING),
                                                  OPT("disable", WIRE_T_BOOL), {.name = NULL}};
-static const char *const power_modes[] = {"acpi", "agent", NULL};
 static const struct wire_arg args_shutdown[] = {
-        ARG("domain", WIRE_T_STRING),
-        {.name = "mode", .type = WIRE_T_ENUM, .enum_values = power_modes, .type_name = "mode"},
-        OPT("wait", WIRE_T_BOOL), OPT("timeout", WIRE_T_INT), OPT("force", WIRE_T_BOOL),
-        {.name = NULL}};
-static const struct wire_arg args_reboot[] = {
-        ARG("domain", WIRE_T_STRING),
-        {.name = "mode", .type = WIRE_T_ENUM, .enum_values = power_modes, .type_name = "mode"},
-        {.name = NULL}};
+        ARG("domain", WIRE_T_STRING), OPT("mode", WIRE_T_STRING), OPT("wait", WIRE_T_BOOL),
+        OPT("timeout", WIRE_T_INT), OPT("force", WIRE_T_BOOL), {.name = NULL}};
+static const struct wire_arg args_reboot[] = {ARG("domain", WIRE_T_STRING),
+                                              OPT("mode", WIRE_T_STRING), {.name = NULL}};
 static const struct wire_arg args_save[] = {ARG("domain", WIRE_T_STRING),
                                             ARG("file", WIRE_T_STRING), {.name = NULL}};
 static const struct wire_arg args_restore[] = {ARG("file", WIRE_T_STRING),
@@ -457,6 +450,20 @@ static void dispatch(struct api_client *c, json_t *msg)
                 if (wire_args_check(v->args, args, &err) == 0)
                         r = v->fn(c->srv->d, args, call, &ret, &err);
                 goto done;
+        }
+        {
+                /* The guest-agent verbs: their own table (guest_ops.c). */
+                const struct guest_op_def *g = guest_op_find(req.execute);
+
+                if (g) {
+                        struct vm *vm = NULL;
+
+                        if (wire_args_check(guest_op_args(g), args, &err) == 0 &&
+                            (vm = arg_vm(c->srv->d, args, &err)) != NULL &&
+                            guest_op_start(vm, g, args, call_done, call, &err) == 0)
+                                r = 1;
+                        goto done;
+                }
         }
         tt_error_set(&err, 0, "The command %s has not been found", req.execute);
         wire_write_error(c->out, API_CLASS_NOT_FOUND, err.msg, req.id);

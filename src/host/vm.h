@@ -44,13 +44,17 @@ enum vm_power_mode {
 
 /* shutdown's options; Tether's --wait/--timeout/--force go beyond virsh. */
 struct vm_shutdown_opts {
-        enum vm_power_mode mode; /* how to ask the guest */
-        bool wait;               /* answer only once the domain is shut off */
-        int timeout_s;           /* how long to wait (--wait, or the agent's own deadline) */
-        bool force;              /* on timeout, destroy instead of failing */
+        enum vm_power_mode modes[2]; /* how to ask the guest, tried in order (--mode agent,acpi) */
+        int n_modes;                 /* entries in modes */
+        bool wait;                   /* answer only once the domain is shut off */
+        int timeout_s;               /* how long to wait (--wait, or the agent's own deadline) */
+        bool force;                  /* on timeout, destroy instead of failing */
 };
 
-struct vm_agent;
+/* "acpi", "agent" or a comma list of both ("agent,acpi") into o's modes; -1 with err if bad. */
+int vm_power_modes_parse(const char *text, struct vm_shutdown_opts *o, struct tt_error *err);
+
+struct guest_agent;
 struct saveimage;
 
 struct vm {
@@ -86,10 +90,11 @@ struct vm {
         struct event *poll;       /* query-migrate polling */
         /* shutdown --wait, and shutdown/reboot --mode agent */
         struct vm_shutdown_opts shutdown; /* options of the running shutdown */
+        int power_step;           /* index in shutdown.modes being tried */
         bool power_sent;          /* the guest was asked; waiting for its event or shut off */
-        const char *await_event;  /* agent mode: "SHUTDOWN" or "RESET" ends the request */
-        struct event *wait_timer; /* deadline of shutdown --wait / of the agent request */
-        struct vm_agent *agent;   /* guest agent connection during --mode agent */
+        struct event *wait_timer; /* deadline of shutdown --wait */
+        /* the guest agent */
+        struct guest_agent *guest; /* connection to the agent channel while QEMU runs */
 };
 
 /* Load persistent definitions, reconnect to QEMUs that still run, start autostart domains. */
@@ -109,7 +114,7 @@ int vm_suspend(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *er
 int vm_resume(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
 int vm_shutdown(struct vm *vm, const struct vm_shutdown_opts *o, vm_done_fn done, void *opaque,
                 struct tt_error *err);
-int vm_reboot(struct vm *vm, enum vm_power_mode mode, vm_done_fn done, void *opaque,
+int vm_reboot(struct vm *vm, const struct vm_shutdown_opts *o, vm_done_fn done, void *opaque,
               struct tt_error *err);
 int vm_reset(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
 int vm_set_autostart(struct vm *vm, bool on, struct tt_error *err);
