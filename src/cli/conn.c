@@ -321,8 +321,8 @@ int cli_connect(struct cli_conn *c, const char *uri, const char *root, struct tt
         _cleanup_free_ char *path = NULL;
         int fd;
 
+        memset(c, 0, sizeof(*c));
         c->rfd = c->wfd = -1;
-        c->ssh_pid = 0;
         if (uri && parse_uri(uri, &u, err) < 0)
                 return -1;
         if (uri && strcmp(u.scheme, "tether+ssh") == 0)
@@ -346,6 +346,15 @@ void cli_disconnect(struct cli_conn *c)
         c->rfd = c->wfd = -1;
         if (c->ssh_pid > 0)
                 waitpid(c->ssh_pid, NULL, 0);
+        c->ssh_pid = 0;
+        wire_splitter_free(c->sp);
+        c->sp = NULL;
+        json_decref(c->queue);
+        c->queue = NULL;
+        free(c->rbuf);
+        c->rbuf = NULL;
+        free(c->error);
+        c->error = NULL;
 }
 
 static int sink_fd(void *opaque, const void *buf, size_t len)
@@ -353,21 +362,19 @@ static int sink_fd(void *opaque, const void *buf, size_t len)
         return tt_write_all(*(int *)opaque, buf, len);
 }
 
-struct reply_wait {
-        json_t *reply;       /* the reply, once read */
-        char *error;         /* a framing error */
-};
-
+/* Every reply the splitter completes is queued: with requests in flight, one read may hold many. */
 static int got_message(void *opaque, json_t *msg, const struct tt_error *perr)
 {
-        struct reply_wait *w = opaque;
+        struct cli_conn *c = opaque;
 
         if (msg == NULL) {
-                w->error = strdup(perr->msg);
+                if (c->error == NULL)
+                        c->error = strdup(perr->msg ? perr->msg : "framing error");
                 return -1;
         }
-        w->reply = msg;
-        return -1; /* one reply is all we wait for */
+        if (json_array_append_new(c->queue, msg) < 0)
+                return -1;
+        return 0;
 }
 
 /* The connection ended before a reply: say whether ssh failed or the daemon hung up. */
@@ -388,46 +395,82 @@ static void closed_error(struct cli_conn *c, struct tt_error *err)
         tt_error_set(err, EIO, "the daemon closed the connection");
 }
 
-json_t *cli_call(struct cli_conn *c, const char *execute, json_t *args, struct tt_error *err)
+/* The splitter, the reply queue and the read buffer are made on first use. */
+static int conn_prepare(struct cli_conn *c, struct tt_error *err)
+{
+        if (c->sp == NULL) {
+                c->sp = wire_splitter_new();
+                if (c->sp == NULL)
+                        return tt_error_set(err, ENOMEM, "out of memory");
+                /* guest-file-read replies of 48 MiB are 64 MiB of base64, plus framing. */
+                wire_splitter_set_limits(c->sp, CLI_MAX_REPLY, 0, 0);
+        }
+        if (c->queue == NULL && (c->queue = json_array()) == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        return 0;
+}
+
+int cli_send(struct cli_conn *c, const char *execute, json_t *args, struct tt_error *err)
 {
         _cleanup_json_ json_t *req = json_pack("{s:s, s:O}", "execute", execute, "arguments",
                                                args);
-        struct wire_splitter *sp = wire_splitter_new();
-        struct wire_out *out = wire_out_new(sink_fd, &c->wfd);
-        struct reply_wait w = {0};
-        char buf[65536];
-
+        struct wire_out *out;
         bool sent;
 
-        if (req == NULL || sp == NULL || out == NULL) {
-                tt_error_set(err, ENOMEM, "out of memory");
-                goto out;
+        if (conn_prepare(c, err) < 0)
+                return -1;
+        out = wire_out_new(sink_fd, &c->wfd);
+        if (req == NULL || out == NULL) {
+                wire_out_free(out);
+                return tt_error_set(err, ENOMEM, "out of memory");
         }
         sent = wire_dump(out, req) == 0 && wire_out_puts(out, "\n") == 0 &&
                wire_out_flush(out) == 0;
+        wire_out_free(out);
         /* Even if sending failed, the daemon may have answered first (access denied). */
-        while (w.reply == NULL && w.error == NULL) {
-                ssize_t n = read(c->rfd, buf, sizeof(buf));
+        if (!sent)
+                c->send_failed = true;
+        return 0;
+}
+
+json_t *cli_recv(struct cli_conn *c, struct tt_error *err)
+{
+        if (conn_prepare(c, err) < 0)
+                return NULL;
+        if (c->rbuf == NULL && (c->rbuf = malloc(CLI_READ_CHUNK)) == NULL) {
+                tt_error_set(err, ENOMEM, "out of memory");
+                return NULL;
+        }
+        while (json_array_size(c->queue) == 0 && c->error == NULL) {
+                ssize_t n = read(c->rfd, c->rbuf, CLI_READ_CHUNK);
 
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n <= 0 && !sent) {
+                if (n <= 0 && c->send_failed) {
                         tt_error_set(err, EIO, "cannot send the request to the daemon");
-                        goto out;
+                        return NULL;
                 }
                 if (n <= 0) {
                         closed_error(c, err);
-                        goto out;
+                        return NULL;
                 }
-                wire_splitter_feed(sp, buf, (size_t)n, got_message, &w);
+                wire_splitter_feed(c->sp, c->rbuf, (size_t)n, got_message, c);
         }
-        if (w.error)
-                tt_error_set(err, EIO, "malformed reply from the daemon: %s", w.error);
-out:
-        free(w.error);
-        wire_splitter_free(sp);
-        wire_out_free(out);
-        return w.error ? NULL : w.reply;
+        if (json_array_size(c->queue) > 0) {
+                json_t *reply = json_incref(json_array_get(c->queue, 0));
+
+                json_array_remove(c->queue, 0);
+                return reply;
+        }
+        tt_error_set(err, EIO, "malformed reply from the daemon: %s", c->error);
+        return NULL;
+}
+
+json_t *cli_call(struct cli_conn *c, const char *execute, json_t *args, struct tt_error *err)
+{
+        if (cli_send(c, execute, args, err) < 0)
+                return NULL;
+        return cli_recv(c, err);
 }
 
 int cli_proxy(const char *socket_path, struct tt_error *err)

@@ -117,3 +117,133 @@ void cli_error(const char *fmt, ...)
         va_end(ap);
         fputc('\n', stderr);
 }
+
+json_t *cli_flag_values(const struct cli_opts *o, const char *name)
+{
+        json_t *arr = json_array();
+        size_t len = strlen(name);
+
+        for (size_t i = 0; arr && i < o->nflags; i++)
+                if (strncmp(o->flags[i], name, len) == 0 && o->flags[i][len] == '=')
+                        json_array_append_new(arr, json_string(o->flags[i] + len + 1));
+        return arr;
+}
+
+const char *cli_flag_value(const struct cli_opts *o, const char *name)
+{
+        size_t len = strlen(name);
+        const char *found = NULL;
+
+        /* The last one given wins, as virsh's single-valued options. */
+        for (size_t i = 0; i < o->nflags; i++)
+                if (strncmp(o->flags[i], name, len) == 0 && o->flags[i][len] == '=')
+                        found = o->flags[i] + len + 1;
+        return found;
+}
+
+/* A string as yajl writes it: '"' '\\' and control bytes escaped, the rest as is. */
+static int yajl_string(FILE *f, const char *s, size_t len)
+{
+        fputc('"', f);
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                switch (c) {
+                case '"': fputs("\\\"", f); break;
+                case '\\': fputs("\\\\", f); break;
+                case '\n': fputs("\\n", f); break;
+                case '\r': fputs("\\r", f); break;
+                case '\t': fputs("\\t", f); break;
+                case '\b': fputs("\\b", f); break;
+                case '\f': fputs("\\f", f); break;
+                default:
+                        if (c < 0x20)
+                                fprintf(f, "\\u00%02X", c);
+                        else
+                                fputc(c, f);
+                }
+        }
+        fputc('"', f);
+        return 0;
+}
+
+static void yajl_indent(FILE *f, int depth)
+{
+        for (int i = 0; i < depth; i++)
+                fputs("  ", f);
+}
+
+/*
+ * yajl's beautified generator (libvirt 9.0's virJSONValueToString(v, true)): containers open
+ * with a newline, members are indented by two spaces per level with ": " after keys, and a
+ * closing bracket always starts a new line, so an empty container is "{\n\n}".
+ */
+static void yajl_value(FILE *f, json_t *v, int depth)
+{
+        const char *key;
+        json_t *m;
+        size_t i;
+        bool first = true;
+
+        switch (json_typeof(v)) {
+        case JSON_OBJECT:
+                fputs("{\n", f);
+                json_object_foreach(v, key, m) {
+                        if (!first)
+                                fputs(",\n", f);
+                        first = false;
+                        yajl_indent(f, depth + 1);
+                        yajl_string(f, key, strlen(key));
+                        fputs(": ", f);
+                        yajl_value(f, m, depth + 1);
+                }
+                fputc('\n', f);
+                yajl_indent(f, depth);
+                fputc('}', f);
+                break;
+        case JSON_ARRAY:
+                fputs("[\n", f);
+                json_array_foreach(v, i, m) {
+                        if (!first)
+                                fputs(",\n", f);
+                        first = false;
+                        yajl_indent(f, depth + 1);
+                        yajl_value(f, m, depth + 1);
+                }
+                fputc('\n', f);
+                yajl_indent(f, depth);
+                fputc(']', f);
+                break;
+        case JSON_STRING:
+                yajl_string(f, json_string_value(v), json_string_length(v));
+                break;
+        default: {
+                char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+
+                if (text)
+                        fputs(text, f);
+                free(text);
+        }
+        }
+}
+
+char *cli_json_libvirt(json_t *v, bool pretty)
+{
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        if (!pretty)
+                return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        f = open_memstream(&text, &size);
+        if (f == NULL)
+                return NULL;
+        yajl_value(f, v, 0);
+        /* yajl ends a complete top-level value with a newline when beautifying. */
+        fputc('\n', f);
+        if (fclose(f) != 0) {
+                free(text);
+                return NULL;
+        }
+        return text;
+}

@@ -321,7 +321,7 @@ static int args_restore(json_t *args, const struct cli_opts *o)
         return json_object_set_new(args, "file", abs_path(o->pos[0]));
 }
 
-/* --mode=acpi|agent arrive as flags; the daemon takes "mode": "acpi"|"agent". */
+/* --mode LIST arrives as "mode": "agent,acpi", the string the daemon takes. */
 static int args_power(json_t *args, const struct cli_opts *o)
 {
         return args_domain(args, o);
@@ -548,11 +548,11 @@ static const struct cli_verb verbs[] = {
         {"suspend", "suspend", {NULL}, 1, args_domain, NULL, "Domain '%s' suspended", NULL},
         {"resume", "resume", {NULL}, 1, args_domain, NULL, "Domain '%s' resumed", NULL},
         /* --wait, --timeout and --force go beyond virsh: wait for shut off, or destroy. */
-        {"shutdown", "shutdown", {"mode=acpi", "mode=agent", "wait", "timeout=#", "force"}, 1,
-         args_power,
+        /* --mode takes a comma list of acpi and agent, tried in order (checked in main.c). */
+        {"shutdown", "shutdown", {"mode=*", "wait", "timeout=#", "force"}, 1, args_power,
          print_shutdown, NULL, NULL},
-        {"reboot", "reboot", {"mode=acpi", "mode=agent"}, 1, args_power, NULL,
-         "Domain '%s' is being rebooted", NULL},
+        {"reboot", "reboot", {"mode=*"}, 1, args_power, NULL, "Domain '%s' is being rebooted",
+         NULL},
         {"save", "save", {NULL}, 2, args_domain_file, print_saved, NULL, NULL},
         {"restore", "restore", {"paused"}, 1, args_restore, print_restored, NULL, NULL},
         {"managedsave", "managedsave", {NULL}, 1, args_domain, print_managedsave, NULL, NULL},
@@ -566,6 +566,57 @@ static const struct cli_verb verbs[] = {
         {"reset", "reset", {NULL}, 1, args_domain, NULL, "Domain '%s' was reset", NULL},
         {"autostart", "autostart", {"disable"}, 1, args_domain, NULL,
          "Domain '%s' marked as autostarted", "Domain '%s' unmarked as autostarted"},
+
+        /* Guest-agent verbs (agent.c): tetherd returns the agent's raw replies. */
+        {.error_newline = true, .name = "qemu-agent-command", .execute = "agent-command",
+         .options = {"timeout=i", "async", "block", "pretty"}, .npos = 2,
+         .args = cli_args_agent_command, .print = cli_print_agent_command,
+         .posname = {"domain", "cmd"}, .join_rest = true},
+        {.error_newline = true, .name = "set-user-password", .execute = "set-user-password", .options = {"encrypted"},
+         .npos = 3, .args = cli_args_set_user_password, .print = cli_print_set_user_password,
+         .posname = {"domain", "user", "password"}},
+        {.error_newline = true, .name = "domifaddr", .execute = "domifaddr",
+         .options = {"interface=*", "full", "source=*"}, .npos = 1, .args = cli_args_domifaddr,
+         .print = cli_print_domifaddr, .fail = "Failed to query for interfaces addresses"},
+        {.error_newline = true, .name = "domtime", .execute = "domtime", .options = {"now", "pretty", "sync", "time=i"},
+         .npos = 1, .args = cli_args_domtime, .print = cli_print_domtime},
+        {.error_newline = true, .name = "domfsfreeze", .execute = "domfsfreeze", .options = {"mountpoint=*"}, .npos = 1,
+         .args = cli_args_fsfreeze, .print = cli_print_fsfreeze,
+         .fail = "Unable to freeze filesystems"},
+        {.error_newline = true, .name = "domfsthaw", .execute = "domfsthaw", .options = {"mountpoint=*"}, .npos = 1,
+         .args = cli_args_fsfreeze, .print = cli_print_fsthaw,
+         .fail = "Unable to thaw filesystems"},
+        {.error_newline = true, .name = "domfsinfo", .execute = "domfsinfo", .npos = 1, .args = args_domain_only,
+         .print = cli_print_domfsinfo, .fail = "Unable to get filesystem information"},
+        {.error_newline = true, .name = "domfstrim", .execute = "domfstrim", .options = {"minimum=#", "mountpoint=*"},
+         .npos = 1, .args = cli_args_domfstrim, .print = cli_print_quiet_ok,
+         .fail = "Unable to invoke fstrim"},
+        {.error_newline = true, .name = "guestinfo", .execute = "guestinfo",
+         .options = {"user", "os", "timezone", "hostname", "filesystem", "disk", "interface"},
+         .npos = 1, .args = cli_args_guestinfo, .print = cli_print_guestinfo},
+        {.error_newline = true, .name = "guestvcpus", .execute = "guestvcpus",
+         .options = {"cpulist=*", "enable", "disable"}, .npos = 1, .args = cli_args_guestvcpus,
+         .print = cli_print_guestvcpus},
+        {.error_newline = true, .name = "setvcpus", .execute = "setvcpus",
+         .options = {"guest", "config", "live", "current", "maximum", "hotpluggable"}, .npos = 2,
+         .args = cli_args_setvcpus, .print = cli_print_quiet_ok, .posname = {"domain", "count"}},
+        {.error_newline = true, .name = "get-user-sshkeys", .execute = "get-user-sshkeys", .npos = 2,
+         .args = cli_args_get_sshkeys, .print = cli_print_get_sshkeys,
+         .posname = {"domain", "user"}},
+        {.error_newline = true, .name = "set-user-sshkeys", .execute = "set-user-sshkeys",
+         .options = {"file=*", "reset", "remove"}, .npos = 2, .args = cli_args_set_sshkeys,
+         .print = cli_print_quiet_ok, .posname = {"domain", "user"}},
+        {.error_newline = true, .name = "dompmsuspend", .execute = "dompmsuspend", .options = {"duration=#"}, .npos = 2,
+         .args = cli_args_pmsuspend, .print = cli_print_pmsuspend,
+         .fail = "Domain '%s' could not be suspended", .posname = {"domain", "target"}},
+        {.error_newline = true, .name = "dompmwakeup", .execute = "dompmwakeup", .npos = 1, .args = args_domain_only,
+         .print = cli_print_pmwakeup, .fail = "Domain '%s' could not be woken up"},
+
+        /* Beyond virsh (transfer.c): several agent commands per verb. */
+        {.name = "exec", .execute = "agent-command", .options = {"timeout=#", "env=*"}, .npos = 1,
+         .args = cli_args_exec, .take_rest = true, .run = cli_run_exec},
+        {.name = "cp", .execute = "agent-command", .options = {"progress"}, .npos = 2,
+         .args = cli_args_cp, .run = cli_run_cp, .posname = {"source", "destination"}},
 };
 
 const struct cli_verb *cli_verb_find(const char *name)

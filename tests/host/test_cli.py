@@ -372,8 +372,13 @@ def test_errors(e):
     # Options with a value: `--mode agent` and `--mode=agent` (virsh takes both).
     for args in (["--mode", "agent"], ["--mode=acpi"]):
         expect(e, ["shutdown"] + args + ["nosuch"], 1, "", "error: failed to get domain 'nosuch'\n")
+    # virsh 9.0's text (shutdown's has a comma that reboot's lacks), before any connection.
     expect(e, ["shutdown", "--mode", "bogus", "x"], 1, "",
-           "error: invalid value 'bogus' for option --mode\n")
+           "error: Unknown mode bogus value, expecting 'acpi', 'agent', 'initctl', 'signal', "
+           "or 'paravirt'\n")
+    expect(e, ["reboot", "--mode=agent,bogus", "x"], 1, "",
+           "error: Unknown mode bogus value, expecting 'acpi', 'agent', 'initctl', 'signal' "
+           "or 'paravirt'\n")
     expect(e, ["shutdown", "x", "--mode"], 1, "", "error: expected syntax: --mode <string>\n")
     rc, out, err = e.run()
     check(rc == 1 and out == "" and err.startswith("Usage: tether"), "no verb: usage on stderr")
