@@ -1,7 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Shared helpers of test_lifecycle.py and test_graphics.py: a private tetherd under a temp
---root, the tether CLI, the control API spoken directly, domain XML for the test guest."""
+"""Shared helpers of the tetherd suites (test_lifecycle.py, test_events.py, test_graphics.py,
+test_agent_verbs.py): a private tetherd under a temp --root, the tether CLI, the control API
+spoken directly, the guest agent reached through tetherd, domain XML for the test guest.
 
+tetherd keeps the one connection to each running domain's agent chardev socket (QEMU serves one
+client at a time), so tests never connect to <run>/agent.sock themselves: they send QGA commands
+through the control API's agent-command (Agent below)."""
+
+import base64
 import json
 import os
 import shutil
@@ -14,7 +20,6 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tools"))
-import qga  # noqa: E402
 
 
 class Results:
@@ -153,6 +158,10 @@ class Tether:
         finally:
             s.close()
 
+    def agent(self, name):
+        """The guest agent of domain NAME, reached through this tetherd."""
+        return Agent(self, name)
+
     def state(self, name):
         rc, out, err = self.cli("domstate", "--reason", name)
         return out.strip() if rc == 0 else f"error: {err}"
@@ -211,11 +220,17 @@ def qemu_pids_named(name):
     return pids
 
 
+AGENT_CHANNEL = """    <channel type='unix'>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+"""
+
+
 def domain_xml(name, genv, disk=None, initrd=None, memory_mib=256, acpi=True, kernel=True,
-               devices_extra=""):
+               devices_extra="", vcpus=1, agent=True, kernel_path=None):
     os_extra = ""
     if kernel:
-        os_extra = (f"    <kernel>{genv['TETHER_GUEST_KERNEL']}</kernel>\n"
+        os_extra = (f"    <kernel>{kernel_path or genv['TETHER_GUEST_KERNEL']}</kernel>\n"
                     f"    <initrd>{initrd or genv['TETHER_GUEST_INITRD']}</initrd>\n"
                     f"    <cmdline>{genv['TETHER_GUEST_APPEND']}</cmdline>\n")
     disk_xml = ""
@@ -228,44 +243,134 @@ def domain_xml(name, genv, disk=None, initrd=None, memory_mib=256, acpi=True, ke
     return f"""<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>{memory_mib}</memory>
-  <vcpu>1</vcpu>
+  <vcpu>{vcpus}</vcpu>
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>
 {os_extra}  </os>
   {'<features><acpi/></features>' if acpi else ''}
   <devices>
-{disk_xml}    <channel type='unix'>
-      <target type='virtio' name='org.qemu.guest_agent.0'/>
-    </channel>
-{devices_extra}  </devices>
+{disk_xml}{AGENT_CHANNEL if agent else ''}{devices_extra}  </devices>
 </domain>
 """
 
 
-def uptime(agent_sock, wait=40):
+class AgentError(RuntimeError):
+    """tetherd or the agent refused a command; str() is the error text."""
+
+
+class AgentTimeout(AgentError):
+    pass
+
+
+class Agent:
+    """A domain's guest agent, reached through tetherd's control API (agent-command): tetherd
+    holds the one connection that QEMU's chardev socket serves, so nobody else may connect."""
+
+    def __init__(self, t, name):
+        self.t = t
+        self.name = name
+
+    def cmd(self, execute, args=None, timeout=10):
+        """One QGA command; the control API's whole reply: {"return": AGENT_REPLY} or
+        {"error": {"class", "desc"}}."""
+        command = {"execute": execute}
+        if args is not None:
+            command["arguments"] = args
+        return self.t.api("agent-command", {"domain": self.name, "command": command,
+                                            "timeout": timeout}, timeout=max(timeout, 0) + 30)
+
+    def check(self, execute, args=None, timeout=10):
+        """One QGA command; the agent's "return" value, or AgentError with the error text."""
+        r = self.cmd(execute, args, timeout)
+        if "error" in r:
+            raise AgentError(f"{execute}: {r['error'].get('desc', r['error'])}")
+        reply = r.get("return")
+        if not isinstance(reply, dict) or "return" not in reply:
+            raise AgentError(f"{execute}: not an agent reply object: {r!r}")
+        return reply["return"]
+
+    def ping(self, timeout=2):
+        try:
+            return "return" in self.cmd("guest-ping", timeout=timeout).get("return", {})
+        except (OSError, ValueError):
+            return False  # tetherd restarting
+
+    def wait(self, timeout=40):
+        """Until a guest-ping succeeds (the guest opened its port and the agent answers)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                r = self.cmd("guest-ping", timeout=2)
+                if "return" in r.get("return", {}):
+                    return self
+                last = r.get("error", {}).get("desc", r)
+            except (OSError, ValueError) as e:
+                last = e
+            time.sleep(0.3)
+        raise AgentTimeout(f"agent of {self.name} did not answer within {timeout} s ({last})")
+
+    def spawn(self, path, argv=(), env=None, stdin=None, capture=True):
+        """guest-exec without waiting; the guest pid."""
+        args = {"path": path, "arg": list(argv), "capture-output": capture}
+        if env is not None:
+            args["env"] = list(env)
+        if stdin is not None:
+            args["input-data"] = base64.b64encode(stdin).decode()
+        return self.check("guest-exec", args)["pid"]
+
+    def exec(self, path, argv=(), timeout=30, env=None, stdin=None):
+        """guest-exec with captured output, polled to the end; the final status with
+        "out-data"/"err-data" decoded to str under "stdout"/"stderr"."""
+        pid = self.spawn(path, argv, env, stdin)
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.check("guest-exec-status", {"pid": pid})
+            if st.get("exited"):
+                st["stdout"] = base64.b64decode(st.get("out-data", "")).decode("utf-8", "replace")
+                st["stderr"] = base64.b64decode(st.get("err-data", "")).decode("utf-8", "replace")
+                return st
+            if time.monotonic() > deadline:
+                raise AgentTimeout(f"{path} still running after {timeout} s")
+            time.sleep(0.05)
+
+    def sh(self, script, timeout=30):
+        """/bin/sh -c SCRIPT in the guest; (exit code, stdout)."""
+        st = self.exec("/bin/sh", ["-c", script], timeout=timeout)
+        return st.get("exitcode"), st["stdout"]
+
+    def read_file(self, path):
+        """A guest file's bytes (guest-file-open/read/close)."""
+        h = self.check("guest-file-open", {"path": path, "mode": "r"})
+        data = b""
+        try:
+            while True:
+                r = self.check("guest-file-read", {"handle": h, "count": 1 << 20})
+                data += base64.b64decode(r.get("buf-b64", ""))
+                if r.get("eof") or r.get("count", 0) == 0:
+                    return data
+        finally:
+            self.check("guest-file-close", {"handle": h})
+
+
+def uptime(agent, wait=40):
     """Seconds of guest uptime, read through the guest agent (guest-exec cat /proc/uptime)."""
-    q = qga.wait_for_agent(agent_sock, wait)
-    try:
-        st = q.exec("/bin/cat", ["/proc/uptime"])
-        return float(st["stdout"].split()[0])
-    finally:
-        q.close()
+    agent.wait(wait)
+    st = agent.exec("/bin/cat", ["/proc/uptime"])
+    return float(st["stdout"].split()[0])
 
 
-def guest_run(agent_sock, path, args=(), wait=40):
+def guest_run(agent, path, args=(), wait=40):
     """Run a program in the guest through its agent; its exit code."""
-    q = qga.wait_for_agent(agent_sock, wait)
-    try:
-        return q.exec(path, list(args)).get("exitcode")
-    finally:
-        q.close()
+    agent.wait(wait)
+    return agent.exec(path, list(args)).get("exitcode")
 
 
-def mark_boot(agent_sock):
+def mark_boot(agent):
     """Leave a mark in the guest's /run (a tmpfs): a reboot wipes it."""
-    return guest_run(agent_sock, "/bin/touch", ["/run/tether-test-mark"]) == 0
+    return guest_run(agent, "/bin/touch", ["/run/tether-test-mark"]) == 0
 
 
-def same_boot(agent_sock, wait=40):
+def same_boot(agent, wait=40):
     """True while the mark of mark_boot() is still there (the guest did not boot again)."""
-    return guest_run(agent_sock, "/bin/sh", ["-c", "test -e /run/tether-test-mark"], wait) == 0
+    return guest_run(agent, "/bin/sh", ["-c", "test -e /run/tether-test-mark"], wait) == 0

@@ -24,9 +24,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecyclelib import (write, REPO, Results, Tether, domain_xml, guest_run,  # noqa: E402
+from lifecyclelib import (write, REPO, Results, Tether, domain_xml,  # noqa: E402
                           load_guest_env, mark_boot, qemu_pids_named, same_boot)
-import qga  # noqa: E402  (lifecyclelib put tools/ on the path)
 
 R = Results()
 check = R.check
@@ -92,25 +91,20 @@ def qemu_status(t, name):
     return st.get("status") if isinstance(st, dict) else st
 
 
-def start_exec(agent_sock, path, args):
-    """guest-exec without waiting for the end (the command takes the guest down)."""
-    q = qga.wait_for_agent(agent_sock, 60)
-    try:
-        return q.check("guest-exec", {"path": path, "arg": list(args)})["pid"]
-    finally:
-        q.close()
+def start_exec(agent, path, args):
+    """guest-exec (through tetherd) without waiting for the end (the command takes the guest
+    down)."""
+    agent.wait(60)
+    return agent.spawn(path, args, capture=False)
 
 
-def crash(agent_sock):
-    return start_exec(agent_sock, "/bin/sh", ["-c", "echo c > /proc/sysrq-trigger"])
+def crash(agent):
+    return start_exec(agent, "/bin/sh", ["-c", "echo c > /proc/sysrq-trigger"])
 
 
-def guest_out(agent_sock, path, args=(), wait=60):
-    q = qga.wait_for_agent(agent_sock, wait)
-    try:
-        return q.exec(path, list(args))["stdout"]
-    finally:
-        q.close()
+def guest_out(agent, path, args=(), wait=60):
+    agent.wait(wait)
+    return agent.exec(path, list(args))["stdout"]
 
 
 def run(t, a):
@@ -132,7 +126,8 @@ def run(t, a):
     rc, out, err = t.cli("dumpxml", "gp")
     check("gp keeps <panic model='isa'/> and <on_crash>preserve</on_crash>",
           "<panic model='isa'/>" in out and "<on_crash>preserve</on_crash>" in out, err)
-    gp_sock, gd_sock, gs_sock = (t.run_path(n, "agent.sock") for n in ("gp", "gd", "gs"))
+    # The agents through tetherd (it holds each agent socket).
+    gp_agent, gd_agent, gs_agent = (t.agent(n) for n in ("gp", "gd", "gs"))
 
     # gp and gs boot together (2 QEMUs); gd waits for gp to go.
     for n in ("gp", "gs"):
@@ -148,11 +143,11 @@ def run(t, a):
     check("gp's QEMU has -device pvpanic", b"pvpanic" in argv, "")
 
     # ---- panic with on_crash preserve ----
-    mods = guest_out(gp_sock, "/bin/cat", ["/proc/modules"])
+    mods = guest_out(gp_agent, "/bin/cat", ["/proc/modules"])
     check("gp guest loaded pvpanic_mmio (the ACPI QEMU0001 driver)", "pvpanic_mmio" in mods,
           "" if "pvpanic_mmio" in mods else mods[:200])
-    check("gp boot mark set", mark_boot(gp_sock))
-    crash(gp_sock)
+    check("gp boot mark set", mark_boot(gp_agent))
+    crash(gp_agent)
     st = t.wait_state("gp", "crashed (panicked)", 60)
     check("guest panic, on_crash preserve -> crashed (panicked)", st == "crashed (panicked)", st)
     check("crashed: QEMU kept, paused in guest-panicked",
@@ -173,11 +168,11 @@ def run(t, a):
           rc == 0 and out.strip() == "Domain 'gp' resumed" and
           t.state("gp") == "running (unpaused)", f"{out.strip()} {err} {t.state('gp')}")
     check("after resume the guest rebooted (panic=-1), agent answers",
-          not same_boot(gp_sock, 90), "")
+          not same_boot(gp_agent, 90), "")
     check("guest reboot after resume keeps running (unpaused)",
           t.state("gp") == "running (unpaused)", t.state("gp"))
 
-    crash(gp_sock)
+    crash(gp_agent)
     st = t.wait_state("gp", "crashed (panicked)", 60)
     check("second panic -> crashed (panicked)", st == "crashed (panicked)", st)
     rc, out, err = t.cli("destroy", "gp")
@@ -191,15 +186,15 @@ def run(t, a):
           t.state("gd") + err)
 
     # ---- S3 on gs (booted above) while gd boots ----
-    pm = guest_out(gs_sock, "/bin/cat", ["/sys/power/state"]).split()
+    pm = guest_out(gs_agent, "/bin/cat", ["/sys/power/state"]).split()
     check("gs guest offers S3 (/sys/power/state has mem)", "mem" in pm, " ".join(pm))
-    check("gs boot mark set", mark_boot(gs_sock))
-    q = qga.wait_for_agent(gs_sock, 60)
-    try:
-        r = q.cmd("guest-suspend-ram")
-        check("guest-suspend-ram sent (no reply on success)", r == {}, repr(r))
-    finally:
-        q.close()
+    check("gs boot mark set", mark_boot(gs_agent))
+    # guest-suspend-ram answers nothing on success: dompmsuspend (libvirt's way) sends it
+    # and ends with QEMU's SUSPEND event.
+    gs_agent.wait(60)
+    rc, out, err = t.cli("dompmsuspend", "gs", "mem")
+    check("dompmsuspend gs mem (guest-suspend-ram through tetherd)",
+          rc == 0 and out == "Domain 'gs' successfully suspended\n", f"{out!r} {err}")
     st = t.wait_state("gs", "pmsuspended (unknown)", 60)
     check("guest S3 -> pmsuspended (unknown)", st == "pmsuspended (unknown)", st)
     check("pmsuspended: QEMU status suspended", qemu_status(t, "gs") == "suspended",
@@ -213,7 +208,7 @@ def run(t, a):
     check("qemu-monitor-command system_wakeup", ret == {}, repr(ret))
     st = t.wait_state("gs", "running (event wakeup)", 30)
     check("WAKEUP -> running (event wakeup)", st == "running (event wakeup)", st)
-    check("woken guest: agent answers, same boot (no reboot)", same_boot(gs_sock, 60))
+    check("woken guest: agent answers, same boot (no reboot)", same_boot(gs_agent, 60))
     check("QEMU status running after wakeup", qemu_status(t, "gs") == "running",
           str(qemu_status(t, "gs")))
 
@@ -225,7 +220,7 @@ def run(t, a):
     check("destroy gs: QEMU gone", not qemu_pids_named("gs"))
 
     # ---- back to gd: its panic ends QEMU ----
-    crash(gd_sock)
+    crash(gd_agent)
     st = t.wait_state("gd", "shut off (crashed)", 60)
     check("guest panic, on_crash destroy -> shut off (crashed)", st == "shut off (crashed)", st)
     deadline = time.monotonic() + 10
