@@ -590,6 +590,9 @@ static int info_filesystems(json_t *p, json_t *raw)
         size_t i, j;
         json_t *fs, *d;
 
+        /* libvirt 9.0 formats filesystems only when there is one (no "fs.count : 0"). */
+        if (json_array_size(fss) == 0)
+                return 0;
         param(p, json_integer((json_int_t)json_array_size(fss)), "fs.count");
         json_array_foreach(fss, i, fs) {
                 json_t *v;
@@ -626,6 +629,9 @@ static int info_disks(json_t *p, json_t *raw)
         size_t i, j;
         json_t *d, *dep;
 
+        /* The same for disks: nothing at all when the guest reports none. */
+        if (json_array_size(raw) == 0)
+                return 0;
         param(p, json_integer((json_int_t)json_array_size(raw)), "disk.count");
         json_array_foreach(raw, i, d) {
                 json_t *deps = json_object_get(d, "dependencies");

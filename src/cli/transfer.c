@@ -40,12 +40,20 @@ static double now_seconds(void)
 
 /* ---- one QGA command through agent-command ---- */
 
+/*
+ * Each call's deadline in tetherd. Replies here carry megabytes (file chunks, a command's whole
+ * output) and a busy guest under TCG needs seconds for them: libvirt's 5 s would fail a copy
+ * that is merely slow. An agent that is really gone still fails the call, only later.
+ */
+#define TRANSFER_CALL_TIMEOUT_S 60
+
 /* Queue {"execute": name, "arguments": qargs} for the domain's agent; qargs is stolen. */
 static int agent_send(struct cli_conn *c, const char *dom, const char *name, json_t *qargs,
                       struct tt_error *err)
 {
-        _cleanup_json_ json_t *args = json_pack("{s:s, s:{s:s}}", "domain", dom, "command",
-                                                "execute", name);
+        _cleanup_json_ json_t *args = json_pack("{s:s, s:{s:s}, s:i}", "domain", dom, "command",
+                                                "execute", name, "timeout",
+                                                TRANSFER_CALL_TIMEOUT_S);
 
         if (args == NULL) {
                 json_decref(qargs);
