@@ -11,6 +11,8 @@ packages=(
   # the real components the tests run against
   qemu-system-x86 qemu-utils qemu-guest-agent busybox-static
   libvirt-daemon-system libvirt-clients openssh-server openssh-client gvncviewer
+  # the monitor's tests: promtool, a Prometheus server and a Pushgateway; tmux (`tether top`)
+  prometheus prometheus-pushgateway tmux
 )
 
 missing=()

@@ -10,7 +10,7 @@
 
 #define CLI_MAX_FLAGS 24   /* options one verb declares */
 #define CLI_MAX_OPTS  256  /* options one command line may give (--env, --mountpoint repeat) */
-#define CLI_MAX_POS   4
+#define CLI_MAX_POS   16  /* positionals (domstats DOMAIN...) */
 
 /* What the command line said for one verb. */
 struct cli_opts {
@@ -40,6 +40,7 @@ struct cli_verb {
         bool join_rest;                     /* extra positionals are joined with ' ' (virsh ARGV) */
         bool take_rest;                     /* arguments after "--" are allowed (o->rest) */
         bool error_newline;                 /* after an error, virsh's final "\n" on stdout */
+        bool many_pos;                      /* takes npos to CLI_MAX_POS positionals (DOMAIN...) */
         /* Verbs of many requests (exec, cp): run instead of one call; returns the exit status. */
         int (*run)(struct cli_conn *c, json_t *args, const struct cli_opts *o);
 };
@@ -132,5 +133,11 @@ int cli_args_exec(json_t *args, const struct cli_opts *o);
 int cli_run_exec(struct cli_conn *c, json_t *args, const struct cli_opts *o);
 int cli_args_cp(json_t *args, const struct cli_opts *o);
 int cli_run_cp(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+
+/* ---- the monitor verbs: domstats and top (stats.c) ---- */
+int cli_args_domstats(json_t *args, const struct cli_opts *o);
+int cli_print_domstats(json_t *ret, const struct cli_opts *o);
+int cli_args_top(json_t *args, const struct cli_opts *o);
+int cli_run_top(struct cli_conn *c, json_t *args, const struct cli_opts *o);
 
 #endif

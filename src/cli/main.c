@@ -334,7 +334,7 @@ int main(int argc, char **argv)
                 cli_error("command '%s' requires <%s> option", verb->name, what);
                 return EXIT_FAILURE;
         }
-        if (o.npos > verb->npos) {
+        if (o.npos > verb->npos && !verb->many_pos) {
                 cli_error("unexpected data '%s'", o.pos[verb->npos]);
                 return EXIT_FAILURE;
         }

@@ -612,6 +612,15 @@ static const struct cli_verb verbs[] = {
         {.error_newline = true, .name = "dompmwakeup", .execute = "dompmwakeup", .npos = 1, .args = args_domain_only,
          .print = cli_print_pmwakeup, .fail = "Domain '%s' could not be woken up"},
 
+        /* The monitor (stats.c): tetherd's cached samples, never a live call to a guest. */
+        {.error_newline = true, .name = "domstats", .execute = "domstats",
+         .options = {"state", "cpu-total", "balloon", "vcpu", "interface", "block",
+                     "list-active", "list-inactive", "list-running", "list-paused",
+                     "list-shutoff", "list-other", "raw", "nowait"},
+         .many_pos = true, .args = cli_args_domstats, .print = cli_print_domstats},
+        {.name = "top", .execute = "domstats", .options = {"interval=#", "sort=*", "once"},
+         .args = cli_args_top, .run = cli_run_top},
+
         /* Beyond virsh (transfer.c): several agent commands per verb. */
         {.name = "exec", .execute = "agent-command", .options = {"timeout=#", "env=*"}, .npos = 1,
          .args = cli_args_exec, .take_rest = true, .run = cli_run_exec},

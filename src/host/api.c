@@ -3,6 +3,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/guest_ops.h"
+#include "host/monitor.h"
 #include "host/vm.h"
 #include "wire/wire.h"
 
@@ -357,6 +358,49 @@ static int api_graphics(struct tetherd *d, json_t *args, struct api_call *call, 
         return 0;
 }
 
+/* One domain's row of domstats: what list shows, and the monitor's cache of it. */
+static json_t *domstats_row(struct vm *vm)
+{
+        json_t *row = vm_describe(vm);
+
+        if (row == NULL)
+                return NULL;
+        json_object_set_new(row, "state_code", json_integer(vm->status.state));
+        json_object_set_new(row, "reason_code", json_integer(vm->status.reason));
+        json_object_set_new(row, "current_memory_kib",
+                            json_integer((json_int_t)(vm->live ? vm->live : vm->def)->current_memory_kib));
+        json_object_set_new(row, "active", json_boolean(vm_state_is_active(vm->status.state)));
+        json_object_set_new(row, "sources", monitor_describe(vm));
+        return row;
+}
+
+/* domstats [domains]: the monitor's cache; never waits on QEMU or an agent. */
+static int api_domstats(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                        struct tt_error *err)
+{
+        json_t *names = json_object_get(args, "domains");
+        _cleanup_json_ json_t *list = json_array();
+        size_t i;
+        json_t *n;
+
+        if (list == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        if (json_array_size(names) > 0) {
+                json_array_foreach(names, i, n) {
+                        struct vm *vm = vm_lookup(d, json_string_value(n), err);
+
+                        if (vm == NULL)
+                                return -1;
+                        json_array_append_new(list, domstats_row(vm));
+                }
+        } else {
+                for (struct vm *vm = d->vms; vm; vm = vm->next)
+                        json_array_append_new(list, domstats_row(vm));
+        }
+        *ret = steal_pointer(&list);
+        return 0;
+}
+
 #define ARG(n, t) {.name = (n), .type = (t), .required = true}
 #define OPT(n, t) {.name = (n), .type = (t), .required = false}
 static const struct wire_arg args_none[] = {{.name = NULL}};
@@ -384,6 +428,8 @@ static const struct wire_arg args_restore[] = {ARG("file", WIRE_T_STRING),
                                                OPT("paused", WIRE_T_BOOL), {.name = NULL}};
 static const struct wire_arg args_qmp[] = {ARG("domain", WIRE_T_STRING),
                                            ARG("command", WIRE_T_OBJECT), {.name = NULL}};
+static const struct wire_arg args_domstats[] = {
+        {.name = "domains", .type = WIRE_T_ARRAY, .elem = WIRE_T_STRING}, {.name = NULL}};
 static const struct wire_arg args_dumpxml[] = {ARG("domain", WIRE_T_STRING),
                                                OPT("inactive", WIRE_T_BOOL), {.name = NULL}};
 
@@ -414,6 +460,7 @@ static const struct api_verb {
         {"qmp", api_qmp, args_qmp},
         {"screenshot", api_screenshot, args_dom},
         {"graphics", api_graphics, args_dom},
+        {"domstats", api_domstats, args_domstats},
 };
 
 /* ---- clients ---- */

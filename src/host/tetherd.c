@@ -1,32 +1,80 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* tetherd: parse options, load definitions, reconnect to running QEMUs, serve the socket. */
+/*
+ * tetherd: parse options and the config file, load definitions, reconnect to running QEMUs,
+ * serve the socket, poll the domains (monitor) and serve or push their metrics.
+ */
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/api.h"
+#include "host/metrics.h"
+#include "host/monitor.h"
 #include "host/tetherd.h"
 #include "host/vm.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The longest interval a config may ask for (a day). */
+#define CONF_MAX_INTERVAL_S 86400
+
+/* What the config file sets; options given on the command line win. */
+struct tetherd_conf {
+        char *metrics_listen;      /* [monitor] metrics-listen, or NULL: no HTTP server */
+        char *push_url;            /* [monitor] push-url, or NULL: no pushes */
+        struct monitor_config mon; /* [monitor] *-interval */
+};
+
+enum conf_type {
+        CONF_STRING,  /* a malloc'd char * */
+        CONF_SECONDS, /* an int, 0..CONF_MAX_INTERVAL_S */
+};
+
+/* The keys of [monitor], each with where its value goes in struct tetherd_conf. */
+static const struct conf_key {
+        const char *name;     /* key in the file */
+        enum conf_type type;  /* how the value is read */
+        size_t offset;        /* field in struct tetherd_conf */
+} conf_keys[] = {
+        {"metrics-listen", CONF_STRING, offsetof(struct tetherd_conf, metrics_listen)},
+        {"push-url", CONF_STRING, offsetof(struct tetherd_conf, push_url)},
+        {"host-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.host_s)},
+        {"stats-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.stats_s)},
+        {"users-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.users_s)},
+        {"filesystems-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.filesystems_s)},
+        {"osinfo-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.osinfo_s)},
+};
+
 static void usage(FILE *out)
 {
         fprintf(out,
                 "Usage: tetherd [--root DIR] [--group NAME] [--log FILE] [--verbose]\n"
-                "Tether's host daemon: defines, starts and supervises QEMU virtual machines.\n"
+                "               [--config FILE] [--metrics-listen ADDR:PORT] [--push-url URL]\n"
+                "Tether's host daemon: defines, starts and supervises QEMU virtual machines,\n"
+                "and polls them for metrics.\n"
                 "\n"
                 "  --root DIR     keep definitions, state, sockets and save images under DIR\n"
                 "                 (default: /etc/tether, /var/lib/tether, /run/tether)\n"
                 "  --group NAME   members of this group may use the control socket (root always)\n"
                 "  --log FILE     log to FILE instead of stderr\n"
+                "  --config FILE  read [monitor] settings from FILE (default: ROOT/etc/tether/\n"
+                "                 tetherd.conf when it exists): metrics-listen, push-url,\n"
+                "                 host-interval, stats-interval, users-interval,\n"
+                "                 filesystems-interval, osinfo-interval (seconds; 0 = off)\n"
+                "  --metrics-listen ADDR:PORT\n"
+                "                 serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+                "                 (PORT or :PORT alone: 127.0.0.1; [ADDR]:PORT for IPv6)\n"
+                "  --push-url URL push the metrics to a Pushgateway (http://HOST:PORT) after\n"
+                "                 each host-side round; the group is deleted on exit\n"
                 "  -v, --verbose  log QMP events and more\n"
                 "  -V, --version  print the version and exit\n");
 }
@@ -45,17 +93,128 @@ static void on_signal(evutil_socket_t sig, short what, void *opaque)
         event_base_loopbreak(d->base);
 }
 
+static char *trim(char *s)
+{
+        char *end;
+
+        while (isspace((unsigned char)*s))
+                s++;
+        end = s + strlen(s);
+        while (end > s && isspace((unsigned char)end[-1]))
+                *--end = '\0';
+        return s;
+}
+
+static int conf_set(struct tetherd_conf *conf, const struct conf_key *k, const char *value,
+                    const char *path, unsigned line, struct tt_error *err)
+{
+        void *field = (char *)conf + k->offset;
+        char *end;
+        long long v;
+
+        switch (k->type) {
+        case CONF_STRING: {
+                char *copy = strdup(value);
+                if (copy == NULL)
+                        return tt_error_set(err, ENOMEM, "out of memory");
+                free(*(char **)field);
+                *(char **)field = copy;
+                return 0;
+        }
+        case CONF_SECONDS:
+                errno = 0;
+                v = strtoll(value, &end, 10);
+                if (errno || end == value || *end || v < 0 || v > CONF_MAX_INTERVAL_S)
+                        return tt_error_set(err, EINVAL,
+                                            "%s:%u: invalid value '%s' for %s: seconds from 0 "
+                                            "(off) to %d",
+                                            path, line, value, k->name, CONF_MAX_INTERVAL_S);
+                *(int *)field = (int)v;
+                return 0;
+        }
+        return 0;
+}
+
+/* A small key = value file: '#' or ';' comments, one [monitor] section. */
+static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_error *err)
+{
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        _cleanup_free_ char *buf = NULL;
+        size_t cap = 0;
+        unsigned line = 0;
+        bool in_monitor = false;
+
+        if (f == NULL)
+                return tt_error_errno(err, errno, "cannot open config '%s'", path);
+        while (getline(&buf, &cap, f) != -1) {
+                char *s = trim(buf), *eq, *key, *value;
+                const struct conf_key *k = NULL;
+
+                line++;
+                if (*s == '\0' || *s == '#' || *s == ';')
+                        continue;
+                if (*s == '[') {
+                        if (strcmp(s, "[monitor]") != 0)
+                                return tt_error_set(err, EINVAL, "%s:%u: unknown section %s",
+                                                    path, line, s);
+                        in_monitor = true;
+                        continue;
+                }
+                eq = strchr(s, '=');
+                if (eq == NULL)
+                        return tt_error_set(err, EINVAL, "%s:%u: expected KEY = VALUE", path,
+                                            line);
+                *eq = '\0';
+                key = trim(s);
+                value = trim(eq + 1);
+                if (!in_monitor)
+                        return tt_error_set(err, EINVAL, "%s:%u: key '%s' outside [monitor]",
+                                            path, line, key);
+                for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
+                        if (strcmp(conf_keys[i].name, key) == 0)
+                                k = &conf_keys[i];
+                if (k == NULL)
+                        return tt_error_set(err, EINVAL, "%s:%u: unknown key '%s' in [monitor]",
+                                            path, line, key);
+                if (conf_set(conf, k, value, path, line, err) < 0)
+                        return -1;
+        }
+        if (ferror(f))
+                return tt_error_errno(err, errno, "cannot read config '%s'", path);
+        return 0;
+}
+
+/* --config FILE, else ROOT/etc/tether/tetherd.conf when it exists, else nothing. */
+static int conf_read(struct tetherd_conf *conf, const struct store *st, const char *given,
+                     struct tt_error *err)
+{
+        _cleanup_free_ char *dflt = NULL;
+
+        if (given)
+                return conf_load(conf, given, err);
+        if (asprintf(&dflt, "%s/tetherd.conf", st->conf_dir) < 0)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        if (access(dflt, F_OK) < 0)
+                return 0;
+        return conf_load(conf, dflt, err);
+}
+
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
                 {"root", required_argument, NULL, 'r'},  {"group", required_argument, NULL, 'g'},
                 {"log", required_argument, NULL, 'l'},   {"verbose", no_argument, NULL, 'v'},
                 {"version", no_argument, NULL, 'V'},     {"help", no_argument, NULL, 'h'},
+                {"config", required_argument, NULL, 'c'},
+                {"metrics-listen", required_argument, NULL, 'm'},
+                {"push-url", required_argument, NULL, 'p'},
                 {NULL, 0, NULL, 0},
         };
         struct tetherd d = {0};
         struct tt_error err = {0};
-        const char *root = NULL, *logfile = NULL;
+        struct tetherd_conf conf = {0};
+        const char *root = NULL, *logfile = NULL, *config = NULL;
+        const char *opt_listen = NULL, *opt_push = NULL;
         _cleanup_free_ char *sock = NULL;
         struct event *sigs[4] = {0};
         const int signums[4] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -80,6 +239,15 @@ int main(int argc, char **argv)
                 case 'l':
                         logfile = optarg;
                         break;
+                case 'c':
+                        config = optarg;
+                        break;
+                case 'm':
+                        opt_listen = optarg;
+                        break;
+                case 'p':
+                        opt_push = optarg;
+                        break;
                 case 'v':
                         tt_log_set_level(TT_LOG_DEBUG);
                         break;
@@ -99,8 +267,15 @@ int main(int argc, char **argv)
                 return EXIT_FAILURE;
         }
         signal(SIGPIPE, SIG_IGN);
+        monitor_config_default(&conf.mon);
         d.base = event_base_new();
-        if (d.base == NULL || store_open(&d.store, root, &err) < 0)
+        if (d.base == NULL || store_open(&d.store, root, &err) < 0 ||
+            conf_read(&conf, &d.store, config, &err) < 0)
+                goto out;
+        /* The command line wins over the file. */
+        if ((opt_listen && conf_set(&conf, &conf_keys[0], opt_listen, "--metrics-listen", 0,
+                                    &err) < 0) ||
+            (opt_push && conf_set(&conf, &conf_keys[1], opt_push, "--push-url", 0, &err) < 0))
                 goto out;
         sock = store_socket_path(&d.store);
         if (sock == NULL || api_listen(&d, sock, &err) < 0)
@@ -111,6 +286,13 @@ int main(int argc, char **argv)
         }
         if (vm_load_all(&d, &err) < 0)
                 goto out;
+        /* Always: `tether domstats` reads the same cache as /metrics. */
+        if (monitor_start(&d, &conf.mon, &err) < 0)
+                goto out;
+        if (conf.metrics_listen && metrics_listen(&d, conf.metrics_listen, &err) < 0)
+                goto out;
+        if (conf.push_url && metrics_push_start(&d, conf.push_url, &err) < 0)
+                goto out;
         tt_info("tetherd %s listening on %s", TETHER_VERSION, sock);
         event_base_dispatch(d.base);
         status = EXIT_SUCCESS;
@@ -118,6 +300,9 @@ out:
         if (err.msg)
                 tt_err("%s", err.msg);
         tt_error_clear(&err);
+        /* The monitor first: no round may push while the Pushgateway group is deleted. */
+        monitor_stop(&d);
+        metrics_close(&d);
         api_close(&d);
         vm_free_all(&d);
         for (size_t i = 0; i < TT_ARRAY_SIZE(sigs); i++)
@@ -126,5 +311,7 @@ out:
         store_close(&d.store);
         if (d.base)
                 event_base_free(d.base);
+        free(conf.metrics_listen);
+        free(conf.push_url);
         return status;
 }

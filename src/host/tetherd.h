@@ -10,6 +10,8 @@
 struct event_base;
 struct vm;
 struct api_server;
+struct metrics;
+struct monitor;
 
 struct tetherd {
         struct event_base *base;  /* the one event loop */
@@ -19,6 +21,8 @@ struct tetherd {
         int next_id;              /* id for the next domain that starts (virsh's Id column) */
         gid_t access_gid;         /* group allowed on the control socket besides root */
         bool access_gid_set;      /* access_gid is meaningful */
+        struct monitor *monitor;  /* the monitor service's polling (monitor.c), NULL when off */
+        struct metrics *metrics;  /* /metrics server and Pushgateway pushes (metrics.c), or NULL */
 };
 
 #endif

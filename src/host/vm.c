@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/vm-int.h"
 #include "host/guest.h"
+#include "host/monitor.h"
 #include "common/base64.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
@@ -166,6 +167,7 @@ void vm_unlink_free(struct vm *vm)
         if (vm->wait_timer)
                 event_free(vm->wait_timer);
         guest_detach(vm);
+        monitor_vm_drop(vm);
         if (vm->image_fd >= 0)
                 close(vm->image_fd);
         if (vm->image)
@@ -239,6 +241,7 @@ void vm_stopped(struct vm *vm, enum vm_event ev)
         vm_image_release(vm, vm->image_path && !vm->saved && !vm->restoring);
         vm_power_release(vm);
         guest_detach(vm);
+        monitor_vm_drop(vm);
         vm->saved = false;
         qmp_free(vm->qmp);
         vm->qmp = NULL;

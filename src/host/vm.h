@@ -55,6 +55,7 @@ struct vm_shutdown_opts {
 int vm_power_modes_parse(const char *text, struct vm_shutdown_opts *o, struct tt_error *err);
 
 struct guest_agent;
+struct mon_vm;
 struct saveimage;
 
 struct vm {
@@ -95,6 +96,7 @@ struct vm {
         struct event *wait_timer; /* deadline of shutdown --wait */
         /* the guest agent */
         struct guest_agent *guest; /* connection to the agent channel while QEMU runs */
+        struct mon_vm *mon;        /* the monitor's poll state and cache while QEMU runs */
 };
 
 /* Load persistent definitions, reconnect to QEMUs that still run, start autostart domains. */
