@@ -5,7 +5,8 @@
 #  2. boot the guest under QEMU (TCG) and talk to tether-agent inside it through the
 #     virtio-serial agent socket: OS info, interfaces with the guest's IP, filesystems, guest-exec;
 #  3. manage the same image with tetherd and tether: define, start, suspend, resume, destroy,
-#     with virsh-style output and states.
+#     with virsh-style output and states, and reach the guest through tetherd's agent client
+#     (qemu-agent-command, guestinfo, domfsinfo, guestvcpus, tether exec, domstats).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,11 +113,24 @@ cat >"$run/demo.xml" <<EOF
 EOF
 cp "$TETHER_GUEST_DATA" "$run/data.img"
 T="build/src/cli/tether --root $run/root"
-for cmd in "define $run/demo.xml" "list --all --title" "start demo" "list" "domstate --reason demo" \
+run_tether() {
+  local cmd
+  for cmd in "$@"; do
+    printf '$ tether %s\n' "${cmd//$run\//}"
+    # shellcheck disable=SC2086
+    $T $cmd || { echo "demo: 'tether $cmd' failed; tetherd's log:"; tail -5 "$run/tetherd.log"; exit 1; }
+  done
+}
+run_tether "define $run/demo.xml" "list --all --title" "start demo" "list" "domstate --reason demo" \
            "suspend demo" "domstate --reason demo" "resume demo" "domstate --reason demo" \
-           "dominfo demo" "destroy demo" "domstate --reason demo" "list --all"; do
-  printf '$ tether %s\n' "${cmd//$run\//}"
-  # shellcheck disable=SC2086
-  $T $cmd || { echo "demo: 'tether $cmd' failed; tetherd's log:"; tail -5 "$run/tetherd.log"; exit 1; }
+           "dominfo demo"
+say "The guest through tetherd's agent client (virsh's agent verbs, tether exec)"
+for _ in $(seq 120); do
+  $T qemu-agent-command demo '{"execute":"guest-ping"}' >/dev/null 2>&1 && break
+  sleep 0.5
 done
+run_tether "qemu-agent-command demo {\"execute\":\"guest-get-host-name\"}" \
+           "guestinfo --os --hostname --timezone demo" "domfsinfo demo" "guestvcpus demo" \
+           "exec demo -- /bin/uname -sr" "domstats --state --vcpu demo" \
+           "destroy demo" "domstate --reason demo" "list --all"
 echo "QEMU processes are named after their domain: -name guest=NAME (see 'ps')."
