@@ -631,9 +631,11 @@ void monitor_vm_drop(struct vm *vm)
 
         if (m == NULL)
                 return;
-        /* Stopped or gone: its series go with it. Calls still out free it when they answer. */
+        /*
+         * Stopped or gone: its series go with it. The calls still out (they all answer: a
+         * deadline, QEMU's exit or guest_detach ends each) free it with the last answer.
+         */
         vm->mon = NULL;
-        guest_cancel(vm, m);
         m->dead = true;
         if (m->inflight == 0)
                 mon_vm_release(m);
@@ -664,17 +666,8 @@ void monitor_stop(struct tetherd *d)
 
         if (mon == NULL)
                 return;
-        for (struct vm *vm = d->vms; vm; vm = vm->next) {
-                struct mon_vm *m = vm->mon;
-
-                if (m == NULL)
-                        continue;
-                vm->mon = NULL;
-                guest_cancel(vm, m);
-                m->dead = true;
-                if (m->inflight == 0)
-                        mon_vm_release(m);
-        }
+        for (struct vm *vm = d->vms; vm; vm = vm->next)
+                monitor_vm_drop(vm);
         event_free(mon->tick);
         free(mon);
         d->monitor = NULL;
