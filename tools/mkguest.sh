@@ -78,7 +78,8 @@ fi
 # virtio_pci needs both transport libraries before it probes, and
 # virtio_console after it makes the agent's port appear at once. Then "net",
 # "disk" and "input" load in parallel (each followed by what needs it), then
-# "extra" (--modules). crc32c_generic is ext4's and jbd2's checksum (a crypto
+# "extra" (--modules). virtio_balloon rides with "input": it reports the guest's
+# memory statistics to the host (<memballoon><stats period>). crc32c_generic is ext4's and jbd2's checksum (a crypto
 # softdep that modinfo's 'depends' does not list; there is no modprobe here).
 module_groups="core net disk input extra"
 group_modules() {
@@ -86,7 +87,7 @@ group_modules() {
 	core) echo virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console ;;
 	net) echo failover net_failover virtio_net ;;
 	disk) echo virtio_blk crc16 mbcache jbd2 crc32c_generic ext4 ;;
-	input) echo button evdev ;;
+	input) echo button evdev virtio_balloon ;;
 	extra) echo "$extra_modules" ;;
 	esac
 }

@@ -106,13 +106,20 @@ static void group_state(json_t *kv, json_t *dom)
                 put(kv, json_integer(n), "state.reason");
 }
 
-/* qemuDomainGetStatsCpu: cpu.time; tetherd has no user/system split, so those are left out. */
+/* qemuDomainGetStatsCpu: cpu.time, then QEMU's user and system time (libvirt's cgroup split). */
 static void group_cpu(json_t *kv, json_t *dom)
 {
+        json_t *host = source_data(dom, "host");
         double s;
 
-        if (dom_active(dom) && number(source_data(dom, "host"), "cpu_seconds", &s))
+        if (!dom_active(dom))
+                return;
+        if (number(host, "cpu_seconds", &s))
                 put(kv, json_integer(seconds_to_ns(s)), "cpu.time");
+        if (number(host, "cpu_user_seconds", &s))
+                put(kv, json_integer(seconds_to_ns(s)), "cpu.user");
+        if (number(host, "cpu_system_seconds", &s))
+                put(kv, json_integer(seconds_to_ns(s)), "cpu.system");
 }
 
 /* QEMU's balloon guest-stats as libvirt names and scales them (qemuMonitorJSONGetMemoryStats). */
@@ -141,7 +148,10 @@ static void group_balloon(json_t *kv, json_t *dom)
         json_t *stats = json_object_get(host, "balloon");
         json_int_t n;
 
-        if (counter(dom, "current_memory_kib", &n))
+        /* Running: the balloon's actual size, as libvirt reads it from query-balloon. */
+        if (dom_active(dom) && counter(host, "current_memory_bytes", &n))
+                put(kv, json_integer(n / 1024), "balloon.current");
+        else if (counter(dom, "current_memory_kib", &n))
                 put(kv, json_integer(n), "balloon.current");
         if (counter(dom, "max_memory_kib", &n))
                 put(kv, json_integer(n), "balloon.maximum");
@@ -210,28 +220,38 @@ static const struct counter_key block_keys[] = {
         {"flush_operations", "fl.reqs"},   {"flush_total_time_ns", "fl.times"},
 };
 
-/* "PREFIX.count", then per device "PREFIX.N.name" and its counters. */
+/*
+ * "PREFIX.count", then per device "PREFIX.N.name" and its counters. N is the device's "index"
+ * when it has one (an interface's place in the definition: libvirt counts every interface and
+ * prints counters for those with a host device), else its place in the list.
+ */
 static void group_devices(json_t *kv, json_t *dom, const char *list, const char *prefix,
                           const struct counter_key *keys, size_t nkeys)
 {
         json_t *host = source_data(dom, "host");
         json_t *devs = json_object_get(host, list);
         json_t *d;
+        json_int_t n;
         size_t i;
 
         /* Only a sample tells which devices there are (tetherd reports none while shut off). */
         if (!dom_active(dom) || host == NULL)
                 return;
-        put(kv, json_integer((json_int_t)json_array_size(devs)), "%s.count", prefix);
+        if (!counter(host, "net_count", &n) || strcmp(list, "net") != 0)
+                n = (json_int_t)json_array_size(devs);
+        put(kv, json_integer(n), "%s.count", prefix);
         json_array_foreach(devs, i, d) {
                 const char *name = json_string_value(json_object_get(d, "device"));
-                json_int_t n;
+                json_int_t idx;
 
+                if (!counter(d, "index", &idx))
+                        idx = (json_int_t)i;
                 if (name)
-                        put(kv, json_string(name), "%s.%zu.name", prefix, i);
+                        put(kv, json_string(name), "%s.%lld.name", prefix, (long long)idx);
                 for (size_t k = 0; k < nkeys; k++)
                         if (counter(d, keys[k].from, &n))
-                                put(kv, json_integer(n), "%s.%zu.%s", prefix, i, keys[k].to);
+                                put(kv, json_integer(n), "%s.%lld.%s", prefix, (long long)idx,
+                                    keys[k].to);
         }
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/random.h>
 
 #include <libxml/parser.h>
@@ -64,6 +65,7 @@ static const struct allowed_element allowed_elements[] = {
         { "/domain/devices/interface/source", false, { "bridge" } },
         { "/domain/devices/interface/mac", false, { "address" } },
         { "/domain/devices/interface/model", false, { "type" } },
+        { "/domain/devices/interface/target", false, { "dev" } },
         { "/domain/devices/serial", true, { "type" } },
         { "/domain/devices/serial/target", false, { "port" } },
         { "/domain/devices/console", false, { "type" } },
@@ -77,6 +79,7 @@ static const struct allowed_element allowed_elements[] = {
         { "/domain/devices/video", true, { NULL } },
         { "/domain/devices/video/model", false, { "type", "vram", "heads", "ram", "vgamem" } },
         { "/domain/devices/memballoon", false, { "model" } },
+        { "/domain/devices/memballoon/stats", false, { "period" } },
         { "/domain/devices/panic", false, { "model" } },
 };
 
@@ -651,6 +654,7 @@ static int parse_interface(struct parser *p, xmlNodePtr node, struct domain *def
         xmlNodePtr source = xp_node(p, node, "source");
         xmlNodePtr mac = xp_node(p, node, "mac");
         xmlNodePtr model = xp_node(p, node, "model");
+        xmlNodePtr target = xp_node(p, node, "target");
         int v;
 
         if (n == NULL || attr_enum(p, node, "type", net_type_names, -1, &v) < 0)
@@ -665,6 +669,13 @@ static int parse_interface(struct parser *p, xmlNodePtr node, struct domain *def
                         return perr(p, source, "on", "invalid bridge name '%s'", n->bridge);
         } else if (source) {
                 return perr(p, source, "at", "element 'source' is not valid for interface type 'user'");
+        }
+        if (target && n->type == DOMAIN_NET_BRIDGE) {
+                n->ifname = prop(target, "dev");
+                if (n->ifname && (strlen(n->ifname) == 0 || strlen(n->ifname) >= IFNAMSIZ ||
+                                  strpbrk(n->ifname, "/ \t\n:%") || strcmp(n->ifname, ".") == 0 ||
+                                  strcmp(n->ifname, "..") == 0))
+                        return perr(p, target, "on", "invalid interface name '%s'", n->ifname);
         }
         if (mac ? parse_mac(p, mac, n->mac) < 0 : generate_mac(n->mac, p->err) < 0)
                 return -1;
@@ -884,7 +895,7 @@ static const struct {
 static int parse_devices(struct parser *p, struct domain *def)
 {
         xmlNodePtr devices = xp_node(p, NULL, "/domain/devices");
-        xmlNodePtr n;
+        xmlNodePtr n, stats;
         int v;
 
         if ((n = xp_node(p, NULL, "/domain/devices/emulator"))) {
@@ -907,6 +918,12 @@ static int parse_devices(struct parser *p, struct domain *def)
                 if (attr_enum(p, n, "model", balloon_names, -1, &v) < 0)
                         return -1;
                 def->balloon = v;
+                if ((stats = xp_node(p, n, "stats")) &&
+                    attr_uint(p, stats, "period", 86400, &def->balloon_period) < 0)
+                        return -1;
+                if (def->balloon_period && def->balloon != DOMAIN_BALLOON_VIRTIO)
+                        return perr(p, stats, "on",
+                                    "balloon statistics need memballoon model 'virtio'");
         }
         if ((n = xp_node(p, NULL, "/domain/devices/panic"))) {
                 if (attr_enum(p, n, "model", panic_names, DOMAIN_PANIC_ISA, &v) < 0)
@@ -1160,8 +1177,10 @@ void domain_free(struct domain *def)
                 free(def->disks[i].target);
         }
         free(def->disks);
-        for (size_t i = 0; i < def->n_nets; i++)
+        for (size_t i = 0; i < def->n_nets; i++) {
                 free(def->nets[i].bridge);
+                free(def->nets[i].ifname);
+        }
         free(def->nets);
         free(def->serials);
         for (size_t i = 0; i < def->n_channels; i++) {
@@ -1249,6 +1268,11 @@ static void format_devices(FILE *f, const struct domain *def, unsigned flags)
                         put_attr(f, "bridge", n->bridge);
                         fputs("/>\n", f);
                 }
+                if (n->ifname) {
+                        fputs("      <target", f);
+                        put_attr(f, "dev", n->ifname);
+                        fputs("/>\n", f);
+                }
                 fprintf(f, "      <model type='%s'/>\n", net_model_names[n->model]);
                 fputs("    </interface>\n", f);
         }
@@ -1304,7 +1328,11 @@ static void format_devices(FILE *f, const struct domain *def, unsigned flags)
                         fprintf(f, " heads='%u'", v->heads);
                 fputs("/>\n    </video>\n", f);
         }
-        fprintf(f, "    <memballoon model='%s'/>\n", balloon_names[def->balloon]);
+        if (def->balloon_period)
+                fprintf(f, "    <memballoon model='%s'>\n      <stats period='%u'/>\n"
+                           "    </memballoon>\n", balloon_names[def->balloon], def->balloon_period);
+        else
+                fprintf(f, "    <memballoon model='%s'/>\n", balloon_names[def->balloon]);
         if (def->panic != DOMAIN_PANIC_NONE)
                 fprintf(f, "    <panic model='%s'/>\n", panic_names[def->panic]);
         fputs("  </devices>\n", f);

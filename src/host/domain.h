@@ -84,6 +84,9 @@ struct domain_net {
         char *bridge;                /* <source bridge=...> for type='bridge' */
         char mac[18];                /* 52:54:00:xx:xx:xx, generated when absent */
         enum domain_net_model model; /* <model type=...>; rtl8139 when absent, as libvirt */
+        char *ifname;                /* <target dev=...>: the host tap of a bridge interface;
+                                        vnetN (or none): tetherd picks a free vnetN at each
+                                        start, as libvirt */
 };
 
 struct domain_serial {
@@ -177,6 +180,8 @@ struct domain {
         struct domain_video *videos;    /* <video>; the first is the primary */
         size_t n_videos;
         enum domain_balloon balloon;    /* <memballoon model=...>; virtio when absent, as libvirt */
+        unsigned balloon_period;        /* <memballoon><stats period=.../>: the guest's balloon
+                                           statistics every N s (QOM guest-stats); 0 none */
         enum domain_panic panic;        /* <panic model=...> */
 };
 

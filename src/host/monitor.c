@@ -7,6 +7,7 @@
  * backed off exponentially (2 s .. 64 s) instead of being asked again every tick.
  */
 #include "host/monitor.h"
+#include "host/tap.h"
 #include "common/cleanup.h"
 #include "common/base64.h"
 #include "common/fileutil.h"
@@ -83,6 +84,8 @@ struct mon_vm {
         unsigned host_pending;                      /* its QMP replies still to come */
         json_t *cpus;                               /* query-cpus-fast's return */
         json_t *blocks;                             /* query-blockstats' return */
+        json_t *balloon;                            /* query-balloon's return */
+        json_t *guest_stats;                        /* qom-get guest-stats' return */
         /* agent */
         bool agent_busy;                            /* one agent call (or file chain) runs */
         enum monitor_source agent_source;           /* which source it is for */
@@ -161,6 +164,8 @@ static void mon_vm_release(struct mon_vm *m)
                 json_decref(m->samples[i].data);
         json_decref(m->cpus);
         json_decref(m->blocks);
+        json_decref(m->balloon);
+        json_decref(m->guest_stats);
         free(m);
 }
 
@@ -180,11 +185,15 @@ static void round_check(struct monitor *mon);
 
 /* ---- host side ---- */
 
-/* utime + stime of /proc/PID[/task/TID]/stat, in seconds; -1 when unreadable. */
-static double proc_cpu_seconds(const char *path)
+/*
+ * utime and stime of /proc/PID[/task/TID]/stat in seconds; the sum is returned, -1 when
+ * unreadable. user and sys may be NULL.
+ */
+static double proc_cpu_seconds(const char *path, double *user, double *sys)
 {
         _cleanup_free_ char *text = NULL;
         unsigned long long ut, st;
+        double tck = (double)sysconf(_SC_CLK_TCK);
         const char *p;
 
         if (tt_read_file(path, 4096, &text, NULL, NULL) < 0 || (p = strrchr(text, ')')) == NULL)
@@ -192,7 +201,11 @@ static double proc_cpu_seconds(const char *path)
         /* Fields after the command: state(3) ... utime(14) stime(15). */
         if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
                 return -1;
-        return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+        if (user)
+                *user = (double)ut / tck;
+        if (sys)
+                *sys = (double)st / tck;
+        return (double)(ut + st) / tck;
 }
 
 /* VmRSS of /proc/PID/status in bytes, or -1. */
@@ -225,7 +238,7 @@ static json_t *host_vcpus(struct mon_vm *m)
 
                 snprintf(path, sizeof(path), "/proc/%d/task/%lld/stat", (int)m->vm->pid,
                          (long long)tid);
-                secs = proc_cpu_seconds(path);
+                secs = proc_cpu_seconds(path, NULL, NULL);
                 /* schedstat: time on the CPU, time waiting on a run queue, timeslices (ns). */
                 snprintf(path, sizeof(path), "/proc/%d/task/%lld/schedstat", (int)m->vm->pid,
                          (long long)tid);
@@ -271,81 +284,151 @@ static json_t *host_blocks(struct mon_vm *m)
         return out;
 }
 
+/* Counters of the bridge interfaces' taps, in the guest's direction (libvirt's net.N.*). */
+static json_t *host_interfaces(struct mon_vm *m)
+{
+        const struct domain *def = m->vm->live;
+        json_t *out = json_array();
+
+        for (size_t i = 0; def && i < def->n_nets; i++) {
+                const struct domain_net *n = &def->nets[i];
+                struct tap_stats t;
+
+                if (n->type != DOMAIN_NET_BRIDGE || n->ifname == NULL ||
+                    tap_stats(n->ifname, &t) < 0)
+                        continue;
+                json_array_append_new(
+                        out, json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "index",
+                                       (json_int_t)i, "device", n->ifname, "rx_bytes",
+                                       t.rx_bytes, "rx_packets", t.rx_packets, "rx_errs",
+                                       t.rx_errors, "rx_drop", t.rx_dropped, "tx_bytes",
+                                       t.tx_bytes, "tx_packets", t.tx_packets, "tx_errs",
+                                       t.tx_errors, "tx_drop", t.tx_dropped));
+        }
+        return out;
+}
+
+/* qom-get guest-stats: the guest's balloon statistics with their time, once it sent some. */
+static json_t *host_balloon_stats(struct mon_vm *m)
+{
+        json_t *stats = json_object_get(m->guest_stats, "stats");
+        json_t *out;
+
+        if (!json_is_object(stats))
+                return NULL;
+        out = json_deep_copy(stats);
+        if (out)
+                json_object_set(out, "last-update", json_object_get(m->guest_stats, "last-update"));
+        return out;
+}
+
 static void host_finish(struct mon_vm *m)
 {
         struct vm *vm = m->vm;
         const struct domain *def = vm->live ? vm->live : vm->def;
         char path[64];
-        double cpu;
+        double cpu, user = 0, sys = 0;
         long long rss;
-        json_t *data;
+        json_t *data, *actual = json_object_get(m->balloon, "actual");
 
         m->host_busy = false;
         snprintf(path, sizeof(path), "/proc/%d/stat", (int)vm->pid);
-        cpu = proc_cpu_seconds(path);
+        cpu = proc_cpu_seconds(path, &user, &sys);
         rss = proc_rss(vm->pid);
         if (m->cpus == NULL || cpu < 0) {
                 /* QEMU did not answer (stopped, hung) or is gone: keep the last values. */
                 m->samples[MON_HOST].failing = true;
         } else {
-                data = json_pack("{s:i, s:i, s:f, s:I, s:I, s:I, s:o, s:o}", "state",
+                data = json_pack("{s:i, s:i, s:f, s:f, s:f, s:I, s:I, s:I, s:o, s:o, s:I, s:o}",
+                                 "state",
                                  (int)vm->status.state, "reason", vm->status.reason,
-                                 "cpu_seconds", cpu, "rss_bytes", (json_int_t)(rss < 0 ? 0 : rss),
-                                 "max_memory_bytes", (json_int_t)def->memory_kib * 1024,
-                                 "current_memory_bytes",
-                                 (json_int_t)def->current_memory_kib * 1024, "vcpus",
-                                 host_vcpus(m), "block", host_blocks(m));
+                                 "cpu_seconds", cpu, "cpu_user_seconds", user,
+                                 "cpu_system_seconds", sys, "rss_bytes",
+                                 (json_int_t)(rss < 0 ? 0 : rss), "max_memory_bytes",
+                                 (json_int_t)def->memory_kib * 1024, "current_memory_bytes",
+                                 json_is_integer(actual) ? json_integer_value(actual)
+                                                         : (json_int_t)def->current_memory_kib * 1024,
+                                 "vcpus", host_vcpus(m), "block", host_blocks(m), "net_count",
+                                 (json_int_t)def->n_nets, "net", host_interfaces(m));
+                if (data && m->guest_stats)
+                        json_object_set_new(data, "balloon", host_balloon_stats(m));
                 if (data)
                         sample_set(m, MON_HOST, data);
         }
         json_decref(m->cpus);
         json_decref(m->blocks);
-        m->cpus = m->blocks = NULL;
+        json_decref(m->balloon);
+        json_decref(m->guest_stats);
+        m->cpus = m->blocks = m->balloon = m->guest_stats = NULL;
         round_check(mon_of(vm));
+}
+
+/* A reply of the host round into its slot; the last one ends the round. */
+static void host_reply(struct mon_vm *m, json_t **slot, json_t *ret, const struct tt_error *err)
+{
+        if (!call_done(m))
+                return;
+        if (err == NULL)
+                *slot = json_incref(ret);
+        if (--m->host_pending == 0)
+                host_finish(m);
 }
 
 static void host_cpus_done(void *opaque, json_t *ret, const struct tt_error *err)
 {
         struct mon_vm *m = opaque;
 
-        if (!call_done(m))
-                return;
-        if (err == NULL)
-                m->cpus = json_incref(ret);
-        if (--m->host_pending == 0)
-                host_finish(m);
+        host_reply(m, &m->cpus, ret, err);
 }
 
 static void host_blocks_done(void *opaque, json_t *ret, const struct tt_error *err)
 {
         struct mon_vm *m = opaque;
 
-        if (!call_done(m))
-                return;
-        if (err == NULL)
-                m->blocks = json_incref(ret);
-        if (--m->host_pending == 0)
-                host_finish(m);
+        host_reply(m, &m->blocks, ret, err);
+}
+
+static void host_balloon_done(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct mon_vm *m = opaque;
+
+        host_reply(m, &m->balloon, ret, err);
+}
+
+static void host_guest_stats_done(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct mon_vm *m = opaque;
+
+        host_reply(m, &m->guest_stats, ret, err);
+}
+
+/* Send one QMP command of the host round. */
+static void host_send(struct mon_vm *m, const char *cmd, json_t *args, qmp_reply_fn fn)
+{
+        if (qmp_command(m->vm->qmp, cmd, args, MON_QMP_TIMEOUT_MS, fn, m) == 0) {
+                m->inflight++;
+                m->host_pending++;
+        }
 }
 
 static void host_round(struct mon_vm *m)
 {
         struct vm *vm = m->vm;
+        const struct domain *def = vm->live ? vm->live : vm->def;
 
         if (m->host_busy || vm->qmp == NULL)
                 return;
         m->host_busy = true;
         m->host_pending = 0;
-        if (qmp_command(vm->qmp, "query-cpus-fast", NULL, MON_QMP_TIMEOUT_MS, host_cpus_done,
-                        m) == 0) {
-                m->inflight++;
-                m->host_pending++;
-        }
-        if (qmp_command(vm->qmp, "query-blockstats", NULL, MON_QMP_TIMEOUT_MS,
-                        host_blocks_done, m) == 0) {
-                m->inflight++;
-                m->host_pending++;
-        }
+        host_send(m, "query-cpus-fast", NULL, host_cpus_done);
+        host_send(m, "query-blockstats", NULL, host_blocks_done);
+        if (def->balloon == DOMAIN_BALLOON_VIRTIO)
+                host_send(m, "query-balloon", NULL, host_balloon_done);
+        if (def->balloon == DOMAIN_BALLOON_VIRTIO && def->balloon_period)
+                host_send(m, "qom-get",
+                          json_pack("{s:s, s:s}", "path", "/machine/peripheral/balloon0",
+                                    "property", "guest-stats"),
+                          host_guest_stats_done);
         if (m->host_pending == 0)
                 host_finish(m);
 }

@@ -8,6 +8,7 @@
  *
  * Each source's data is a JSON value:
  *   MON_HOST         {"state": N, "reason": N (libvirt's numbers), "cpu_seconds": F,
+ *                     "cpu_user_seconds": F, "cpu_system_seconds": F (QEMU's utime, stime),
  *                     "rss_bytes": N, "max_memory_bytes": N, "current_memory_bytes": N,
  *                     "vcpus": [{"vcpu": N, "tid": N, "seconds": F, "wait_seconds": F}],
  *                     "block": [{"device": "vda", "rd_bytes", "wr_bytes", "rd_operations",
@@ -15,8 +16,12 @@
  *                                "wr_total_time_ns", "flush_total_time_ns"}],
  *                     "balloon": {QEMU's qom guest-stats "stats" object, plus "last-update"}
  *                                (only with a memballoon that has a stats period),
- *                     "net": [{"device": "tap0", "rx_bytes", "rx_packets", "rx_errs",
- *                              "rx_drop", "tx_bytes", "tx_packets", "tx_errs", "tx_drop"}]}
+ *                     "net_count": N (interfaces in the definition),
+ *                     "net": [{"index": N (in the definition), "device": "vnet0",
+ *                              "rx_bytes", "rx_packets", "rx_errs", "rx_drop", "tx_bytes",
+ *                              "tx_packets", "tx_errs", "tx_drop"}] (bridge interfaces' taps,
+ *                              from the guest's side: rx is what the guest received)}
+ *                    current_memory_bytes is the balloon's actual size when QEMU has one.
  *   MON_LOAD         {"load1m": F, "load5m": F, "load15m": F}   (guest-get-load's schema)
  *   MON_MEMORY       {"total_bytes": N, "available_bytes": N, "free_bytes": N}
  *                    (/proc/meminfo read through guest-file-open/read/close)

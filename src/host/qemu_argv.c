@@ -197,22 +197,30 @@ static void add_disks(struct builder *b, const struct domain *def, const unsigne
         }
 }
 
-static void add_nets(struct builder *b, const struct domain *def, const unsigned *net_boot)
+static int add_nets(struct builder *b, const struct domain *def, const struct qemu_argv_runtime *rt,
+                    const unsigned *net_boot, struct tt_error *err)
 {
         for (size_t i = 0; i < def->n_nets; i++) {
                 const struct domain_net *n = &def->nets[i];
                 char boot[24] = "";
 
                 add(b, "-netdev");
-                if (n->type == DOMAIN_NET_BRIDGE)
-                        add(b, "bridge,br=%s,id=hostnet%zu", esc(b, n->bridge), i);
-                else
+                if (n->type == DOMAIN_NET_BRIDGE) {
+                        /* The daemon made the tap and enslaved it: QEMU needs no privilege. */
+                        if (i >= rt->n_tap_fds || rt->tap_fds[i] < 0)
+                                return tt_error_set(err, EINVAL,
+                                                    "no tap device for interface %zu (bridge '%s')",
+                                                    i, n->bridge);
+                        add(b, "tap,fd=%d,id=hostnet%zu", rt->tap_fds[i], i);
+                } else {
                         add(b, "user,id=hostnet%zu", i);
+                }
                 if (net_boot[i])
                         snprintf(boot, sizeof(boot), ",bootindex=%u", net_boot[i]);
                 add(b, "-device");
                 add(b, "%s,netdev=hostnet%zu,id=net%zu,mac=%s%s", nic_drivers[n->model], i, i, n->mac, boot);
         }
+        return 0;
 }
 
 static void add_serial(struct builder *b, int port)
@@ -395,7 +403,8 @@ static int build(struct builder *b, const struct domain *def, const struct qemu_
         }
 
         add_disks(b, def, disk_boot);
-        add_nets(b, def, net_boot);
+        if (add_nets(b, def, rt, net_boot, err) < 0)
+                return -1;
         for (size_t i = 0; i < def->n_serials; i++)
                 add_serial(b, def->serials[i].port);
         if (def->console && def->n_serials == 0)

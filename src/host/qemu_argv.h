@@ -27,6 +27,9 @@ struct qemu_argv_runtime {
         int spice_port;                    /* TCP port chosen for SPICE autoport */
         const char *pidfile;               /* -pidfile path, or NULL for none */
         bool incoming_defer;               /* restore: add -incoming defer */
+        const int *tap_fds;                /* per <interface>: the tap descriptor of a bridge
+                                              interface (-netdev tap,fd=N), -1 for others */
+        size_t n_tap_fds;                  /* entries in tap_fds */
 };
 
 /* A NULL-terminated argument vector; argv[0] is the emulator. */

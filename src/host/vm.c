@@ -9,6 +9,7 @@
 #include "host/qemu_argv.h"
 #include "host/qmp.h"
 #include "host/saveimage.h"
+#include "host/tap.h"
 #include "wire/wire.h"
 
 #include <arpa/inet.h>
@@ -17,6 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -483,6 +485,13 @@ static void start_ready(void *opaque, json_t *ret, const struct tt_error *err)
                                               "password", g->passwd),
                                     VM_QMP_TIMEOUT_MS, vm_reply_ignore, vm);
         }
+        /* The guest's balloon statistics: QEMU asks the driver every period seconds. */
+        if (vm->live->balloon == DOMAIN_BALLOON_VIRTIO && vm->live->balloon_period)
+                qmp_command(vm->qmp, "qom-set",
+                            json_pack("{s:s, s:s, s:i}", "path", "/machine/peripheral/balloon0",
+                                      "property", "guest-stats-polling-interval", "value",
+                                      (int)vm->live->balloon_period),
+                            VM_QMP_TIMEOUT_MS, vm_reply_ignore, vm);
         if (vm->restoring) {
                 vm_restore_begin(vm);
                 return;
@@ -494,8 +503,12 @@ static void start_ready(void *opaque, json_t *ret, const struct tt_error *err)
         qmp_command(vm->qmp, "cont", NULL, VM_QMP_TIMEOUT_MS, start_cont_done, vm);
 }
 
-/* Fork and exec QEMU with the monitor socket lfd; stdout and stderr go to the log. */
-static pid_t spawn_qemu(struct vm *vm, char **argv, int lfd, struct tt_error *err)
+/*
+ * Fork and exec QEMU with the monitor socket lfd and the n_taps tap descriptors (-1 skipped);
+ * stdout and stderr go to the log.
+ */
+static pid_t spawn_qemu(struct vm *vm, char **argv, int lfd, const int *taps, size_t n_taps,
+                        struct tt_error *err)
 {
         _cleanup_free_ char *log = store_log_path(&vm->d->store, vm->def->name);
         _cleanup_close_ int logfd = -1;
@@ -523,11 +536,64 @@ static pid_t spawn_qemu(struct vm *vm, char **argv, int lfd, struct tt_error *er
                 dup2(logfd, STDOUT_FILENO);
                 dup2(logfd, STDERR_FILENO);
                 fcntl(lfd, F_SETFD, 0);
+                for (size_t i = 0; i < n_taps; i++)
+                        if (taps[i] >= 0)
+                                fcntl(taps[i], F_SETFD, 0);
                 execv(argv[0], argv);
                 dprintf(STDERR_FILENO, "cannot execute %s: %s\n", argv[0], strerror(errno));
                 _exit(127);
         }
         return pid;
+}
+
+/* The tap descriptors of a start; tetherd's copies close once QEMU has its own. */
+struct taps {
+        int *fds; /* per <interface>, -1 when it has no tap */
+        size_t n; /* entries */
+};
+
+static void close_taps_p(struct taps *t)
+{
+        for (size_t i = 0; t->fds && i < t->n; i++)
+                if (t->fds[i] >= 0)
+                        close(t->fds[i]);
+        free(t->fds);
+        t->fds = NULL;
+}
+
+/*
+ * The tap of every bridge interface of vm->live, named in it (<target dev>) for the live XML;
+ * -1 for the other interfaces. Names that tetherd generated (vnetN) are picked afresh.
+ */
+static int make_taps(struct vm *vm, int **out, struct tt_error *err)
+{
+        struct domain *live = vm->live;
+        int *taps = calloc(live->n_nets + 1, sizeof(int));
+
+        if (taps == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < live->n_nets; i++)
+                taps[i] = -1;
+        *out = taps;
+        for (size_t i = 0; i < live->n_nets; i++) {
+                struct domain_net *n = &live->nets[i];
+                char name[IFNAMSIZ];
+
+                if (n->type != DOMAIN_NET_BRIDGE)
+                        continue;
+                if (n->ifname && strncmp(n->ifname, "vnet", 4) == 0) {
+                        free(n->ifname);
+                        n->ifname = NULL;
+                }
+                taps[i] = tap_create(n->ifname, n->bridge, n->mac, name, sizeof(name), err);
+                if (taps[i] < 0)
+                        return -1;
+                free(n->ifname);
+                n->ifname = strdup(name);
+                if (n->ifname == NULL)
+                        return tt_error_set(err, ENOMEM, "out of memory");
+        }
+        return 0;
 }
 
 /* Start QEMU for def (the domain's own definition, or the one in a save image). */
@@ -545,6 +611,7 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         struct qemu_argv argv = {0};
         struct qemu_argv_runtime rt = {0};
         _cleanup_close_ int lfd = -1;
+        __attribute__((cleanup(close_taps_p))) struct taps taps = {0};
         pid_t pid;
 
         if (!dir || !qmp_path || !agent_path || !pidfile || !livexml_path)
@@ -553,6 +620,9 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         if (vm->live == NULL)
                 return -1;
         if (tt_mkdir_p(dir, 0755, err) < 0)
+                return -1;
+        taps.n = vm->live->n_nets;
+        if (make_taps(vm, &taps.fds, err) < 0)
                 return -1;
         xml = domain_format(vm->live);
         if (xml == NULL || tt_write_file_atomic(livexml_path, xml, strlen(xml), 0600, err) < 0)
@@ -571,6 +641,8 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         rt.n_channel_sockets = vm->live->n_channels;
         rt.pidfile = pidfile;
         rt.incoming_defer = vm->restoring;
+        rt.tap_fds = taps.fds;
+        rt.n_tap_fds = taps.n;
         for (size_t i = 0; i < vm->live->n_graphics; i++) {
                 struct domain_graphics *g = &vm->live->graphics[i];
                 int port;
@@ -589,7 +661,7 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         }
         if (qemu_argv_build(vm->live, &rt, &argv, err) < 0)
                 return -1;
-        pid = spawn_qemu(vm, argv.argv, lfd, err);
+        pid = spawn_qemu(vm, argv.argv, lfd, taps.fds, taps.n, err);
         qemu_argv_free(&argv);
         if (pid < 0)
                 return -1;

@@ -6,12 +6,17 @@ libvirt 9.0's `virsh domstats` on a twin of the same guest as the reference.
   tests/vm/test_domstats.py --tetherd build/src/host/tetherd --tether build/src/cli/tether
                             [--guest DIR] [--no-libvirt] [--keep]
 
-Guests (2 QEMUs at most): "ds" (tether-agent, 2 vCPUs, the data disk as vda) under tetherd and
-"tether-ds-ref", the same under libvirt; "ds-off" and "tether-ds-off" are defined, never started.
+Guests (2 QEMUs at most): "ds" (tether-agent, 2 vCPUs, the data disk as vda, a virtio NIC on
+a private host bridge, a memballoon with a 2 s stats period) under tetherd and "tether-ds-ref",
+the same under libvirt (on the same bridge); "ds-off" and "tether-ds-off" are defined, never
+started. The bridge (ttdsPID, 192.168.231.1/24, no uplink: nothing leaves the host) is made by
+the test and removed after it.
 
 Checked: virsh's record format; tether's keys are libvirt's keys, in libvirt's order; the values
 that do not change (state, balloon.current/maximum, vcpu.current/maximum, vcpu.N.state,
-block.count, block.N.name) equal virsh's, the counters are whole numbers; each group option
+block.count, block.N.name, net.count) equal virsh's, the counters are whole numbers; the
+balloon's guest statistics and the tap counters of the bridged NIC (the guest pings the host
+bridge: its tap counts the packets, in the guest's direction, as libvirt shows them); each group option
 alone; domains in command-line order; a shut-off domain (never started, then destroyed); the
 --list-active filter; an unknown domain (virsh's exact error); --json; `tether top --once`
 without a terminal; `tether top` in tmux: a row for the domain with its state, %CPU once two
@@ -27,10 +32,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lifecyclelib import (write, REPO, Results, Tether, AgentError, domain_xml,  # noqa: E402
@@ -49,12 +56,28 @@ STABLE = re.compile(r"^(state\.state|state\.reason|balloon\.current|balloon\.max
                     r"vcpu\.current|vcpu\.maximum|vcpu\.\d+\.state|block\.count|"
                     r"block\.\d+\.name|net\.count)$")
 # Keys virsh prints for a running domain that tether must print too.
-EXPECTED_RUNNING = ["state.state", "state.reason", "cpu.time", "balloon.current",
-                    "balloon.maximum", "balloon.rss", "vcpu.current", "vcpu.maximum",
+NET_KEYS = ["net.0.name", "net.0.rx.bytes", "net.0.rx.pkts", "net.0.rx.errs", "net.0.rx.drop",
+            "net.0.tx.bytes", "net.0.tx.pkts", "net.0.tx.errs", "net.0.tx.drop"]
+EXPECTED_RUNNING = ["state.state", "state.reason", "cpu.time", "cpu.user", "cpu.system",
+                    "balloon.current",
+                    "balloon.maximum", "balloon.unused", "balloon.available", "balloon.usable",
+                    "balloon.last-update", "balloon.rss", "vcpu.current", "vcpu.maximum",
                     "vcpu.0.state", "vcpu.0.time", "vcpu.0.delay", "vcpu.1.state", "vcpu.1.time",
-                    "vcpu.1.delay", "net.count", "block.count", "block.0.name", "block.0.rd.reqs",
+                    "vcpu.1.delay", "net.count"] + NET_KEYS + [
+                    "block.count", "block.0.name", "block.0.rd.reqs",
                     "block.0.rd.bytes", "block.0.rd.times", "block.0.wr.reqs", "block.0.wr.bytes",
                     "block.0.wr.times", "block.0.fl.reqs", "block.0.fl.times"]
+# The private bridge of the NICs: the host's end, and the address the test gives the guest.
+BRIDGE = f"ttds{os.getpid() % 100000}"
+BR_HOST, BR_GUEST = "192.168.231.1", "192.168.231.2"
+DEVICES_EXTRA = f"""    <interface type='bridge'>
+      <source bridge='{BRIDGE}'/>
+      <model type='virtio'/>
+    </interface>
+    <memballoon model='virtio'>
+      <stats period='2'/>
+    </memballoon>
+"""
 # libvirt's balloon.* keys from the guest's balloon stats (printed only when QEMU has them).
 BALLOON_STATS = {"balloon.swap_in", "balloon.swap_out", "balloon.major_fault",
                  "balloon.minor_fault", "balloon.unused", "balloon.available", "balloon.usable",
@@ -176,7 +199,7 @@ class Libvirt:
     <channel type='unix'>
       <target type='virtio' name='org.qemu.guest_agent.0'/>
     </channel>
-  </devices>
+{DEVICES_EXTRA}  </devices>
 </domain>
 """
         path = write(os.path.join(workdir, f"{name}.xml"), xml)
@@ -254,13 +277,106 @@ def main():
     t = Tether(a.tetherd, a.tether, "/tmp/tt-domstats-")
     lv = None if a.no_libvirt else Libvirt()
     tmux = Tmux(t.root)
+    for cmd in (["link", "add", BRIDGE, "type", "bridge"],
+                ["addr", "add", f"{BR_HOST}/24", "dev", BRIDGE], ["link", "set", BRIDGE, "up"]):
+        rc, out, err = run(["ip", *cmd])
+        if rc != 0:
+            print(f"not ok - cannot set up bridge {BRIDGE}: ip {' '.join(cmd)}: {err}")
+            run(["ip", "link", "del", BRIDGE])
+            return 1
     try:
         return R.run_suite(t, body, a, lv, tmux, keep=a.keep)
     finally:
+        run(["ip", "link", "del", BRIDGE])
         if shutil.which("tmux"):
             tmux.cleanup()
         if lv:
             lv.cleanup()
+
+
+def wait_record(t, pred, timeout, *args):
+    """tether domstats ARGS until pred(dict of the first record) holds; that dict."""
+    deadline = time.monotonic() + timeout
+    kv = {}
+    while time.monotonic() < deadline:
+        rc, out, err, recs = tether_records(t, *args)
+        kv = dict(recs[0][1]) if recs else {}
+        if pred(kv):
+            break
+        time.sleep(0.5)
+    return kv
+
+
+def net_and_balloon(t):
+    """The bridged NIC's tap counters and the balloon's guest statistics of ds."""
+    live = t.cli("dumpxml", "ds")[1]
+    m = re.search(r"<target dev='(vnet\d+)'/>", live)
+    tap = m.group(1) if m else None
+    check("ds: the live XML names its tap (vnetN)", tap is not None, live)
+    if tap:
+        master = os.path.realpath(f"/sys/class/net/{tap}/master")
+        check(f"the tap {tap} is on the bridge and up", os.path.basename(master) == BRIDGE and
+              int(open(f"/sys/class/net/{tap}/flags").read(), 16) & 1 == 1, master)
+        mac = open(f"/sys/class/net/{tap}/address").read().strip()
+        m = re.search(r"<mac address='([0-9a-f:]+)'/>", live)
+        check("the tap's MAC is the guest's with fe:, as libvirt's",
+              m is not None and mac == "fe" + m.group(1)[2:], f"{mac} vs {m and m.group(1)}")
+    a = t.agent("ds")
+    st = a.exec("/bin/sh", ["-c", f"ip addr add {BR_GUEST}/24 dev eth0 && ip link set eth0 up "
+                                  f"&& ping -c 5 -W 2 {BR_HOST}"], timeout=60)
+    check("the guest pings the host's end of the bridge", st.get("exitcode") == 0, repr(st))
+    kv = wait_record(t, lambda kv: int(kv.get("net.0.tx.pkts", 0)) >= 5 and
+                     int(kv.get("net.0.rx.pkts", 0)) >= 5, 20, "--interface", "ds")
+    check("domstats --interface: net.count 1, net.0.name the tap",
+          kv.get("net.count") == "1" and kv.get("net.0.name") == tap, repr(kv))
+    check("domstats: the 5 pings and their 5 replies counted (tx from the guest, rx to it)",
+          int(kv.get("net.0.tx.pkts", 0)) >= 5 and int(kv.get("net.0.rx.pkts", 0)) >= 5 and
+          int(kv.get("net.0.tx.bytes", 0)) >= 5 * 98, repr(kv))
+    if tap:
+        sys_rx = int(open(f"/sys/class/net/{tap}/statistics/rx_packets").read())
+        sys_tx = int(open(f"/sys/class/net/{tap}/statistics/tx_packets").read())
+        check("domstats' tx/rx are the tap's rx/tx (the guest's direction), never ahead",
+              0 < int(kv.get("net.0.tx.pkts", 0)) <= sys_rx and
+              0 < int(kv.get("net.0.rx.pkts", 0)) <= sys_tx,
+              f"{kv} vs /sys rx {sys_rx} tx {sys_tx}")
+    kv = wait_record(t, lambda kv: "balloon.available" in kv and
+                     int(kv.get("balloon.last-update", 0)) > 0, 30, "--balloon", "ds")
+    avail, unused = int(kv.get("balloon.available", 0)), int(kv.get("balloon.unused", 0))
+    check("balloon: the guest's statistics (available <= 256 MiB, unused below it, an update "
+          "time)", 100000 < avail <= 262144 and 0 < unused < avail and
+          abs(int(kv.get("balloon.last-update", 0)) - time.time()) < 60, repr(kv))
+    # The same through /metrics (tether_domain_*: the libvirt exporters' side).
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{t.metrics_port}/metrics",
+                                      timeout=5).read().decode()
+    except OSError as e:
+        body = ""
+        check("/metrics answers", False, str(e))
+
+    def metric(name, **labels):
+        lab = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        m = re.search(r"^" + re.escape(f"{name}{{{lab}}}") + r" (\S+)$", body, re.M)
+        return float(m.group(1)) if m else None
+
+    tx = metric("tether_domain_interface_transmit_packets_total", domain="ds", device=tap)
+    rx = metric("tether_domain_interface_receive_packets_total", domain="ds", device=tap)
+    check("/metrics: the tap's packets, the guest's direction, at least the pings",
+          tx is not None and rx is not None and tx >= 5 and rx >= 5, f"tx {tx} rx {rx}")
+    total = metric("tether_domain_balloon_total_bytes", domain="ds")
+    check("/metrics: the balloon's guest total", total is not None and
+          abs(total - avail * 1024) <= 64 * 1024 * 1024, f"{total} vs {avail} KiB")
+    user = metric("tether_domain_cpu_user_seconds_total", domain="ds")
+    system = metric("tether_domain_cpu_system_seconds_total", domain="ds")
+    cpu = metric("tether_domain_cpu_seconds_total", domain="ds")
+    check("/metrics: QEMU's user + system time is its CPU time",
+          None not in (user, system, cpu) and user > 0 and abs(user + system - cpu) < 0.02,
+          f"user {user} system {system} cpu {cpu}")
+    try:
+        m = re.search(r"MemTotal:\s+(\d+)", a.read_file("/proc/meminfo").decode())
+        check("balloon.available is the guest's MemTotal", m and avail == int(m.group(1)),
+              f"{avail} vs MemTotal {m and m.group(1)}")
+    except AgentError as e:
+        check("balloon.available is the guest's MemTotal", False, str(e))
 
 
 def tether_records(t, *args):
@@ -287,16 +403,35 @@ def body(t, a, lv, tmux):
     root = t.root
     # Poll often so that the test sees two samples soon (tetherd reads ROOT/etc/tether).
     os.makedirs(os.path.join(root, "etc/tether"), exist_ok=True)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    t.metrics_port = sock.getsockname()[1]
+    sock.close()
     write(os.path.join(root, "etc/tether/tetherd.conf"),
-          "[monitor]\nhost-interval = 2\nstats-interval = 2\n")
+          "[monitor]\nhost-interval = 2\nstats-interval = 2\n"
+          f"metrics-listen = 127.0.0.1:{t.metrics_port}\n")
     t.start_daemon()
 
     disk = os.path.join(root, "ds.img")
     shutil.copyfile(genv["TETHER_GUEST_DATA"], disk)
-    for name, xml in (("ds", domain_xml("ds", genv, disk, memory_mib=256, vcpus=2)),
+    for name, xml in (("ds", domain_xml("ds", genv, disk, memory_mib=256, vcpus=2,
+                                        devices_extra=DEVICES_EXTRA)),
                       ("ds-off", domain_xml("ds-off", genv, memory_mib=256, vcpus=2))):
         rc, out, err = t.cli("define", write(os.path.join(root, f"{name}.xml"), xml))
         check(f"define {name}", rc == 0, out + err)
+
+    # ---- a bridge that does not exist: a clear error, no tap left behind ----
+    before = set(os.listdir("/sys/class/net"))
+    xml = domain_xml("ds-nobr", genv, memory_mib=128, agent=False,
+                     devices_extra=DEVICES_EXTRA.replace(BRIDGE, "ttnosuchbr0"))
+    rc, out, err = t.cli("create", write(os.path.join(root, "ds-nobr.xml"), xml))
+    check("create with a missing bridge: the error names the tap, the bridge and the cause",
+          rc == 1 and re.search(r"cannot add 'vnet\d+' to bridge 'ttnosuchbr0': No such device",
+                                err) is not None, f"rc {rc} {err}")
+    check("... and leaves no tap behind", set(os.listdir("/sys/class/net")) == before,
+          repr(set(os.listdir("/sys/class/net")) ^ before))
+    rc, out, err = t.cli("domstate", "ds-nobr")
+    check("... and no domain (create is transient)", rc == 1, out + err)
 
     # ---- before anything runs: a defined, never-started domain ----
     rc, out, err, recs = tether_records(t, "ds-off")
@@ -335,6 +470,7 @@ def body(t, a, lv, tmux):
     have = wait_sources(t, "ds", {"host", "load", "memory"}, 60)
     check("ds: monitor has host, load and memory samples", {"host", "load", "memory"} <= have,
           repr(sorted(have)))
+    net_and_balloon(t)
 
     # ---- the full record of a running domain ----
     rc, out, err, recs = tether_records(t, "ds")
@@ -500,7 +636,12 @@ def lv_cmp(t, lv, keys, tv):
     diff = {k: (tv[k], vv.get(k)) for k in keys if STABLE.match(k) and tv[k] != vv.get(k)}
     check("stable values equal virsh's (state, balloon.current/maximum, vcpu counts and "
           "states, block.count/name, net.count)", not diff, repr(diff))
-    both = [k for k in keys if k in vv and not STABLE.match(k)]
+    names = [k for k in keys if k in vv and k.endswith(".name") and not STABLE.match(k)]
+    check("tap names: vnetN in both (each picks the next free one)",
+          names == ["net.0.name"] and all(re.fullmatch(r"vnet\d+", tv[k]) and
+                                          re.fullmatch(r"vnet\d+", vv[k]) for k in names),
+          repr({k: (tv[k], vv[k]) for k in names}))
+    both = [k for k in keys if k in vv and not STABLE.match(k) and k not in names]
     check("changing values: whole numbers in both",
           all(re.fullmatch(r"\d+", tv[k]) and re.fullmatch(r"\d+", vv[k]) for k in both),
           repr({k: (tv[k], vv[k]) for k in both}))
