@@ -199,6 +199,53 @@ def test_truncation_and_eof(a):
             b'{"return": {"exitcode": 0, "out-data": "bGF0ZQo=", "out-truncated": false, "exited": true}}')
 
 
+def agent_pipes(pid):
+    """How many pipe ends the agent holds (its captured output pipes among them)."""
+    n = 0
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            n += os.readlink('/proc/%d/fd/%s' % (pid, fd)).startswith('pipe:')
+        except OSError:
+            pass
+    return n
+
+
+def test_total_output_cap(a, tmp):
+    """Issue 10, defect 9: the output kept for uncollected children is bounded in total (64 MiB,
+    four full streams), not only per child (16 MiB). Five children write 16 MiB each and stay
+    alive (blocked on a FIFO) until the agent has closed all their pipes, so none is collected
+    while the others are still read: exactly 64 MiB is kept, every stream cut short says
+    out-truncated, and what is kept is a prefix of what was written."""
+    fifo = os.path.join(tmp, 'gate')
+    os.mkfifo(fifo)
+    gate = os.open(fifo, os.O_RDWR)  # a writer exists from now on: the children's cat blocks
+    try:
+        base = agent_pipes(a.proc.pid)
+        pids = [a.ret('guest-exec', {'path': 'sh', 'arg': ['-c', 'head -c %d /dev/zero; exec >&- 2>&-; '
+                                                         'cat "$0" >/dev/null' % (16 * MiB), fifo],
+                                     'capture-output': True})['pid'] for _ in range(5)]
+        deadline = time.monotonic() + 60
+        while agent_pipes(a.proc.pid) > base and time.monotonic() < deadline:
+            time.sleep(0.01)
+        T.check('agent read every stream to EOF', agent_pipes(a.proc.pid), base)
+    finally:
+        os.close(gate)  # the last writer goes: every cat sees EOF and its child exits
+    kept = []
+    for pid in pids:
+        r = ret(wait_status(a, pid, timeout=60))
+        data = base64.b64decode(r.get('out-data', ''))
+        kept.append((len(data), r.get('out-truncated'), data == bytes(len(data))))
+    T.check('64 MiB kept in total, not 80', sum(k[0] for k in kept), 64 * MiB)
+    T.check('a stream is truncated exactly when it was cut short',
+            [(n < 16 * MiB) == trunc for n, trunc, _ in kept], [True] * 5)
+    T.ok('at least one stream truncated', any(k[1] for k in kept), repr(kept))
+    T.ok('kept bytes are a prefix of the output', all(k[2] for k in kept), repr(kept))
+    raw = run(a, {'path': 'head', 'arg': ['-c', str(16 * MiB), '/dev/zero'],
+                  'capture-output': True}, timeout=60)
+    T.check('room again once collected', (ret(raw).get('out-truncated'), len(out_of(raw))),
+            (False, 16 * MiB))
+
+
 def test_limits(binary, tmp):
     conf = '[general]\nmax-exec=2\nexec-reap-seconds=1\n'
     with start_agent(binary, config=conf, tmp=tempfile.mkdtemp(dir=tmp)) as a:
@@ -237,6 +284,8 @@ def main():
             test_env_and_path(a, tmp)
             test_child_state(a)
             test_truncation_and_eof(a)
+            if not reference:
+                test_total_output_cap(a, tmp)
         finally:
             a.close()
             T.check('no sanitizer reports', a.sanitizer_errors(), [])
