@@ -440,6 +440,48 @@ def test_connect(e):
            "such file or directory (is tetherd running?)\n" % e.tmp, root=False)
 
 
+def test_ssh_ipv6(e):
+    """tether+ssh:// with an IPv6 literal host (issue 10, defect 10). The ssh program is a fake
+    (libvirt's ?command= parameter) that logs its argv and runs the remote command here, so the
+    test sees both what ssh is given and that the session works end to end."""
+    fake = os.path.join(e.tmp, "fake-ssh")
+    log = os.path.join(e.tmp, "fake-ssh.log")
+    with open(fake, "w") as f:
+        f.write('#!/bin/sh\nprintf "%%s\\n" "$@" > "%s"\n'
+                'for last; do :; done\nexec sh -c "$last"\n' % log)
+    os.chmod(fake, 0o755)
+    env = dict(e.env, PATH=os.path.dirname(e.tether) + ":" + e.env.get("PATH", ""))
+    rc, want, _ = e.run("list", "--all")
+    query = "/system?command=%s&socket=%s" % (fake, e.sock)
+    remote = "tether proxy '--socket' '%s'" % e.sock
+    for uri, argv in [
+            ("tether+ssh://[::1]:2222" + query,
+             ["-T", "-e", "none", "-o", "BatchMode=yes", "-p", "2222", "--", "::1", remote]),
+            ("tether+ssh://user@[::1]" + query,
+             ["-T", "-e", "none", "-o", "BatchMode=yes", "-l", "user", "--", "::1", remote]),
+            ("tether+ssh://u@[fe80::1%25eth0]:22" + query,
+             ["-T", "-e", "none", "-o", "BatchMode=yes", "-p", "22", "-l", "u", "--",
+              "fe80::1%eth0", remote]),
+            ("tether+ssh://host.example:2200" + query,
+             ["-T", "-e", "none", "-o", "BatchMode=yes", "-p", "2200", "--", "host.example",
+              remote])]:
+        if os.path.exists(log):
+            os.unlink(log)
+        expect(e, ["-c", uri, "list", "--all"], 0, want, "", root=False, env=env)
+        try:
+            with open(log) as f:
+                got = f.read().splitlines()
+        except OSError:
+            got = None
+        check(got == argv, "%s: ssh argv" % uri, "got:  %r\nwant: %r" % (got, argv))
+    for uri, why in [("tether+ssh://[::1/system", "bad IPv6 host"),
+                     ("tether+ssh://[]:22/system", "bad IPv6 host"),
+                     ("tether+ssh://[::1]x/system", "bad IPv6 host"),
+                     ("tether+ssh://[::1]:22x/system", "bad port")]:
+        expect(e, ["-c", uri, "list"], 1, "", "error: invalid URI '%s': %s\n" % (uri, why),
+               root=False)
+
+
 def test_define_errors(e):
     defs = os.path.join(e.root, "etc/tether/domains")
     before = sorted(os.listdir(defs))
@@ -508,6 +550,7 @@ def main():
         test_utf8_table(e)
         test_errors(e)
         test_connect(e)
+        test_ssh_ipv6(e)
         test_define_errors(e)
         check(e.proc.poll() is None, "tetherd is still running")
     finally:
