@@ -482,6 +482,46 @@ def test_ssh_ipv6(e):
                root=False)
 
 
+def test_define_encodings(e):
+    """define FILE of a non-UTF-8 file (issue 10, defect 10): read in its declared encoding (or
+    a UTF-16 BOM) and sent as UTF-8; invalid bytes without a declaration are an error naming
+    the file, line and bytes. Before, both said "Parameter 'xml' is missing"."""
+    defs = os.path.join(e.root, "etc/tether/domains")
+    before = sorted(os.listdir(defs))
+    uuid = "abababab-abab-4bab-8bab-abababababab"
+    text = domain_xml("clitest-enc", uuid, "caf\u00e9 \u00fcber").replace("><", ">\n<")
+    for what, data in [
+            ("ISO-8859-1 declared",
+             ("<?xml version='1.0' encoding='ISO-8859-1'?>\n" + text).encode("latin-1")),
+            ("UTF-16 with a BOM", ("<?xml version='1.0' encoding='UTF-16'?>\n" + text)
+             .encode("utf-16")),
+            ("UTF-8 declared", ("<?xml version='1.0' encoding='UTF-8'?>\n" + text)
+             .encode("utf-8"))]:
+        path = os.path.join(e.tmp, "enc.xml")
+        with open(path, "wb") as f:
+            f.write(data)
+        expect(e, ["define", path], 0, "Domain 'clitest-enc' defined from %s\n\n" % path, "",
+               what="define (%s)" % what)
+        rc, out, _ = e.run("dumpxml", "clitest-enc")
+        check("<title>caf\u00e9 \u00fcber</title>" in out,
+              "define (%s): the title arrives as UTF-8" % what, out)
+        expect(e, ["undefine", "clitest-enc"], 0,
+               "Domain 'clitest-enc' has been undefined\n\n", "")
+    bad = os.path.join(e.tmp, "latin1-undeclared.xml")
+    with open(bad, "wb") as f:
+        f.write(text.encode("latin-1"))
+    for verb in ("define", "create"):
+        expect(e, [verb, bad], 1, "",
+               "error: %s: not valid UTF-8 at line 4 (bytes 0xE9 0x20 0xFC 0x62), and no other "
+               "encoding is declared\n" % bad, what="%s of undeclared ISO-8859-1" % verb)
+    bad2 = os.path.join(e.tmp, "latin1-broken.xml")
+    with open(bad2, "wb") as f:
+        f.write(b"<?xml version='1.0' encoding='ISO-8859-1'?>\n<domain>\xe9\n<name>x</name\n")
+    expect(e, ["define", bad2], 1, "", None, what="define of malformed ISO-8859-1")
+    check(sorted(os.listdir(defs)) == before, "refused encodings: nothing left behind",
+          repr(sorted(os.listdir(defs))))
+
+
 def test_define_errors(e):
     defs = os.path.join(e.root, "etc/tether/domains")
     before = sorted(os.listdir(defs))
@@ -551,6 +591,7 @@ def main():
         test_errors(e)
         test_connect(e)
         test_ssh_ipv6(e)
+        test_define_encodings(e)
         test_define_errors(e)
         check(e.proc.poll() is None, "tetherd is still running")
     finally:
