@@ -51,6 +51,20 @@ def wait_status(a, pid, timeout=30.0):
         time.sleep(0.01)
 
 
+def wait_for(pred, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def wait_gone(pid, timeout=30.0):
+    """True once pid has exited and been reaped (no /proc entry left)."""
+    return wait_for(lambda: not os.path.exists('/proc/%d' % pid), timeout)
+
+
 def run(a, args, timeout=30.0):
     """guest-exec then wait; returns the final status reply line (or the exec error line)."""
     raw = a.cmd_line('guest-exec', args)
@@ -190,11 +204,17 @@ def test_truncation_and_eof(a):
     raw = run(a, {'path': 'sh', 'arg': ['-c', 'head -c 1000 /dev/zero'], 'capture-output': True})
     T.check('not truncated', (ret(raw).get('out-truncated'), len(out_of(raw))), (False, 1000))
 
-    pid = a.ret('guest-exec', {'path': 'sh', 'arg': ['-c', '(sleep 1; echo late) & exit 0'],
-                               'capture-output': True})['pid']
-    time.sleep(0.3)
+    # The shell exits at once; its background child keeps stdout open until the test opens
+    # the gate (a FIFO), then prints "late".
+    gate = os.path.join(a.tmp, 'gate')
+    os.mkfifo(gate)
+    pid = a.ret('guest-exec', {'path': 'sh', 'arg': ['-c', '(cat "$0" >/dev/null; echo late) & exit 0',
+                                                     gate], 'capture-output': True})['pid']
+    T.ok('the shell exits and is reaped by the agent', wait_gone(pid))
     T.check('not exited while output is open', a.cmd_line('guest-exec-status', {'pid': pid}),
             b'{"return": {"exited": false}}')
+    with open(gate, 'wb'):
+        pass  # the background child's cat sees EOF
     T.check('exited after EOF', wait_status(a, pid),
             b'{"return": {"exitcode": 0, "out-data": "bGF0ZQo=", "out-truncated": false, "exited": true}}')
 
@@ -257,7 +277,10 @@ def test_limits(binary, tmp):
         p3 = a.ret('guest-exec', {'path': 'true'})['pid']
         T.check('still at the limit', a.cmd('guest-exec', {'path': 'true'}).get('error', {}).get('desc'),
                 'too many guest-exec processes: limit is 2 (max-exec)')
-        time.sleep(2.0)  # p1 and p3 finish and are dropped uncollected after 1 s
+        # p1 and p3 finish and are dropped uncollected after 1 s: wait for the agent to say so.
+        T.ok('p1 and p3 dropped (logged)', wait_for(
+            lambda: all('the result of pid %d, not collected' % p in a.stderr() for p in (p1, p3)),
+            15), a.stderr()[-500:])
         T.check('reaped result gone', a.cmd_line('guest-exec-status', {'pid': p1}),
                 err_line("Invalid parameter 'pid'"))
         T.check('reaped result gone 2', a.cmd_line('guest-exec-status', {'pid': p3}),
