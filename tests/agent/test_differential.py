@@ -21,7 +21,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conformlib import (QEMU_GA, Agent, Results, FAKE_USER, can_unshare, is_qemu_ga,  # noqa: E402
-                        jtype, make_fake_user)
+                        jtype, make_fake_user, missing_reference)
 
 R = Results()
 
@@ -364,9 +364,8 @@ def main():
         print('usage: %s TETHER-AGENT' % sys.argv[0], file=sys.stderr)
         return 2
     tether = os.path.abspath(sys.argv[1])
-    if not os.path.exists(QEMU_GA):
-        R.skip('differential', QEMU_GA + ' not installed')
-        return R.finish()
+    if not os.access(QEMU_GA, os.X_OK):
+        return missing_reference('differential', 'the reference qemu-ga (%s)' % QEMU_GA)
     if is_qemu_ga(tether):
         print('note: comparing qemu-ga with itself (self-check of this script)')
     tmp = tempfile.mkdtemp(prefix='conform-d-', dir='/tmp')
