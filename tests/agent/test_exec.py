@@ -241,8 +241,11 @@ def test_total_output_cap(a, tmp):
     gate = os.open(fifo, os.O_RDWR)  # a writer exists from now on: the children's cat blocks
     try:
         base = agent_pipes(a.proc.pid)
-        pids = [a.ret('guest-exec', {'path': 'sh', 'arg': ['-c', 'head -c %d /dev/zero; exec >&- 2>&-; '
-                                                         'cat "$0" >/dev/null' % (16 * MiB), fifo],
+        # The FIFO is opened first (our writer exists, so that does not block), so that closing
+        # the gate later always reaches every child's cat.
+        pids = [a.ret('guest-exec', {'path': 'sh', 'arg': ['-c', 'exec 3<"$0"; head -c %d /dev/zero; '
+                                                         'exec >&- 2>&-; cat <&3 >/dev/null'
+                                                         % (16 * MiB), fifo],
                                      'capture-output': True})['pid'] for _ in range(5)]
         deadline = time.monotonic() + 60
         while agent_pipes(a.proc.pid) > base and time.monotonic() < deadline:
