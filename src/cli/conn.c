@@ -166,12 +166,13 @@ static int parse_uri(const char *s, struct uri *u, struct tt_error *err)
                         h = at + 1;
                 }
                 if (h[0] == '[') {
-                        /* An IPv6 literal (RFC 3986): [addr] or [addr]:port; ssh takes addr bare. */
+                        /* An IPv6 literal (RFC 3986): [addr] or [addr]:port; ssh wants addr. */
                         char *close = strchr(h, ']');
 
-                        if (close == NULL || close == h + 1 || (close[1] != '\0' && close[1] != ':'))
-                                return tt_error_set(err, EINVAL,
-                                                    "invalid URI '%s': bad IPv6 host", s);
+                        if (close == NULL || close == h + 1 ||
+                            (close[1] != '\0' && close[1] != ':'))
+                                return tt_error_set(err, EINVAL, "invalid URI '%s': bad IPv6 host",
+                                                    s);
                         colon = close[1] == ':' ? close + 1 : NULL;
                         *close = '\0';
                         h++;
