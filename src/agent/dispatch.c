@@ -71,6 +71,7 @@ void agent_dispatch(struct agent_ctx *ctx, json_t *msg)
         const struct agent_command *cmd;
         json_t *args;
         const char *reason;
+        size_t execute_len;
         bool disabled;
         int r;
 
@@ -78,12 +79,21 @@ void agent_dispatch(struct agent_ctx *ctx, json_t *msg)
                 reply_error(ctx, WIRE_CLASS_GENERIC, err.msg, req.id);
                 goto out;
         }
-        cmd = agent_command_find(req.execute);
+        /* A name with an embedded NUL names no command (qemu-ga: the same text, NUL and all). */
+        execute_len = json_string_length(json_object_get(msg, "execute"));
+        cmd = strlen(req.execute) == execute_len ? agent_command_find(req.execute) : NULL;
         if (cmd == NULL) {
+                static const char pre[] = "The command ", post[] = " has not been found";
                 char desc[512];
+                size_t n = execute_len;
 
-                snprintf(desc, sizeof(desc), "The command %s has not been found", req.execute);
-                reply_error(ctx, WIRE_CLASS_NOT_FOUND, desc, req.id);
+                if (n > sizeof(desc) - sizeof(pre) - sizeof(post))
+                        n = sizeof(desc) - sizeof(pre) - sizeof(post);
+                memcpy(desc, pre, sizeof(pre) - 1);
+                memcpy(desc + sizeof(pre) - 1, req.execute, n);
+                memcpy(desc + sizeof(pre) - 1 + n, post, sizeof(post));
+                wire_write_error_len(ctx->out, WIRE_CLASS_NOT_FOUND, desc,
+                                     sizeof(pre) - 1 + n + sizeof(post) - 1, req.id);
                 goto out;
         }
         reason = disabled_reason(ctx, cmd, &disabled);

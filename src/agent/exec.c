@@ -4,8 +4,8 @@
  * copying the agent's memory, which is what makes guest-exec of a short command fast), its
  * input is fed and its output captured through non-blocking pipes in the agent's poll loop.
  * Behaviour and texts follow qemu-ga 7.2 (reference/qga-commands.md rows 31-32), plus the
- * capture-output modes of qemu 8.0 and two bounds: max-exec entries, and uncollected results
- * dropped after exec-reap-seconds.
+ * capture-output modes of qemu 8.0 and three bounds: max-exec entries, uncollected results
+ * dropped after exec-reap-seconds, and EXEC_MAX_TOTAL_OUTPUT captured bytes across them all.
  */
 #include "agent/agent.h"
 #include "common/base64.h"
@@ -27,6 +27,11 @@
 extern char **environ;
 
 #define EXEC_MAX_OUTPUT   (16 * 1024 * 1024) /* captured bytes per stream, as qemu-ga */
+/*
+ * Captured bytes kept across every child and uncollected result: without it max-exec entries
+ * times two streams times EXEC_MAX_OUTPUT (2 GiB by default) could pile up in the agent.
+ */
+#define EXEC_MAX_TOTAL_OUTPUT (4 * EXEC_MAX_OUTPUT)
 #define EXEC_READ_SIZE    (64 * 1024)        /* one read from an output pipe */
 #define EXEC_READS_PER_WAKEUP 16             /* then let other fds have the loop */
 #define EXEC_DEFAULT_PATH "/bin:/usr/bin"    /* when neither env nor the agent has PATH */
@@ -50,7 +55,7 @@ struct exec_stream {
         unsigned char *data;      /* captured bytes */
         size_t len;               /* bytes captured */
         size_t size;              /* bytes allocated for data */
-        bool truncated;           /* bytes beyond EXEC_MAX_OUTPUT were read and dropped */
+        bool truncated;           /* bytes beyond a cap were read and dropped */
 };
 
 struct agent_exec {
@@ -71,7 +76,17 @@ struct agent_exec {
 struct agent_execs {
         struct agent_exec *head;  /* running children and uncollected results */
         unsigned count;           /* entries in head */
+        size_t kept;              /* bytes allocated for captured output, all entries */
 };
+
+/* Give back what a stream holds to the total (when its entry goes, or its slack at EOF). */
+static void stream_release(struct agent_execs *execs, struct exec_stream *s)
+{
+        execs->kept -= s->size;
+        free(s->data);
+        s->data = NULL;
+        s->size = 0;
+}
 
 static void stream_close(struct agent_ctx *ctx, struct exec_stream *s)
 {
@@ -109,8 +124,8 @@ static void exec_unlink_free(struct agent_ctx *ctx, struct agent_exec *e)
         input_close(e);
         stream_close(ctx, &e->out);
         stream_close(ctx, &e->err);
-        free(e->out.data);
-        free(e->err.data);
+        stream_release(ctx->execs, &e->out);
+        stream_release(ctx->execs, &e->err);
         free(e);
 }
 
@@ -196,27 +211,33 @@ static void on_input(struct agent_ctx *ctx, int fd, short revents, void *opaque)
 static void on_output(struct agent_ctx *ctx, int fd, short revents, void *opaque)
 {
         struct exec_stream *s = opaque;
+        struct agent_execs *execs = ctx->execs;
         unsigned char drain[EXEC_READ_SIZE];
 
         for (int i = 0; i < EXEC_READS_PER_WAKEUP; i++) {
+                /* This stream may grow to its own cap, and only into what the total leaves. */
+                size_t room = EXEC_MAX_TOTAL_OUTPUT - execs->kept + s->size;
+                size_t cap = room < EXEC_MAX_OUTPUT ? room : EXEC_MAX_OUTPUT;
                 unsigned char *dst;
                 size_t want;
                 ssize_t n;
 
                 /* Grow geometrically up to the cap; a failed realloc just means draining. */
-                if (s->size - s->len < EXEC_READ_SIZE && s->size < EXEC_MAX_OUTPUT) {
+                if (s->size - s->len < EXEC_READ_SIZE && s->size < cap) {
                         size_t size = s->size ? s->size * 2 : EXEC_READ_SIZE;
                         unsigned char *p;
 
-                        if (size > EXEC_MAX_OUTPUT)
-                                size = EXEC_MAX_OUTPUT;
+                        if (size > cap)
+                                size = cap;
                         p = realloc(s->data, size);
                         if (p) {
+                                execs->kept += size - s->size;
                                 s->data = p;
                                 s->size = size;
                         }
                 }
-                if (s->len < s->size) {
+                /* Once bytes were dropped, keep no later ones: the data stays a prefix. */
+                if (s->len < s->size && !s->truncated) {
                         dst = s->data + s->len;
                         want = s->size - s->len;
                         if (want > EXEC_READ_SIZE)
@@ -244,6 +265,18 @@ static void on_output(struct agent_ctx *ctx, int fd, short revents, void *opaque
         return; /* read budget used up with the pipe still open: more on the next wakeup */
 eof:
         stream_close(ctx, s);
+        /* Hand the unused part of the buffer back to the total. */
+        if (s->len == 0) {
+                stream_release(execs, s);
+        } else if (s->len < s->size) {
+                unsigned char *p = realloc(s->data, s->len);
+
+                if (p) {
+                        execs->kept -= s->size - s->len;
+                        s->data = p;
+                        s->size = s->len;
+                }
+        }
         exec_check_finished(s->owner);
 }
 
@@ -576,15 +609,20 @@ AGENT_HANDLER(agent_cmd_exec_status)
                 return tt_error_set(err, ENOMEM, "out of memory");
         if (WIFEXITED(st))
                 json_object_set_new(r, "exitcode", json_integer(WEXITSTATUS(st)));
-        if (e->err.len && set_b64(r, "err-data", &e->err) < 0)
+        /*
+         * qemu-ga reports a stream only when it kept bytes of it. Past the total cap a stream
+         * can be truncated with nothing kept: it is reported too (empty data, truncated), so
+         * that the loss shows.
+         */
+        if ((e->err.len || e->err.truncated) && set_b64(r, "err-data", &e->err) < 0)
                 goto oom;
-        if (e->out.len && set_b64(r, "out-data", &e->out) < 0)
+        if ((e->out.len || e->out.truncated) && set_b64(r, "out-data", &e->out) < 0)
                 goto oom;
-        if (e->err.len)
+        if (e->err.len || e->err.truncated)
                 json_object_set_new(r, "err-truncated", json_boolean(e->err.truncated));
         if (WIFSIGNALED(st))
                 json_object_set_new(r, "signal", json_integer(WTERMSIG(st)));
-        if (e->out.len)
+        if (e->out.len || e->out.truncated)
                 json_object_set_new(r, "out-truncated", json_boolean(e->out.truncated));
         json_object_set_new(r, "exited", json_true());
         exec_unlink_free(ctx, e);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Reaching tetherd: tether:///system (optionally ?socket=PATH) is the local control socket;
- * tether+ssh://[user@]host[:port]/system runs `tether proxy` on the host through ssh and
+ * tether+ssh://[user@]host[:port]/system (host may be an IPv6 literal in brackets, [::1]) runs
+ * `tether proxy` on the host through ssh and
  * speaks the same protocol over ssh's stdin and stdout. Replies are framed by the wire module.
  * Query parameters follow libvirt's remote URIs: socket=PATH (both schemes), and for ssh
  * command=PROGRAM (the local ssh), keyfile=PATH, known_hosts=PATH and no_verify=1.
@@ -164,13 +165,31 @@ static int parse_uri(const char *s, struct uri *u, struct tt_error *err)
                                 return tt_error_set(err, EINVAL, "invalid URI '%s'", s);
                         h = at + 1;
                 }
-                colon = strrchr(h, ':');
-                if (colon && !strchr(h, ']')) {
+                if (h[0] == '[') {
+                        /* An IPv6 literal (RFC 3986): [addr] or [addr]:port; ssh wants addr. */
+                        char *close = strchr(h, ']');
+
+                        if (close == NULL || close == h + 1 ||
+                            (close[1] != '\0' && close[1] != ':'))
+                                return tt_error_set(err, EINVAL, "invalid URI '%s': bad IPv6 host",
+                                                    s);
+                        colon = close[1] == ':' ? close + 1 : NULL;
+                        *close = '\0';
+                        h++;
+                } else {
+                        colon = strrchr(h, ':');
+                }
+                if (colon) {
                         *colon = '\0';
                         if (!copy_field(u->port, sizeof(u->port), colon + 1))
                                 return tt_error_set(err, EINVAL, "invalid URI '%s'", s);
+                        for (const char *d = u->port; *d; d++)
+                                if (!isdigit((unsigned char)*d))
+                                        return tt_error_set(err, EINVAL,
+                                                            "invalid URI '%s': bad port", s);
                 }
-                if (!copy_field(u->host, sizeof(u->host), h))
+                /* %XX escapes are undone: an IPv6 zone is written [fe80::1%25eth0] (RFC 6874). */
+                if (!unescape_field(u->host, sizeof(u->host), h, strlen(h)))
                         return tt_error_set(err, EINVAL, "invalid URI '%s'", s);
         }
         if (strcmp(u->scheme, "tether+ssh") == 0 && u->host[0] == '\0')

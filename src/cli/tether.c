@@ -10,6 +10,8 @@
 #include "common/fileutil.h"
 
 #include <errno.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,18 +267,97 @@ static int print_dumpxml(json_t *ret, const struct cli_opts *o)
 
 /* ---- verbs ---- */
 
+static bool is_utf8_name(const char *enc)
+{
+        return strcasecmp(enc, "UTF-8") == 0 || strcasecmp(enc, "UTF8") == 0;
+}
+
+/* The first line of a libxml2 message, without its trailing space. */
+static void first_line(char *dst, size_t size, const char *msg)
+{
+        size_t n = strcspn(msg ? msg : "", "\n");
+
+        while (n > 0 && msg[n - 1] == ' ')
+                n--;
+        snprintf(dst, size, "%.*s", (int)n, msg ? msg : "");
+}
+
+/*
+ * The domain XML of a file as the UTF-8 string the control API carries. A UTF-8 file (with no
+ * other encoding declared) goes as it is, so the daemon's errors keep the file's line numbers.
+ * A file in another encoding (declared, as <?xml ... encoding="ISO-8859-1"?>, or a UTF-16 BOM)
+ * is read by libxml2 with that encoding and written out again as UTF-8. Anything else is an
+ * error naming the file and what is wrong with it. Returns a json string, or NULL (printed).
+ */
+static json_t *xml_file_as_utf8(const char *file)
+{
+        _cleanup_free_ char *buf = NULL;
+        struct tt_error err = {0};
+        json_t *utf8 = NULL;
+        xmlDocPtr doc;
+        size_t len;
+
+        if (tt_read_file(file, 16 << 20, &buf, &len, &err) < 0) {
+                cli_error("%s", err.msg);
+                tt_error_clear(&err);
+                return NULL;
+        }
+        /* No network, no entities, no DTD loading, no messages on stderr: only the encoding. */
+        doc = xmlReadMemory(buf, (int)len, file, NULL,
+                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        utf8 = json_stringn(buf, len); /* NULL unless valid UTF-8 without NUL */
+        if (doc == NULL) {
+                const xmlError *e = xmlGetLastError();
+                char msg[256];
+                const char *bytes;
+
+                if (utf8)
+                        return utf8; /* the daemon reports the XML error itself */
+                first_line(msg, sizeof(msg), e ? e->message : NULL);
+                bytes = e && e->message ? strstr(e->message, "Bytes: ") : NULL;
+                if (e && e->code == XML_ERR_INVALID_CHAR && bytes) {
+                        char b[64];
+
+                        first_line(b, sizeof(b), bytes + 7);
+                        cli_error("%s: not valid UTF-8 at line %d (bytes %s), and no other "
+                                  "encoding is declared",
+                                  file, e->line, b);
+                } else {
+                        cli_error("%s: not well-formed XML at line %d: %s", file, e ? e->line : 0,
+                                  msg);
+                }
+                xmlResetLastError();
+                return NULL;
+        }
+        if (utf8 && (doc->encoding == NULL || is_utf8_name((const char *)doc->encoding))) {
+                xmlFreeDoc(doc);
+                return utf8;
+        }
+        json_decref(utf8);
+        {
+                xmlChar *out = NULL;
+                int n = 0;
+
+                /* Written with encoding="UTF-8" in its declaration, which the daemon follows. */
+                xmlDocDumpMemoryEnc(doc, &out, &n, "UTF-8");
+                utf8 = out ? json_stringn((const char *)out, (size_t)n) : NULL;
+                xmlFree(out);
+        }
+        if (utf8 == NULL)
+                cli_error("%s: cannot convert from %s to UTF-8", file,
+                          doc->encoding ? (const char *)doc->encoding : "its encoding");
+        xmlFreeDoc(doc);
+        return utf8;
+}
+
 /* Read the XML file named by the first positional argument into args["xml"]. */
 static int args_xml_file(json_t *args, const struct cli_opts *o)
 {
-        _cleanup_free_ char *xml = NULL;
-        struct tt_error err = {0};
+        json_t *xml = xml_file_as_utf8(o->pos[0]);
 
-        if (tt_read_file(o->pos[0], 16 << 20, &xml, NULL, &err) < 0) {
-                cli_error("%s", err.msg);
-                tt_error_clear(&err);
+        if (xml == NULL)
                 return -1;
-        }
-        json_object_set_new(args, "xml", json_string(xml));
+        json_object_set_new(args, "xml", xml);
         return 0;
 }
 

@@ -7,6 +7,11 @@
  *   "Parameter 'x' expects uint64"
  *   "Parameter 'x' does not accept value 'y'"      (enum; x is the bare member name)
  *   "Parameter 'x' is unexpected"
+ * and one check of our own: a string holding U+0000 is refused with
+ *   "Parameter 'x' must not contain a NUL character"
+ * (qemu-ga keeps "\u0000" as the two bytes C0 80 of modified UTF-8, so "/x\u0000.log" names
+ * a file with those bytes in it; our handlers take C strings, which would end at the NUL and
+ * act on "/x" instead. Refusing is the only reading that cannot hit the wrong object.)
  * Declared members are visited in spec order (nested objects completely, their own unexpected
  * members included) before the undeclared members of the enclosing object are reported.
  * Full names read like qemu's: "arg[2]", "vcpus[0].online".
@@ -40,11 +45,21 @@ static int type_error(struct tt_error *err, const char *full, const char *expect
                             expected);
 }
 
-static int check_enum(const struct wire_arg *a, json_t *v, const char *bare,
+/* Handlers read strings as C strings: refuse one that would end early at an embedded NUL. */
+static int check_no_nul(json_t *v, const char *full, struct tt_error *err)
+{
+        if (strlen(json_string_value(v)) == json_string_length(v))
+                return 0;
+        return tt_error_set(err, EINVAL, "Parameter '%s' must not contain a NUL character", full);
+}
+
+static int check_enum(const struct wire_arg *a, json_t *v, const char *full, const char *bare,
                       struct tt_error *err)
 {
         const char *s = json_string_value(v);
 
+        if (check_no_nul(v, full, err) < 0)
+                return -1;
         for (const char *const *e = a->enum_values; e && *e; e++) {
                 if (strlen(*e) == json_string_length(v) && strcmp(*e, s) == 0)
                         return 0;
@@ -83,24 +98,25 @@ static int check_value(const struct wire_arg *a, enum wire_type type, json_t *v,
         case WIRE_T_NUMBER:
                 return json_is_number(v) ? 0 : type_error(err, full, "number");
         case WIRE_T_STRING:
-                return json_is_string(v) ? 0 : type_error(err, full, "string");
+                return json_is_string(v) ? check_no_nul(v, full, err)
+                                         : type_error(err, full, "string");
         case WIRE_T_BOOL:
                 return json_is_boolean(v) ? 0 : type_error(err, full, "boolean");
         case WIRE_T_ENUM:
                 if (!json_is_string(v))
                         return type_error(err, full, "string");
-                return check_enum(a, v, bare, err);
+                return check_enum(a, v, full, bare, err);
         case WIRE_T_ALT_INT_ENUM:
                 if (json_is_number(v))
                         return json_is_integer(v) ? 0 : type_error(err, full, "integer");
                 if (json_is_string(v))
-                        return check_enum(a, v, bare, err);
+                        return check_enum(a, v, full, bare, err);
                 return type_error(err, bare ? bare : "null", a->type_name ? a->type_name : "");
         case WIRE_T_ALT_BOOL_ENUM:
                 if (json_is_boolean(v))
                         return 0;
                 if (json_is_string(v))
-                        return check_enum(a, v, bare, err);
+                        return check_enum(a, v, full, bare, err);
                 return type_error(err, bare ? bare : "null", a->type_name ? a->type_name : "");
         case WIRE_T_OBJECT:
                 if (!json_is_object(v))

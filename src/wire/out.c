@@ -340,6 +340,12 @@ int wire_write_return(struct wire_out *out, const json_t *ret, const json_t *id)
 
 int wire_write_error(struct wire_out *out, const char *cls, const char *desc, const json_t *id)
 {
+        return wire_write_error_len(out, cls, desc ? desc : "", desc ? strlen(desc) : 0, id);
+}
+
+int wire_write_error_len(struct wire_out *out, const char *cls, const char *desc, size_t desc_len,
+                         const json_t *id)
+{
         /* qemu-ga puts "id" first in error replies (QDict bucket order); so do we. */
         if (wire_out_write(out, "{", 1) < 0)
                 return -1;
@@ -351,7 +357,7 @@ int wire_write_error(struct wire_out *out, const char *cls, const char *desc, co
         if (wire_out_puts(out, "\"error\": {\"class\": ") < 0 ||
             wire_dump_string(out, cls, strlen(cls)) < 0 ||
             wire_out_puts(out, ", \"desc\": ") < 0 ||
-            wire_dump_string(out, desc ? desc : "", desc ? strlen(desc) : 0) < 0)
+            wire_dump_string(out, desc, desc_len) < 0)
                 return -1;
         return wire_out_write(out, "}}\n", 3);
 }

@@ -138,6 +138,9 @@ int wire_dump_string(struct wire_out *out, const char *s, size_t len);
 int wire_write_return(struct wire_out *out, const json_t *ret, const json_t *id);
 /* {"id": id, "error": {"class": cls, "desc": desc}}\n  (id omitted when NULL): qemu-ga's order */
 int wire_write_error(struct wire_out *out, const char *cls, const char *desc, const json_t *id);
+/* The same with a desc of desc_len bytes that may hold NUL (written as \u0000). */
+int wire_write_error_len(struct wire_out *out, const char *cls, const char *desc, size_t desc_len,
+                         const json_t *id);
 
 /*
  * Streamed replies (guest-file-read): wire_write_return_begin() writes `{"return": `, the caller

@@ -21,7 +21,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conformlib import (QEMU_GA, Agent, Results, FAKE_USER, can_unshare, is_qemu_ga,  # noqa: E402
-                        jtype, make_fake_user)
+                        jtype, make_fake_user, missing_reference)
 
 R = Results()
 
@@ -42,6 +42,10 @@ GUEST_INFO_ONLY_QEMU = {
 DESC_MAY_DIFFER = {
     'exec capture-output wrong type': "7.2 knows only bool ('expected: boolean'); tether has "
                                       "8.0's bool|enum alternate ('expected: GuestExecCaptureOutput')",
+    'NUL in an enum argument': "7.2 keeps \\u0000 as C0 80 and finds no such value; tether "
+                               "refuses any string holding a NUL (issue 10, defect 9)",
+    'NUL in a string argument': "7.2 keeps \\u0000 as C0 80 (no such mode); tether refuses any "
+                                "string holding a NUL before the handler runs",
 }
 # guest-get-fsinfo: qemu-ga 7.2 lists every mount of a device (bind mounts too); newer QEMU and
 # tether-agent list one entry per device (the first mount). A qemu-only entry is accepted when
@@ -260,6 +264,11 @@ def requests(tmp):
         ('unknown handle', b'{"execute":"guest-file-close","arguments":{"handle":1000000}}'),
         ('exec capture-output wrong type',
          b'{"execute":"guest-exec","arguments":{"path":"/bin/true","capture-output":1}}'),
+        ('NUL in the command name', b'{"execute":"guest-ping\\u0000x"}'),
+        ('NUL in an enum argument', b'{"execute":"guest-file-seek","arguments":{"handle":1000000,'
+                                    b'"offset":0,"whence":"set\\u0000"}}'),
+        ('NUL in a string argument', b'{"execute":"guest-file-open","arguments":{"path":"/",'
+                                     b'"mode":"r\\u0000+"}}'),
         ('file-read negative count',
          b'{"execute":"guest-file-read","arguments":{"handle":1000000,"count":-1}}'),
     ]
@@ -355,9 +364,8 @@ def main():
         print('usage: %s TETHER-AGENT' % sys.argv[0], file=sys.stderr)
         return 2
     tether = os.path.abspath(sys.argv[1])
-    if not os.path.exists(QEMU_GA):
-        R.skip('differential', QEMU_GA + ' not installed')
-        return R.finish()
+    if not os.access(QEMU_GA, os.X_OK):
+        return missing_reference('differential', 'the reference qemu-ga (%s)' % QEMU_GA)
     if is_qemu_ga(tether):
         print('note: comparing qemu-ga with itself (self-check of this script)')
     tmp = tempfile.mkdtemp(prefix='conform-d-', dir='/tmp')

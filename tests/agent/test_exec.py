@@ -51,6 +51,20 @@ def wait_status(a, pid, timeout=30.0):
         time.sleep(0.01)
 
 
+def wait_for(pred, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def wait_gone(pid, timeout=30.0):
+    """True once pid has exited and been reaped (no /proc entry left)."""
+    return wait_for(lambda: not os.path.exists('/proc/%d' % pid), timeout)
+
+
 def run(a, args, timeout=30.0):
     """guest-exec then wait; returns the final status reply line (or the exec error line)."""
     raw = a.cmd_line('guest-exec', args)
@@ -190,13 +204,69 @@ def test_truncation_and_eof(a):
     raw = run(a, {'path': 'sh', 'arg': ['-c', 'head -c 1000 /dev/zero'], 'capture-output': True})
     T.check('not truncated', (ret(raw).get('out-truncated'), len(out_of(raw))), (False, 1000))
 
-    pid = a.ret('guest-exec', {'path': 'sh', 'arg': ['-c', '(sleep 1; echo late) & exit 0'],
-                               'capture-output': True})['pid']
-    time.sleep(0.3)
+    # The shell exits at once; its background child keeps stdout open until the test opens
+    # the gate (a FIFO), then prints "late".
+    gate = os.path.join(a.tmp, 'gate')
+    os.mkfifo(gate)
+    pid = a.ret('guest-exec', {'path': 'sh', 'arg': ['-c', '(cat "$0" >/dev/null; echo late) & exit 0',
+                                                     gate], 'capture-output': True})['pid']
+    T.ok('the shell exits and is reaped by the agent', wait_gone(pid))
     T.check('not exited while output is open', a.cmd_line('guest-exec-status', {'pid': pid}),
             b'{"return": {"exited": false}}')
+    with open(gate, 'wb'):
+        pass  # the background child's cat sees EOF
     T.check('exited after EOF', wait_status(a, pid),
             b'{"return": {"exitcode": 0, "out-data": "bGF0ZQo=", "out-truncated": false, "exited": true}}')
+
+
+def agent_pipes(pid):
+    """How many pipe ends the agent holds (its captured output pipes among them)."""
+    n = 0
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            n += os.readlink('/proc/%d/fd/%s' % (pid, fd)).startswith('pipe:')
+        except OSError:
+            pass
+    return n
+
+
+def test_total_output_cap(a, tmp):
+    """Issue 10, defect 9: the output kept for uncollected children is bounded in total (64 MiB,
+    four full streams), not only per child (16 MiB). Five children write 16 MiB each and stay
+    alive (blocked on a FIFO) until the agent has closed all their pipes, so none is collected
+    while the others are still read: exactly 64 MiB is kept, every stream cut short says
+    out-truncated, and what is kept is a prefix of what was written."""
+    fifo = os.path.join(tmp, 'gate')
+    os.mkfifo(fifo)
+    gate = os.open(fifo, os.O_RDWR)  # a writer exists from now on: the children's cat blocks
+    try:
+        base = agent_pipes(a.proc.pid)
+        # The FIFO is opened first (our writer exists, so that does not block), so that closing
+        # the gate later always reaches every child's cat.
+        pids = [a.ret('guest-exec', {'path': 'sh', 'arg': ['-c', 'exec 3<"$0"; head -c %d /dev/zero; '
+                                                         'exec >&- 2>&-; cat <&3 >/dev/null'
+                                                         % (16 * MiB), fifo],
+                                     'capture-output': True})['pid'] for _ in range(5)]
+        deadline = time.monotonic() + 60
+        while agent_pipes(a.proc.pid) > base and time.monotonic() < deadline:
+            time.sleep(0.01)
+        T.check('agent read every stream to EOF', agent_pipes(a.proc.pid), base)
+    finally:
+        os.close(gate)  # the last writer goes: every cat sees EOF and its child exits
+    kept = []
+    for pid in pids:
+        r = ret(wait_status(a, pid, timeout=60))
+        data = base64.b64decode(r.get('out-data', ''))
+        kept.append((len(data), r.get('out-truncated'), data == bytes(len(data))))
+    T.check('64 MiB kept in total, not 80', sum(k[0] for k in kept), 64 * MiB)
+    T.check('a stream is truncated exactly when it was cut short',
+            [(n < 16 * MiB) == trunc for n, trunc, _ in kept], [True] * 5)
+    T.ok('at least one stream truncated', any(k[1] for k in kept), repr(kept))
+    T.ok('kept bytes are a prefix of the output', all(k[2] for k in kept), repr(kept))
+    raw = run(a, {'path': 'head', 'arg': ['-c', str(16 * MiB), '/dev/zero'],
+                  'capture-output': True}, timeout=60)
+    T.check('room again once collected', (ret(raw).get('out-truncated'), len(out_of(raw))),
+            (False, 16 * MiB))
 
 
 def test_limits(binary, tmp):
@@ -210,7 +280,10 @@ def test_limits(binary, tmp):
         p3 = a.ret('guest-exec', {'path': 'true'})['pid']
         T.check('still at the limit', a.cmd('guest-exec', {'path': 'true'}).get('error', {}).get('desc'),
                 'too many guest-exec processes: limit is 2 (max-exec)')
-        time.sleep(2.0)  # p1 and p3 finish and are dropped uncollected after 1 s
+        # p1 and p3 finish and are dropped uncollected after 1 s: wait for the agent to say so.
+        T.ok('p1 and p3 dropped (logged)', wait_for(
+            lambda: all('the result of pid %d, not collected' % p in a.stderr() for p in (p1, p3)),
+            15), a.stderr()[-500:])
         T.check('reaped result gone', a.cmd_line('guest-exec-status', {'pid': p1}),
                 err_line("Invalid parameter 'pid'"))
         T.check('reaped result gone 2', a.cmd_line('guest-exec-status', {'pid': p3}),
@@ -237,6 +310,8 @@ def main():
             test_env_and_path(a, tmp)
             test_child_state(a)
             test_truncation_and_eof(a)
+            if not reference:
+                test_total_output_cap(a, tmp)
         finally:
             a.close()
             T.check('no sanitizer reports', a.sanitizer_errors(), [])

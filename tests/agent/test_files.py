@@ -226,6 +226,35 @@ def test_large(a, tmp):
     os.unlink(p)
 
 
+def test_embedded_nul(a, tmp):
+    """Issue 10 defect 9: "/x\u0000.log" must not open "/x" (a C string ends at the NUL).
+
+    qemu-ga 7.2 keeps U+0000 as the bytes C0 80 and creates "x\xc0\x80.log"; tether-agent
+    refuses the string (GenericError, like every argument error of qemu-ga), so no file at all
+    is touched."""
+    d = os.path.join(tmp, 'nul')
+    os.makedirs(d)
+    x = os.path.join(d, 'x')
+    raw = ('{"execute":"guest-file-open","arguments":{"path":"%s\\u0000.log","mode":"w"}}'
+           % x).encode()
+    a.send_raw(raw)
+    T.check('open "x\\u0000.log" refused', a.read_line(),
+            err_line("Parameter 'path' must not contain a NUL character"))
+    T.check('nothing created for "x\\u0000.log"', sorted(os.listdir(d)), [])
+    with open(x, 'wb') as f:
+        f.write(b'keep')
+    a.send_raw(('{"execute":"guest-file-open","arguments":{"path":"%s\\u0000","mode":"w"}}'
+                % x).encode())
+    T.check('open "x\\u0000" (an existing x) refused', a.read_line(),
+            err_line("Parameter 'path' must not contain a NUL character"))
+    with open(x, 'rb') as f:
+        T.check('x not truncated', f.read(), b'keep')
+    a.send_raw(('{"execute":"guest-file-open","arguments":{"path":"%s","mode":"r\\u0000+"}}'
+                % x).encode())
+    T.check('mode "r\\u0000+" refused', a.read_line(),
+            err_line("Parameter 'mode' must not contain a NUL character"))
+
+
 def test_numbering(binary, reference, tmp):
     statedir = os.path.join(tmp, 'numbering-state')
     os.makedirs(statedir)
@@ -278,6 +307,8 @@ def main():
             test_write_decoding(a, files)
             test_modes(a, files)
             test_large(a, files)
+            if not reference:
+                test_embedded_nul(a, files)
         finally:
             a.close()
             T.check('no sanitizer reports', a.sanitizer_errors(), [])

@@ -24,6 +24,8 @@ from agentlib import start_agent  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1])
 passed = failed = 0
+# What a sanitizer writes on stderr (ASan, LSan, UBSan): any of it fails the test.
+SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:')
 
 
 def check(name, cond, detail=''):
@@ -36,9 +38,50 @@ def check(name, cond, detail=''):
         print('FAIL %s%s' % (name, ': ' + str(detail) if detail != '' else ''))
 
 
+def sanitizer_lines(text):
+    return [ln for ln in text.splitlines() if any(m in ln for m in SANITIZER_MARKS)]
+
+
+def check_clean(name, text):
+    """No sanitizer report in an agent's stderr (or log)."""
+    bad = sanitizer_lines(text)
+    check(name + ': no sanitizer report', not bad, '\n'.join(bad[:5]))
+
+
 def run(*args, env=None, timeout=10):
-    return subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    p = subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=timeout,
+                       env=env)
+    check_clean('tether-agent ' + ' '.join(args)[:60], p.stderr)
+    return p
+
+
+class Proc:
+    """An agent started in the background: stderr to a file, exit status and stderr checked
+    when it is finished with (SIGTERM must give exit status 0 unless told otherwise)."""
+
+    def __init__(self, name, argv, tmp, **kw):
+        self.name = name
+        self.log = os.path.join(tmp, name.replace(' ', '-') + '.stderr')
+        with open(self.log, 'wb') as f:
+            self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f, **kw)
+
+    def stderr(self):
+        with open(self.log, errors='replace') as f:
+            return f.read()
+
+    def finish(self, want_rc=0):
+        """Stop it (SIGTERM) if still running, then check its exit status and stderr."""
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        if want_rc is not None:
+            check('%s: exit status %d' % (self.name, want_rc), self.p.returncode == want_rc,
+                  '%s; stderr: %s' % (self.p.returncode, self.stderr()[-500:]))
+        check_clean(self.name, self.stderr())
 
 
 def read_reply(fd, timeout=5):
@@ -67,14 +110,16 @@ def wait_for(pred, timeout=5):
     return False
 
 
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def is_raw(fd):
+    """The agent puts its serial line in raw mode when it opens it: no echo, no ICANON."""
+    lflag = termios.tcgetattr(fd)[3]
+    return not (lflag & termios.ECHO) and not (lflag & termios.ICANON)
+
+
+def finish_agent(name, a):
+    """An agentlib agent after close(): SIGTERM gave exit status 0, no sanitizer report."""
+    check(name + ': exit status 0', a.proc.returncode == 0, a.proc.returncode)
+    check_clean(name, a.stderr())
 
 
 def test_version_help(tmp):
@@ -151,6 +196,7 @@ def test_rpc_lists(tmp):
         check('guest-info shows enabled flags', info['guest-ping']['enabled'] is True and
               info['guest-get-time']['enabled'] is False and
               info['guest-get-host-name']['enabled'] is False)
+    finish_agent('agent with -a/-b', a)
 
 
 def test_daemonize(tmp):
@@ -180,23 +226,21 @@ def test_daemonize(tmp):
     text = open(log).read()
     check('-l writes the log file, -v logs commands',
           'serving unix-listen' in text and 'executing guest-ping' in text, text)
+    # The daemon is not our child (its exit status goes to init): its log holds its stderr.
+    check_clean('daemonized agent log', text)
 
 
 def test_isa_serial(tmp):
     master, slave = pty.openpty()
     path = os.ttyname(slave)
-    proc = subprocess.Popen([AGENT, '-m', 'isa-serial', '-p', path, '-t', tmp],
-                            stderr=subprocess.PIPE)
+    proc = Proc('isa-serial agent', [AGENT, '-m', 'isa-serial', '-p', path, '-t', tmp], tmp)
     try:
-        time.sleep(0.3)
         # The agent puts the line in raw mode: no echo, no CR/LF translation.
-        attrs = termios.tcgetattr(slave)
-        check('isa-serial sets raw mode', not (attrs[3] & termios.ECHO) and
-              not (attrs[3] & termios.ICANON))
+        check('isa-serial sets raw mode', wait_for(lambda: is_raw(slave), 10))
         os.write(master, b'{"execute":"guest-sync","arguments":{"id":4242}}')
         check('isa-serial answers', read_reply(master) == b'{"return": 4242}')
     finally:
-        stop(proc)
+        proc.finish()
         os.close(master)
         os.close(slave)
 
@@ -207,9 +251,9 @@ def test_socket_activation(tmp):
     ls.bind(path)
     ls.listen(1)
     # The agent must see LISTEN_PID equal to its own pid: set it in a shell that execs it.
-    proc = subprocess.Popen(['sh', '-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -t "$1"', AGENT,
-                             tmp], pass_fds=[ls.fileno()], stderr=subprocess.PIPE,
-                            preexec_fn=lambda: os.dup2(ls.fileno(), 3))
+    proc = Proc('socket-activated agent',
+                ['sh', '-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -t "$1"', AGENT, tmp], tmp,
+                pass_fds=[ls.fileno()], preexec_fn=lambda: os.dup2(ls.fileno(), 3))
     ls.close()
     try:
         s = socket.socket(socket.AF_UNIX)
@@ -219,12 +263,17 @@ def test_socket_activation(tmp):
               read_reply(s.fileno()) == b'{"return": {}, "id": "sa"}')
         s.close()
     finally:
-        stop(proc)
-    proc = subprocess.Popen(['sh', '-c', 'LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" -t "$1"', AGENT,
-                             tmp], stderr=subprocess.PIPE)
-    err = proc.communicate(timeout=10)[1].decode()
-    check('two activated sockets are refused', proc.returncode != 0 and
+        proc.finish()
+    proc = Proc('agent with two activated sockets',
+                ['sh', '-c', 'LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" -t "$1"', AGENT, tmp], tmp)
+    try:
+        proc.p.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+    err = proc.stderr()
+    check('two activated sockets are refused', proc.p.returncode not in (None, 0) and
           'exactly one socket' in err, err)
+    proc.finish(want_rc=None)
 
 
 def test_vsock_errors(tmp):
@@ -257,25 +306,55 @@ def test_one_client_at_a_time(tmp):
         check('second client served once the first leaves', read_reply(b.fileno()) ==
               b'{"return": 2}')
         b.close()
+    finish_agent('unix-listen agent', a)
+
+
+# The agent's reopen timer with -r (CHANNEL_RETRY_MS in src/agent/channel.c).
+RETRY_S = 5
 
 
 def test_exit_without_retry(tmp):
     # isa-serial on a pty whose other side closes: EIO on read. Without -r the agent exits;
-    # with -r it keeps running and reopens the device.
+    # with -r it keeps running, reopens the device after its retry timer, and serves again.
+    # The agent opens the device through a symlink, so that the reopen can find a new pty.
+    link = os.path.join(tmp, 'serial')
     for retry in (False, True):
         master, slave = pty.openpty()
-        path = os.ttyname(slave)
-        args = [AGENT, '-m', 'isa-serial', '-p', path, '-t', tmp] + (['-r'] if retry else [])
-        proc = subprocess.Popen(args, stderr=subprocess.PIPE)
-        time.sleep(0.3)
+        os.symlink(os.ttyname(slave), link + '.new')
+        os.replace(link + '.new', link)
+        name = 'isa-serial agent' + (' with -r' if retry else '')
+        args = [AGENT, '-m', 'isa-serial', '-p', link, '-t', tmp] + (['-r'] if retry else [])
+        proc = Proc(name, args, tmp)
+        check('%s: serving' % name, wait_for(lambda: is_raw(slave), 10))
+        os.write(master, b'{"execute":"guest-sync","arguments":{"id":1}}')
+        check('%s: answers before the channel error' % name, read_reply(master) ==
+              b'{"return": 1}')
         os.close(slave)
         os.close(master)
-        exited = wait_for(lambda: proc.poll() is not None, 3)
-        if retry:
-            check('-r keeps the agent running after a channel error', not exited)
-        else:
-            check('a channel error without -r ends the agent', exited and proc.returncode != 0)
-        stop(proc)
+        check('%s: the channel error is seen' % name,
+              wait_for(lambda: 'channel error' in proc.stderr(), 10), proc.stderr())
+        if not retry:
+            exited = wait_for(lambda: proc.p.poll() is not None, 10)
+            check('a channel error without -r ends the agent', exited and proc.p.returncode != 0,
+                  proc.p.returncode)
+            proc.finish(want_rc=1)
+            continue
+        check('-r keeps the agent running after a channel error', proc.p.poll() is None)
+        master, slave = pty.openpty()
+        os.symlink(os.ttyname(slave), link + '.new')
+        os.replace(link + '.new', link)
+        t0 = time.monotonic()
+        reopened = wait_for(lambda: is_raw(slave), RETRY_S * 3)
+        check('-r reopens the device after its %d s retry timer' % RETRY_S, reopened,
+              proc.stderr()[-500:])
+        check('-r: the reopen came from the timer (after ~%d s)' % RETRY_S,
+              time.monotonic() - t0 > RETRY_S / 2, time.monotonic() - t0)
+        if reopened:
+            os.write(master, b'{"execute":"guest-sync","arguments":{"id":2}}')
+            check('-r: the reopened device is served', read_reply(master) == b'{"return": 2}')
+        proc.finish()
+        os.close(master)
+        os.close(slave)
 
 
 def main():

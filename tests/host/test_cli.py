@@ -440,6 +440,88 @@ def test_connect(e):
            "such file or directory (is tetherd running?)\n" % e.tmp, root=False)
 
 
+def test_ssh_ipv6(e):
+    """tether+ssh:// with an IPv6 literal host (issue 10, defect 10). The ssh program is a fake
+    (libvirt's ?command= parameter) that logs its argv and runs the remote command here, so the
+    test sees both what ssh is given and that the session works end to end."""
+    fake = os.path.join(e.tmp, "fake-ssh")
+    log = os.path.join(e.tmp, "fake-ssh.log")
+    with open(fake, "w") as f:
+        f.write('#!/bin/sh\nprintf "%%s\\n" "$@" > "%s"\n'
+                'for last; do :; done\nexec sh -c "$last"\n' % log)
+    os.chmod(fake, 0o755)
+    env = dict(e.env, PATH=os.path.dirname(e.tether) + ":" + e.env.get("PATH", ""))
+    rc, want, _ = e.run("list", "--all")
+    query = "/system?command=%s&socket=%s" % (fake, e.sock)
+    remote = "tether proxy '--socket' '%s'" % e.sock
+    for uri, argv in [
+            ("tether+ssh://[::1]:2222" + query,
+             ["-T", "-e", "none", "-o", "BatchMode=yes", "-p", "2222", "--", "::1", remote]),
+            ("tether+ssh://user@[::1]" + query,
+             ["-T", "-e", "none", "-o", "BatchMode=yes", "-l", "user", "--", "::1", remote]),
+            ("tether+ssh://u@[fe80::1%25eth0]:22" + query,
+             ["-T", "-e", "none", "-o", "BatchMode=yes", "-p", "22", "-l", "u", "--",
+              "fe80::1%eth0", remote]),
+            ("tether+ssh://host.example:2200" + query,
+             ["-T", "-e", "none", "-o", "BatchMode=yes", "-p", "2200", "--", "host.example",
+              remote])]:
+        if os.path.exists(log):
+            os.unlink(log)
+        expect(e, ["-c", uri, "list", "--all"], 0, want, "", root=False, env=env)
+        try:
+            with open(log) as f:
+                got = f.read().splitlines()
+        except OSError:
+            got = None
+        check(got == argv, "%s: ssh argv" % uri, "got:  %r\nwant: %r" % (got, argv))
+    for uri, why in [("tether+ssh://[::1/system", "bad IPv6 host"),
+                     ("tether+ssh://[]:22/system", "bad IPv6 host"),
+                     ("tether+ssh://[::1]x/system", "bad IPv6 host"),
+                     ("tether+ssh://[::1]:22x/system", "bad port")]:
+        expect(e, ["-c", uri, "list"], 1, "", "error: invalid URI '%s': %s\n" % (uri, why),
+               root=False)
+
+
+def test_define_encodings(e):
+    """define FILE of a non-UTF-8 file (issue 10, defect 10): read in its declared encoding (or
+    a UTF-16 BOM) and sent as UTF-8; invalid bytes without a declaration are an error naming
+    the file, line and bytes. Before, both said "Parameter 'xml' is missing"."""
+    defs = os.path.join(e.root, "etc/tether/domains")
+    before = sorted(os.listdir(defs))
+    uuid = "abababab-abab-4bab-8bab-abababababab"
+    text = domain_xml("clitest-enc", uuid, "caf\u00e9 \u00fcber").replace("><", ">\n<")
+    for what, data in [
+            ("ISO-8859-1 declared",
+             ("<?xml version='1.0' encoding='ISO-8859-1'?>\n" + text).encode("latin-1")),
+            ("UTF-16 with a BOM", ("<?xml version='1.0' encoding='UTF-16'?>\n" + text)
+             .encode("utf-16")),
+            ("UTF-8 declared", ("<?xml version='1.0' encoding='UTF-8'?>\n" + text)
+             .encode("utf-8"))]:
+        path = os.path.join(e.tmp, "enc.xml")
+        with open(path, "wb") as f:
+            f.write(data)
+        expect(e, ["define", path], 0, "Domain 'clitest-enc' defined from %s\n\n" % path, "",
+               what="define (%s)" % what)
+        rc, out, _ = e.run("dumpxml", "clitest-enc")
+        check("<title>caf\u00e9 \u00fcber</title>" in out,
+              "define (%s): the title arrives as UTF-8" % what, out)
+        expect(e, ["undefine", "clitest-enc"], 0,
+               "Domain 'clitest-enc' has been undefined\n\n", "")
+    bad = os.path.join(e.tmp, "latin1-undeclared.xml")
+    with open(bad, "wb") as f:
+        f.write(text.encode("latin-1"))
+    for verb in ("define", "create"):
+        expect(e, [verb, bad], 1, "",
+               "error: %s: not valid UTF-8 at line 4 (bytes 0xE9 0x20 0xFC 0x62), and no other "
+               "encoding is declared\n" % bad, what="%s of undeclared ISO-8859-1" % verb)
+    bad2 = os.path.join(e.tmp, "latin1-broken.xml")
+    with open(bad2, "wb") as f:
+        f.write(b"<?xml version='1.0' encoding='ISO-8859-1'?>\n<domain>\xe9\n<name>x</name\n")
+    expect(e, ["define", bad2], 1, "", None, what="define of malformed ISO-8859-1")
+    check(sorted(os.listdir(defs)) == before, "refused encodings: nothing left behind",
+          repr(sorted(os.listdir(defs))))
+
+
 def test_define_errors(e):
     defs = os.path.join(e.root, "etc/tether/domains")
     before = sorted(os.listdir(defs))
@@ -508,6 +590,8 @@ def main():
         test_utf8_table(e)
         test_errors(e)
         test_connect(e)
+        test_ssh_ipv6(e)
+        test_define_encodings(e)
         test_define_errors(e)
         check(e.proc.poll() is None, "tetherd is still running")
     finally:

@@ -622,6 +622,19 @@ static void test_args(void **state)
         expect_args(exec_spec, "{\"path\":\"/x\",\"capture-output\":\"bogus\"}",
                     "Parameter 'capture-output' does not accept value 'bogus'");
 
+        /* An embedded NUL ("\u0000", or the raw C0 80 qemu also reads as U+0000) is refused. */
+        expect_args(exec_spec, "{\"path\":\"/x\\u0000.log\"}",
+                    "Parameter 'path' must not contain a NUL character");
+        expect_args(exec_spec, "{\"path\":\"/x\xc0\x80\"}",
+                    "Parameter 'path' must not contain a NUL character");
+        expect_args(exec_spec, "{\"path\":\"/x\",\"arg\":[\"a\",\"\\u0000\"]}",
+                    "Parameter 'arg[1]' must not contain a NUL character");
+        expect_args(exec_spec, "{\"path\":\"/x\",\"capture-output\":\"merged\\u0000\"}",
+                    "Parameter 'capture-output' must not contain a NUL character");
+        expect_args(seek_spec, "{\"handle\":1,\"offset\":0,\"whence\":\"set\\u0000\"}",
+                    "Parameter 'whence' must not contain a NUL character");
+        expect_args(exec_spec, "{\"path\":\"/x\\u0001\"}", NULL);
+
         expect_args(vcpus_spec, "{\"vcpus\":[{\"logical-id\":0,\"online\":true}]}", NULL);
         expect_args(vcpus_spec, "{\"vcpus\":[{\"logical-id\":0,\"online\":1}]}",
                     "Invalid parameter type for 'vcpus[0].online', expected: boolean");
