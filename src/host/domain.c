@@ -826,6 +826,12 @@ static int parse_graphics(struct parser *p, xmlNodePtr node, struct domain *def)
                 if (g->listen == NULL)
                         g->listen = steal_pointer(&addr);
         }
+        if (g->listen && g->listen[0] == '\0') {
+                /* As libvirt: an empty address is none given, so the default 127.0.0.1 (QEMU
+                 * would take "" for every address). */
+                free(g->listen);
+                g->listen = NULL;
+        }
         if (g->listen) {
                 /* An IP address literal: hex digits, '.', ':' (IPv6), nothing QEMU would parse as options. */
                 for (const char *c = g->listen; *c; c++)
@@ -949,6 +955,9 @@ static int parse_top(struct parser *p, struct domain *def)
                 return tt_error_set(p->err, EINVAL, "missing domain name");
         if (strchr(def->name, '/'))
                 return perr(p, n, "at", "domain name '%s' cannot contain '/'", def->name);
+        /* '.', '..' and hidden names would put files outside the domain's own (or any) name. */
+        if (def->name[0] == '.')
+                return perr(p, n, "at", "domain name '%s' cannot begin with '.'", def->name);
         for (const char *c = def->name; *c; c++)
                 if (iscntrl((unsigned char)*c))
                         return perr(p, n, "at", "domain name contains a control character");

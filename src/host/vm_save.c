@@ -309,7 +309,7 @@ int vm_restore(struct tetherd *d, const char *path, bool paused, vm_done_fn done
                 return -1;
         }
         def = domain_parse(img->xml, strlen(img->xml), err);
-        if (def == NULL)
+        if (def == NULL || vm_check_name_fits(d, def->name, err) < 0)
                 goto fail;
         for (struct vm *v = d->vms; v; v = v->next) {
                 bool same_name = strcmp(v->def->name, def->name) == 0;

@@ -276,6 +276,182 @@ def test_qmp_root_only(g, users):
            prefix=users.as_member(), what="a member may destroy")
 
 
+# ---- defects found by the attack ----
+
+def test_stop_with_request_pending(tetherd, tether, tmp):
+    """Defect 1: tetherd stops while a request waits on QEMU: no use after free (ASan build)."""
+    s = td.Daemon(tetherd, tether, tmp, "stopper")
+    qemu = None
+    try:
+        s.start()
+        s.define("uaf-1", uuid_for(10))
+        expect(s, ["start", "uaf-1"], 0, "Domain 'uaf-1' started\n\n", "")
+        s.record_qemus()
+        qemu = s.status("uaf-1")["pid"]
+        os.kill(qemu, signal.SIGSTOP)  # QEMU answers nothing: the request stays pending
+        clients = [s.popen("suspend", "uaf-1"), s.popen("qemu-monitor-command", "uaf-1",
+                                                          '{"execute": "query-status"}')]
+        time.sleep(1.0)
+        check(all(c.poll() is None for c in clients), "the requests are pending")
+        s.proc.terminate()
+        rc = s.proc.wait(15)
+        err = open(s.log + ".stderr", errors="replace").read()
+        check(rc == 0, "tetherd stops cleanly with requests pending (exit %d)" % rc, err[-3000:])
+        for c in clients:
+            out, cerr = c.communicate(timeout=15)
+            check(c.returncode == 1, "a pending client gets an error when tetherd stops",
+                  repr((c.returncode, out, cerr)))
+    finally:
+        if qemu:
+            os.kill(qemu, signal.SIGCONT)
+        s.cleanup()  # checks tetherd's stderr for sanitizer reports; kills the QEMU
+
+
+def qemus_of(escaped_name):
+    pids = []
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % e, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if ("guest=%s,debug-threads=on" % escaped_name).encode() in argv and \
+                    td.pid_alive(int(e)):
+                pids.append(int(e))
+    return pids
+
+
+def test_comma_name_restart(d):
+    """Defect 2: a domain named c,d is still its QEMU's after a restart of tetherd."""
+    d.define("c,d", uuid_for(20))
+    try:
+        comma_name_restart(d)
+    finally:
+        # Any QEMU of ours left for c,d (a second one, on a tetherd that lost the first).
+        for pid in qemus_of("c,,d"):
+            if d.root.encode() in open("/proc/%d/cmdline" % pid, "rb").read():
+                os.kill(pid, signal.SIGKILL)
+
+
+def comma_name_restart(d):
+    expect(d, ["start", "c,d"], 0, "Domain 'c,d' started\n\n", "")
+    d.record_qemus()
+    pid = d.status("c,d")["pid"]
+    check(qemus_of("c,,d") == [pid], "one QEMU for c,d", repr(qemus_of("c,,d")))
+    d.stop()
+    d.start()
+    expect(d, ["domstate", "--reason", "c,d"], 0, "running (booted)\n\n", "",
+           what="c,d after a restart of tetherd")
+    check("c,d: reconnected to QEMU pid %d" % pid in d.log_text(), "tetherd reconnected to c,d",
+          d.log_text()[-1500:])
+    expect(d, ["start", "c,d"], 1, "",
+           "error: Requested operation is not valid: domain is already running\n",
+           what="start of a running c,d after a restart")
+    check(qemus_of("c,,d") == [pid], "still one QEMU for c,d, the same one",
+          repr(qemus_of("c,,d")))
+    expect(d, ["destroy", "c,d"], 0, "Domain 'c,d' destroyed\n\n", "")
+    check(wait_for(lambda: not qemus_of("c,,d"), 10), "destroy of c,d ends its QEMU")
+
+
+def listing(root):
+    out = []
+    for base, dirs, files in os.walk(root):
+        for n in dirs + files:
+            out.append(os.path.relpath(os.path.join(base, n), root))
+    return sorted(x for x in out if not x.endswith(".xml.in"))
+
+
+def test_bad_names(d):
+    """Defect 3: names that leave the run folder, or whose sockets cannot fit: refused at
+    define (and create), with nothing left behind."""
+    run_prefix = os.path.join(d.root, "run/tether/domains/")
+    # sun_path holds 107 bytes; "/agent.sock" is the longest socket file name.
+    fits = 107 - len(run_prefix) - len("/agent.sock")
+    long_name = "n" * (fits + 1)
+    cases = [
+        (".", "error: domain name '.' cannot begin with '.' at /domain/name (line 1)\n"),
+        ("..", "error: domain name '..' cannot begin with '.' at /domain/name (line 1)\n"),
+        (".hidden", "error: domain name '.hidden' cannot begin with '.' at /domain/name "
+                    "(line 1)\n"),
+        ("a&#9;b", "error: domain name contains a control character at /domain/name "
+                   "(line 1)\n"),
+        (long_name, "error: domain name '%s' is too long: its socket path '%s%s/agent.sock' "
+                    "would be 108 bytes, more than the 107 a unix socket path may have\n" % (
+                        long_name, run_prefix, long_name)),
+    ]
+    path = os.path.join(os.path.dirname(d.root), "badname.xml")
+    for i, (name, want) in enumerate(cases):
+        before = listing(d.root)
+        with open(path, "w") as f:
+            f.write(domain_xml(name, uuid_for(30 + i)))
+        for verb in ("define", "create"):
+            expect(d, [verb, path], 1, "", want, what="%s of a domain named %r" % (verb, name))
+        check(listing(d.root) == before, "nothing left behind for %r" % name,
+              repr(sorted(set(listing(d.root)) ^ set(before))))
+    # The longest name that fits works, sockets and all.
+    ok = "n" * fits
+    with open(path, "w") as f:
+        f.write(domain_xml(ok, uuid_for(39)))
+    expect(d, ["create", path], 0, "Domain '%s' created from %s\n\n" % (ok, path), "",
+           what="create with the longest name whose sockets fit")
+    d.record_qemus()
+    check(os.path.exists(run_prefix + ok + "/qmp.sock"), "its QMP socket exists")
+    expect(d, ["destroy", ok], 0, "Domain '%s' destroyed\n\n" % ok, "")
+
+
+def listening(port):
+    """Local addresses listening on TCP port (IPv4 hex from /proc/net/tcp)."""
+    addrs = []
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        ip, p = f[1].split(":")
+        if int(p, 16) == port and f[3] == "0A":
+            addrs.append(socket.inet_ntoa(bytes.fromhex(ip)[::-1]))
+    return addrs
+
+
+def test_listen_empty(d):
+    """Defect 6: listen='' means the default 127.0.0.1, never every address (libvirt's rule)."""
+    port = td.free_port()  # an ephemeral port: above 5900, so a VNC display number
+    xml = domain_xml("listen-empty", uuid_for(60),
+                     "<graphics type='vnc' port='%d' autoport='no' listen=''/>"
+                     "<video><model type='vga'/></video>" % port)
+    path = write(d, "listen-empty.xml", xml)
+    expect(d, ["create", path], 0, "Domain 'listen-empty' created from %s\n\n" % path, "")
+    d.record_qemus()
+    pid = d.status("listen-empty")["pid"]
+    argv = open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0")
+    vnc = argv[argv.index(b"-vnc") + 1].decode() if b"-vnc" in argv else None
+    check(vnc == "127.0.0.1:%d,audiodev=audio1" % (port - 5900), "QEMU's -vnc is 127.0.0.1",
+          repr(vnc))
+    check(wait_for(lambda: listening(port) != [], 10) and listening(port) == ["127.0.0.1"],
+          "VNC listens on 127.0.0.1 only", repr(listening(port)))
+    expect(d, ["destroy", "listen-empty"], 0, "Domain 'listen-empty' destroyed\n\n", "")
+
+
+def test_lookup_order(d):
+    """Defect 8: a reference is an id first, then a uuid, then a name, as virsh looks it up."""
+    d.define("look-a", uuid_for(70))
+    expect(d, ["start", "look-a"], 0, "Domain 'look-a' started\n\n", "")
+    d.record_qemus()
+    ida = d.run("domid", "look-a")[1].strip()
+    # A domain whose name is look-a's id, defined after it.
+    d.define(ida, uuid_for(71))
+    # A domain whose name is look-b's uuid.
+    d.define("look-b", uuid_for(72))
+    d.define(uuid_for(72), uuid_for(73))
+    expect(d, ["domname", ida], 0, "look-a\n\n", "", what="domname %s: the id wins" % ida)
+    expect(d, ["domuuid", ida], 0, uuid_for(70) + "\n\n", "")
+    expect(d, ["domname", uuid_for(72)], 0, "look-b\n\n", "", what="a uuid before a name")
+    expect(d, ["domname", uuid_for(73)], 0, uuid_for(72) + "\n\n", "")
+    expect(d, ["destroy", "look-a"], 0, "Domain 'look-a' destroyed\n\n", "")
+    # No domain runs with that id any more: the name is found.
+    expect(d, ["domuuid", ida], 0, uuid_for(71) + "\n\n", "", what="the name once no id matches")
+    for n in [ida, "look-b", uuid_for(72), "look-a"]:
+        expect(d, ["undefine", n], 0, None, "")
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -300,7 +476,13 @@ def main():
         d.start()
         for name, fn in [("peer credentials", lambda: test_peer_credentials(d, g, users)),
                          ("refusal rate limit", lambda: test_refusal_rate_limit(g, users)),
-                         ("qmp root only", lambda: test_qmp_root_only(g, users))]:
+                         ("qmp root only", lambda: test_qmp_root_only(g, users)),
+                         ("stop with a request pending",
+                          lambda: test_stop_with_request_pending(tetherd, tether, tmp)),
+                         ("comma name restart", lambda: test_comma_name_restart(d)),
+                         ("bad names", lambda: test_bad_names(d)),
+                         ("listen empty", lambda: test_listen_empty(d)),
+                         ("lookup order", lambda: test_lookup_order(d))]:
             t0 = time.time()
             try:
                 fn()
