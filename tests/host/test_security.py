@@ -452,6 +452,41 @@ def test_lookup_order(d):
         expect(d, ["undefine", n], 0, None, "")
 
 
+def test_restore_not_regular(d):
+    """Defect 4: restore of a FIFO, a device or a symlink is refused at once; the daemon never
+    blocks on it (the old code opened a FIFO and waited for a writer with the whole loop)."""
+    fifo = os.path.join(d.root, "image.fifo")
+    os.mkfifo(fifo, 0o600)
+    link = os.path.join(d.root, "image.link")
+    os.symlink("/dev/null", link)
+    rule = "and a save image must be a regular file"
+    cases = [(fifo, "error: '%s' is not a Tether save image: it is a FIFO, %s\n" % (fifo, rule)),
+             ("/dev/zero", "error: '/dev/zero' is not a Tether save image: it is a character "
+                           "device, %s\n" % rule),
+             (link, "error: '%s' is a symbolic link: a save image must be a regular file, and "
+                    "links are not followed\n" % link)]
+    for path, want in cases:
+        restore = d.popen("restore", path)
+        time.sleep(0.3)  # the restore request is in first
+        t0 = time.time()
+        rc, out, err = d.run("list", "--all", timeout=5)
+        check(rc == 0 and time.time() - t0 < 3, "list answers while restore %s runs" % path,
+              repr((rc, out, err)))
+        try:
+            out, err = restore.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            restore.kill()
+            out, err = restore.communicate()
+        check((restore.returncode, out, err) == (1, "", want), "restore %s is refused" % path,
+              repr((restore.returncode, out, err)))
+    # Unblock a daemon that did open the FIFO (the old code), so that cleanup can stop it.
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+    except OSError:
+        pass
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -482,7 +517,8 @@ def main():
                          ("comma name restart", lambda: test_comma_name_restart(d)),
                          ("bad names", lambda: test_bad_names(d)),
                          ("listen empty", lambda: test_listen_empty(d)),
-                         ("lookup order", lambda: test_lookup_order(d))]:
+                         ("lookup order", lambda: test_lookup_order(d)),
+                         ("restore not regular", lambda: test_restore_not_regular(d))]:
             t0 = time.time()
             try:
                 fn()
