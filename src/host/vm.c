@@ -383,6 +383,21 @@ static void vm_after_guest_stop(struct vm *vm, enum domain_action action)
         }
 }
 
+/*
+ * What to do once the guest stopped: a reboot reaches us as a SHUTDOWN only under -no-reboot
+ * (on_reboot destroy), with reason guest-reset; anything else is a power-off.
+ */
+static enum domain_action shutdown_action(struct vm *vm, json_t *data)
+{
+        const char *reason = json_string_value(json_object_get(data, "reason"));
+
+        if (vm->live == NULL)
+                return DOMAIN_ACTION_DESTROY;
+        if (reason && strcmp(reason, "guest-reset") == 0)
+                return vm->live->on_reboot;
+        return vm->live->on_poweroff;
+}
+
 static void vm_on_event(void *opaque, const char *name, json_t *data)
 {
         struct vm *vm = opaque;
@@ -400,7 +415,7 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
                     vm->live->on_crash == DOMAIN_ACTION_DESTROY)
                         return;
                 vm_apply(vm, VM_EV_QMP_SHUTDOWN, NULL);
-                vm_after_guest_stop(vm, vm->live ? vm->live->on_poweroff : DOMAIN_ACTION_DESTROY);
+                vm_after_guest_stop(vm, shutdown_action(vm, data));
         } else if (strcmp(name, "STOP") == 0) {
                 /* Our own stops (suspend, save) apply their transition themselves. */
                 if (vm->job == NULL && vm->status.state == VM_STATE_RUNNING)
