@@ -57,6 +57,8 @@ void vm_reply_ignore(void *opaque, json_t *ret, const struct tt_error *err);
 
 /* vm_save.c: drop a save or restore's image state; a failed save's file goes. */
 void vm_image_release(struct vm *vm, bool remove_file);
+/* vm_save.c: the domain is freed: wait for a save's fdatasync thread and free it. */
+void vm_save_sync_abandon(struct vm *vm);
 /* vm_save.c: QEMU runs with -incoming defer: hand it the image. */
 void vm_restore_begin(struct vm *vm);
 /* vm_power.c: shutdown/reboot requests are over: their deadline goes. */

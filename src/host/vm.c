@@ -168,6 +168,7 @@ void vm_unlink_free(struct vm *vm)
                 event_free(vm->wait_timer);
         guest_detach(vm);
         monitor_vm_drop(vm);
+        vm_save_sync_abandon(vm);
         if (vm->image_fd >= 0)
                 close(vm->image_fd);
         if (vm->image)

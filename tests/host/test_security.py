@@ -487,6 +487,71 @@ def test_restore_not_regular(d):
         pass
 
 
+SLOW_SYNC = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <unistd.h>
+/* Every fdatasync of the process takes 2 s longer, as on a busy disk. */
+int fdatasync(int fd)
+{
+        int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+
+        sleep(2);
+        return real(fd);
+}
+"""
+
+
+def test_save_sync_off_loop(tetherd, tether, tmp):
+    """Defect 4, second half: a save's fdatasync runs off the event loop. With every fdatasync
+    made 2 s slower (LD_PRELOAD), list still answers at once while a save completes."""
+    src = os.path.join(tmp, "slowsync.c")
+    so = os.path.join(tmp, "slowsync.so")
+    with open(src, "w") as f:
+        f.write(SLOW_SYNC)
+    cc = subprocess.run(["cc", "-shared", "-fPIC", "-o", so, src, "-ldl"], capture_output=True,
+                        text=True)
+    if not check(cc.returncode == 0, "build the slow-fdatasync shim", cc.stderr):
+        return
+    s = td.Daemon(tetherd, tether, tmp, "slowsync")
+    saved = os.environ.copy()
+    os.environ["LD_PRELOAD"] = so
+    # An ASan tetherd wants its runtime first; the shim only wraps one libc call.
+    os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
+                                  ":verify_asan_link_order=0").lstrip(":")
+    try:
+        s.start()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        s.define("sync-1", uuid_for(80))
+        expect(s, ["start", "sync-1"], 0, "Domain 'sync-1' started\n\n", "")
+        s.record_qemus()
+        image = os.path.join(s.root, "sync-1.save")
+        save = s.popen("save", "sync-1", image)
+        worst = 0.0
+        while save.poll() is None:
+            t0 = time.time()
+            rc, out, err = s.run("list", "--all", timeout=10)
+            worst = max(worst, time.time() - t0)
+            check(rc == 0, "list during the save", err)
+            time.sleep(0.05)
+        out, err = save.communicate()
+        check((save.returncode, out, err) == (0, "\nDomain 'sync-1' saved to %s\n\n" % image, ""),
+              "save with a slow fdatasync completes", repr((save.returncode, out, err)))
+        check(worst < 1.0, "list answers within 1 s while the save syncs (worst %.2f s)" % worst)
+        check("sync-1: saved" in s.log_text(), "the save is logged", s.log_text()[-800:])
+        expect(s, ["domstate", "--reason", "sync-1"], 0, "shut off (saved)\n\n", "")
+        # The image is complete: restore takes it.
+        expect(s, ["restore", image], 0, "Domain restored from %s\n\n" % image, "")
+        s.record_qemus()
+        expect(s, ["domstate", "--reason", "sync-1"], 0, "running (restored)\n\n", "")
+        expect(s, ["destroy", "sync-1"], 0, "Domain 'sync-1' destroyed\n\n", "")
+    finally:
+        s.cleanup()
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -518,7 +583,9 @@ def main():
                          ("bad names", lambda: test_bad_names(d)),
                          ("listen empty", lambda: test_listen_empty(d)),
                          ("lookup order", lambda: test_lookup_order(d)),
-                         ("restore not regular", lambda: test_restore_not_regular(d))]:
+                         ("restore not regular", lambda: test_restore_not_regular(d)),
+                         ("save sync off the loop",
+                          lambda: test_save_sync_off_loop(tetherd, tether, tmp))]:
             t0 = time.time()
             try:
                 fn()
