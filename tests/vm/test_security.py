@@ -56,6 +56,11 @@ def run(t, a):
     check("its QEMU is gone", qemu_pids_named("rd") == [], repr(qemu_pids_named("rd")))
     rc, out, err = t.cli("domid", "rd")
     check("no id once shut off", (rc, out.strip()) == (0, "-"), repr((rc, out, err)))
+    t.stop_daemon()
+    log = open(t.log, errors="replace").read()
+    check("no sanitizer report from tetherd",
+          not any(m in log for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:")),
+          log[-2000:])
 
 
 def main():
