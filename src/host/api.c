@@ -18,12 +18,17 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A request larger than this is refused (a domain XML is a few KiB). */
 #define API_MAX_MESSAGE (4u << 20)
 /* Stop reading a client's requests while this much of its output is unread (backpressure). */
 #define API_MAX_OUTPUT (8u << 20)
+/* An error code of the API itself (after the VM module's): the peer may not do this. */
+#define API_ERR_DENIED 2000
+/* The most supplementary groups a peer can have (Linux's NGROUPS_MAX). */
+#define API_MAX_PEER_GROUPS 65536
 
 struct api_client {
         struct api_client *next;        /* list in the server */
@@ -34,7 +39,17 @@ struct api_client {
         unsigned inflight;              /* requests whose reply is pending */
         bool closing;                   /* peer gone: free once inflight drops to 0 */
         bool hangup;                    /* protocol error: close once the reply is written */
-        uid_t uid;                      /* peer credentials */
+        uid_t uid;                      /* peer's uid when it connected (SO_PEERCRED) */
+        struct api_call *calls;         /* requests whose reply is pending (inflight of them) */
+};
+
+/* Refusals are logged at most once a second; the others are counted. */
+struct api_refusals {
+        struct event *flush;            /* logs the count at the end of the second */
+        struct timespec last;           /* when the last line was logged */
+        bool logged;                    /* last is meaningful */
+        unsigned suppressed;            /* refusals since that line that were not logged */
+        struct ucred cred;              /* the last suppressed refusal's peer */
 };
 
 struct api_server {
@@ -42,11 +57,13 @@ struct api_server {
         struct evconnlistener *listener; /* the control socket */
         struct api_client *clients;     /* connected clients */
         char *path;                     /* socket path, removed on close */
+        struct api_refusals refusals;   /* rate limit of the refusal log lines */
 };
 
 /* One request that is answered later (its job runs in the background). */
 struct api_call {
         struct api_client *client;      /* NULL once the client went away */
+        struct api_call *next, *prev;   /* the client's pending calls */
         json_t *id;                     /* echoed in the reply */
 };
 
@@ -69,6 +86,8 @@ static const char *class_of(int code)
                 return API_CLASS_CONFIG;
         case VM_ERR_FAILED:
                 return API_CLASS_FAILED;
+        case API_ERR_DENIED:
+                return API_CLASS_DENIED;
         default:
                 return API_CLASS_GENERIC;
         }
@@ -79,6 +98,12 @@ static void call_finish(struct api_call *call, json_t *ret, const struct tt_erro
         struct api_client *c = call->client;
 
         if (c) {
+                if (call->prev)
+                        call->prev->next = call->next;
+                else
+                        c->calls = call->next;
+                if (call->next)
+                        call->next->prev = call->prev;
                 if (err)
                         wire_write_error(c->out, class_of(err->code),
                                          err->msg ? err->msg : "unknown error", call->id);
@@ -433,11 +458,17 @@ static const struct wire_arg args_domstats[] = {
 static const struct wire_arg args_dumpxml[] = {ARG("domain", WIRE_T_STRING),
                                                OPT("inactive", WIRE_T_BOOL), {.name = NULL}};
 
+enum api_verb_flags {
+        /* Raw QMP reaches past every check tetherd makes (files, devices): root only. */
+        API_ROOT_ONLY = 1 << 0,
+};
+
 /* The control API's verbs: one row each (the CLI's verb table maps onto these). */
 static const struct api_verb {
         const char *name;              /* "execute" value */
         api_fn fn;                     /* handler */
         const struct wire_arg *args;   /* argument spec */
+        unsigned flags;                /* enum api_verb_flags */
 } api_verbs[] = {
         {"list", api_list, args_none},
         {"dominfo", api_dominfo, args_dom},
@@ -457,7 +488,7 @@ static const struct api_verb {
         {"restore", api_restore, args_restore},
         {"managedsave", api_managedsave, args_dom},
         {"managedsave-remove", api_managedsave_remove, args_dom},
-        {"qmp", api_qmp, args_qmp},
+        {"qmp", api_qmp, args_qmp, API_ROOT_ONLY},
         {"screenshot", api_screenshot, args_dom},
         {"graphics", api_graphics, args_dom},
         {"domstats", api_domstats, args_domstats},
@@ -478,6 +509,10 @@ static void dispatch(struct api_client *c, json_t *msg)
         if (call == NULL)
                 return;
         call->client = c;
+        call->next = c->calls;
+        if (c->calls)
+                c->calls->prev = call;
+        c->calls = call;
         c->inflight++;
         if (wire_request_parse(msg, &req, &err) < 0) {
                 call->id = json_incref(req.id);
@@ -494,6 +529,13 @@ static void dispatch(struct api_client *c, json_t *msg)
 
                 if (strcmp(v->name, req.execute) != 0)
                         continue;
+                if ((v->flags & API_ROOT_ONLY) && c->uid != 0) {
+                        tt_error_set(&err, API_ERR_DENIED,
+                                     "access denied: qemu-monitor-command (raw QMP, verb '%s') "
+                                     "is allowed for root (uid 0) only",
+                                     v->name);
+                        goto done;
+                }
                 if (wire_args_check(v->args, args, &err) == 0)
                         r = v->fn(c->srv->d, args, call, &ret, &err);
                 goto done;
@@ -515,6 +557,10 @@ static void dispatch(struct api_client *c, json_t *msg)
         tt_error_set(&err, 0, "The command %s has not been found", req.execute);
         wire_write_error(c->out, API_CLASS_NOT_FOUND, err.msg, req.id);
         wire_out_flush(c->out);
+        call->client = NULL;
+        c->calls = call->next;
+        if (call->next)
+                call->next->prev = NULL;
         c->inflight--;
         json_decref(call->id);
         free(call);
@@ -573,6 +619,9 @@ static void client_free(struct api_client *c)
                         break;
                 }
         }
+        /* Jobs still running (only when the daemon stops) answer nobody. */
+        for (struct api_call *call = c->calls; call; call = call->next)
+                call->client = NULL;
         bufferevent_free(c->bev);
         wire_splitter_free(c->splitter);
         wire_out_free(c->out);
@@ -628,13 +677,16 @@ static void client_event(struct bufferevent *bev, short what, void *opaque)
         bufferevent_disable(bev, EV_READ);
 }
 
-/* Root, or a member of the configured group, may use the daemon. */
+/*
+ * Root, or a member of the configured group, may use the daemon. Decided from what the kernel
+ * recorded when the peer connected (SO_PEERCRED, SO_PEERGROUPS), never from /proc/PID: by the
+ * time we would read it, that pid may belong to another process.
+ */
 static bool peer_allowed(struct tetherd *d, int fd, struct ucred *cred)
 {
         socklen_t len = sizeof(*cred);
-        char path[64], line[4096];
-        bool ok = false;
-        FILE *f;
+        _cleanup_free_ gid_t *groups = NULL;
+        size_t n = 16;
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
                 return false;
@@ -644,23 +696,83 @@ static bool peer_allowed(struct tetherd *d, int fd, struct ucred *cred)
                 return false;
         if (cred->gid == d->access_gid)
                 return true;
-        /* Supplementary groups of the peer process. */
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)cred->pid);
-        f = fopen(path, "re");
-        if (f == NULL)
-                return false;
-        while (fgets(line, sizeof(line), f)) {
-                char *tok, *save = NULL;
+        /* The supplementary groups: ERANGE tells how much room they need. */
+        for (;;) {
+                gid_t *bigger = reallocarray(groups, n, sizeof(gid_t));
 
-                if (strncmp(line, "Groups:", 7) != 0)
-                        continue;
-                for (tok = strtok_r(line + 7, " \t\n", &save); tok;
-                     tok = strtok_r(NULL, " \t\n", &save))
-                        if ((gid_t)strtoul(tok, NULL, 10) == d->access_gid)
-                                ok = true;
+                if (bigger == NULL)
+                        return false;
+                groups = bigger;
+                len = (socklen_t)(n * sizeof(gid_t));
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+                        break;
+                if (errno != ERANGE || len / sizeof(gid_t) <= n ||
+                    len / sizeof(gid_t) > API_MAX_PEER_GROUPS)
+                        return false;
+                n = len / sizeof(gid_t);
         }
-        fclose(f);
-        return ok;
+        for (size_t i = 0; i < len / sizeof(gid_t); i++)
+                if (groups[i] == d->access_gid)
+                        return true;
+        return false;
+}
+
+static double elapsed_s(const struct timespec *since, const struct timespec *now)
+{
+        return (double)(now->tv_sec - since->tv_sec) + (now->tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void refusal_log(struct api_refusals *r, const struct ucred *cred, unsigned suppressed)
+{
+        if (suppressed)
+                tt_warn("refused control connection from uid %u gid %u pid %d (%u similar "
+                        "refusals suppressed)",
+                        (unsigned)cred->uid, (unsigned)cred->gid, (int)cred->pid, suppressed);
+        else
+                tt_warn("refused control connection from uid %u gid %u pid %d",
+                        (unsigned)cred->uid, (unsigned)cred->gid, (int)cred->pid);
+        clock_gettime(CLOCK_MONOTONIC, &r->last);
+        r->logged = true;
+}
+
+/* The second after a logged refusal is over: log the last suppressed one, with the count. */
+static void refusal_flush(evutil_socket_t fd, short what, void *opaque)
+{
+        struct api_refusals *r = opaque;
+        unsigned n = r->suppressed;
+
+        if (n == 0)
+                return;
+        r->suppressed = 0;
+        refusal_log(r, &r->cred, n - 1);
+}
+
+/*
+ * At most one line a second, so that a local flood cannot fill the log: a refusal within a
+ * second of the last line is counted, and the count is logged when that second ends.
+ */
+static void refusal_note(struct api_server *srv, const struct ucred *cred)
+{
+        struct api_refusals *r = &srv->refusals;
+        struct timespec now;
+        double since;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        since = elapsed_s(&r->last, &now);
+        if (!r->logged || (since >= 1.0 && r->suppressed == 0)) {
+                refusal_log(r, cred, 0);
+                return;
+        }
+        r->suppressed++;
+        r->cred = *cred;
+        if (r->flush == NULL)
+                r->flush = evtimer_new(evconnlistener_get_base(srv->listener), refusal_flush, r);
+        if (r->flush && !evtimer_pending(r->flush, NULL)) {
+                double wait = since >= 1.0 ? 0 : 1.0 - since;
+                struct timeval tv = {(time_t)wait, (suseconds_t)((wait - (time_t)wait) * 1e6)};
+
+                evtimer_add(r->flush, &tv);
+        }
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -676,8 +788,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                         "denied: only root or members of the tetherd group may use this "
                         "socket\"}}\n";
 
-                tt_warn("refused control connection from uid %u pid %d", (unsigned)cred.uid,
-                        (int)cred.pid);
+                refusal_note(srv, &cred);
                 (void)!write(fd, msg, sizeof(msg) - 1);
                 close(fd);
                 return;
@@ -751,6 +862,10 @@ void api_close(struct tetherd *d)
                 client_free(srv->clients);
         evconnlistener_free(srv->listener);
         unlink(srv->path);
+        if (srv->refusals.flush) {
+                refusal_flush(-1, 0, &srv->refusals);
+                event_free(srv->refusals.flush);
+        }
         free(srv->path);
         free(srv);
         d->api = NULL;

@@ -3,7 +3,8 @@
  * The control socket: JSON requests and replies framed by the shared wire module, the same
  * shape as QMP ({"execute", "arguments", "id"} -> {"return"} or {"error": {class, desc}}).
  * Any number of clients; each request is answered when its job ends, so a slow domain never
- * blocks a client talking about another one. Peers are checked with SO_PEERCRED.
+ * blocks a client talking about another one. Peers are checked with the credentials the kernel
+ * took when they connected (SO_PEERCRED, SO_PEERGROUPS): root, or a member of --group.
  */
 #ifndef TT_HOST_API_H
 #define TT_HOST_API_H

@@ -837,6 +837,12 @@ static int parse_graphics(struct parser *p, xmlNodePtr node, struct domain *def)
                 if (g->listen == NULL)
                         g->listen = steal_pointer(&addr);
         }
+        if (g->listen && g->listen[0] == '\0') {
+                /* As libvirt: an empty address is none given, so the default 127.0.0.1 (QEMU
+                 * would take "" for every address). */
+                free(g->listen);
+                g->listen = NULL;
+        }
         if (g->listen) {
                 /* An IP address literal: hex digits, '.', ':' (IPv6), nothing QEMU would parse as options. */
                 for (const char *c = g->listen; *c; c++)
@@ -966,6 +972,9 @@ static int parse_top(struct parser *p, struct domain *def)
                 return tt_error_set(p->err, EINVAL, "missing domain name");
         if (strchr(def->name, '/'))
                 return perr(p, n, "at", "domain name '%s' cannot contain '/'", def->name);
+        /* '.', '..' and hidden names would put files outside the domain's own (or any) name. */
+        if (def->name[0] == '.')
+                return perr(p, n, "at", "domain name '%s' cannot begin with '.'", def->name);
         for (const char *c = def->name; *c; c++)
                 if (iscntrl((unsigned char)*c))
                         return perr(p, n, "at", "domain name contains a control character");
@@ -1048,22 +1057,33 @@ static int parse_top(struct parser *p, struct domain *def)
         def->on_poweroff = DOMAIN_ACTION_DESTROY;
         def->on_reboot = DOMAIN_ACTION_RESTART;
         def->on_crash = DOMAIN_ACTION_DESTROY;
+#define ACT(a) (1u << DOMAIN_ACTION_##a)
+        /* Which actions each element takes, and why the others are refused. */
         static const struct {
                 const char *xpath;
                 size_t offset;
-                bool coredump_ok;
+                unsigned allowed; /* ACT() bits */
+                const char *why;  /* for the others */
         } actions[] = {
-                { "/domain/on_poweroff", offsetof(struct domain, on_poweroff), false },
-                { "/domain/on_reboot", offsetof(struct domain, on_reboot), false },
-                { "/domain/on_crash", offsetof(struct domain, on_crash), true },
+                { "/domain/on_poweroff", offsetof(struct domain, on_poweroff),
+                  ACT(DESTROY) | ACT(RESTART) | ACT(PRESERVE) | ACT(RENAME_RESTART),
+                  "core dumps are for on_crash only" },
+                /* QEMU either resets (restart) or, with -no-reboot, stops (destroy). */
+                { "/domain/on_reboot", offsetof(struct domain, on_reboot), ACT(DESTROY) | ACT(RESTART),
+                  "a reboot can only restart or destroy the domain" },
+                { "/domain/on_crash", offsetof(struct domain, on_crash),
+                  ACT(DESTROY) | ACT(RESTART) | ACT(PRESERVE) | ACT(RENAME_RESTART),
+                  "Tether writes no core dumps; use destroy, restart or preserve" },
         };
+#undef ACT
         for (size_t i = 0; i < TT_ARRAY_SIZE(actions); i++) {
                 if ((n = xp_node(p, NULL, actions[i].xpath)) == NULL)
                         continue;
                 if (text_enum(p, n, action_names, &v) < 0)
                         return -1;
-                if (!actions[i].coredump_ok && v >= DOMAIN_ACTION_COREDUMP_DESTROY)
-                        return perr(p, n, "in", "unsupported value '%s'", action_names[v]);
+                if (!(actions[i].allowed & (1u << v)))
+                        return perr(p, n, "at", "unsupported value '%s' (%s)", action_names[v],
+                                    actions[i].why);
                 *(enum domain_action *)((char *)def + actions[i].offset) = v;
         }
         return parse_devices(p, def);

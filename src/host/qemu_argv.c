@@ -366,6 +366,9 @@ static int build(struct builder *b, const struct domain *def, const struct qemu_
                 add(b, "base=%s", def->clock == DOMAIN_CLOCK_LOCALTIME ? "localtime" : "utc");
         }
         add(b, "-no-shutdown");
+        /* on_reboot destroy: a guest reboot stops QEMU (SHUTDOWN, reason guest-reset). */
+        if (def->on_reboot == DOMAIN_ACTION_DESTROY)
+                add(b, "-no-reboot");
         if (def->n_boot > 0) {
                 add(b, "-boot");
                 add(b, "strict=on");

@@ -125,6 +125,21 @@ int saveimage_finish(int fd, struct saveimage *img, struct tt_error *err)
         return 0;
 }
 
+static const char *file_kind(mode_t mode)
+{
+        if (S_ISDIR(mode))
+                return "directory";
+        if (S_ISFIFO(mode))
+                return "FIFO";
+        if (S_ISCHR(mode))
+                return "character device";
+        if (S_ISBLK(mode))
+                return "block device";
+        if (S_ISSOCK(mode))
+                return "socket";
+        return "special file";
+}
+
 int saveimage_open(const char *path, struct saveimage *img, struct tt_error *err)
 {
         unsigned char h[SAVEIMAGE_HEADER_SIZE], magic[16] = {0};
@@ -133,14 +148,28 @@ int saveimage_open(const char *path, struct saveimage *img, struct tt_error *err
         struct stat st;
 
         memset(img, 0, sizeof(*img));
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        /*
+         * The path comes from a client: never follow a link, and never block (a FIFO would wait
+         * for a writer with the whole daemon). Only a regular file is an image.
+         */
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno == ELOOP)
+                return tt_error_set(err, EINVAL,
+                                    "'%s' is a symbolic link: a save image must be a regular "
+                                    "file, and links are not followed",
+                                    path);
         if (fd < 0)
                 return tt_error_errno(err, errno, "cannot open save image '%s'", path);
         if (fstat(fd, &st) < 0)
                 return tt_error_errno(err, errno, "cannot stat '%s'", path);
         if (!S_ISREG(st.st_mode))
-                return tt_error_set(err, EINVAL, "'%s' is not a Tether save image: not a file",
-                                    path);
+                return tt_error_set(err, EINVAL,
+                                    "'%s' is not a Tether save image: it is a %s, and a save "
+                                    "image must be a regular file",
+                                    path, file_kind(st.st_mode));
+        /* QEMU reads the stream through this fd: give it blocking reads again. */
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+                return tt_error_errno(err, errno, "cannot read '%s'", path);
         if (pread_all(fd, h, sizeof(h), 0) < 0) {
                 if (errno)
                         return tt_error_errno(err, errno, "cannot read '%s'", path);
@@ -170,6 +199,9 @@ int saveimage_open(const char *path, struct saveimage *img, struct tt_error *err
         if (xml_len == 0 || xml_len > SAVEIMAGE_MAX_XML ||
             img->data_offset < SAVEIMAGE_HEADER_SIZE + (uint64_t)xml_len ||
             img->data_offset % SAVEIMAGE_ALIGN != 0 || img->data_len == 0)
+                return tt_error_set(err, EINVAL, "'%s': corrupt save image header", path);
+        /* Each below 2^63 (file offsets are signed), so the sum below cannot wrap. */
+        if (img->data_offset > INT64_MAX || img->data_len > INT64_MAX)
                 return tt_error_set(err, EINVAL, "'%s': corrupt save image header", path);
         if ((uint64_t)st.st_size < img->data_offset + img->data_len)
                 return tt_error_set(err, EINVAL,

@@ -34,6 +34,10 @@ void vm_end_job_error(struct vm *vm, int code, const char *msg);
 bool vm_job_is_launch(const char *job);
 
 struct vm *vm_new(struct tetherd *d, struct domain *def, bool persistent);
+/* The domain named exactly name (never an id or uuid), or NULL. */
+struct vm *vm_lookup_name(struct tetherd *d, const char *name);
+/* The domain's sockets would fit in sun_path under this daemon's run folder; else VM_ERR_CONFIG. */
+int vm_check_name_fits(struct tetherd *d, const char *name, struct tt_error *err);
 void vm_unlink_free(struct vm *vm);
 struct domain *vm_domain_copy(const struct domain *def, struct tt_error *err);
 bool vm_pid_alive(pid_t pid);
@@ -53,6 +57,8 @@ void vm_reply_ignore(void *opaque, json_t *ret, const struct tt_error *err);
 
 /* vm_save.c: drop a save or restore's image state; a failed save's file goes. */
 void vm_image_release(struct vm *vm, bool remove_file);
+/* vm_save.c: the domain is freed: wait for a save's fdatasync thread and free it. */
+void vm_save_sync_abandon(struct vm *vm);
 /* vm_save.c: QEMU runs with -incoming defer: hand it the image. */
 void vm_restore_begin(struct vm *vm);
 /* vm_power.c: shutdown/reboot requests are over: their deadline goes. */

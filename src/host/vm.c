@@ -170,6 +170,7 @@ void vm_unlink_free(struct vm *vm)
                 event_free(vm->wait_timer);
         guest_detach(vm);
         monitor_vm_drop(vm);
+        vm_save_sync_abandon(vm);
         if (vm->image_fd >= 0)
                 close(vm->image_fd);
         if (vm->image)
@@ -188,17 +189,34 @@ void vm_free_all(struct tetherd *d)
                 vm_unlink_free(d->vms);
 }
 
+struct vm *vm_lookup_name(struct tetherd *d, const char *name)
+{
+        for (struct vm *vm = d->vms; vm; vm = vm->next)
+                if (strcmp(vm->def->name, name) == 0)
+                        return vm;
+        return NULL;
+}
+
+/*
+ * As virsh looks a reference up: a number is an id first, then a uuid, then a name. So a
+ * domain named "2" is reached by its name only while no running domain has id 2, as in virsh.
+ */
 struct vm *vm_lookup(struct tetherd *d, const char *key, struct tt_error *err)
 {
         int64_t id = -1;
         struct vm *vm;
 
-        tt_parse_int64(key, 10, &id);
-        for (vm = d->vms; vm; vm = vm->next) {
-                if (strcmp(vm->def->name, key) == 0 || strcasecmp(vm->def->uuid, key) == 0 ||
-                    (id >= 0 && vm->id == id))
-                        return vm;
+        if (tt_parse_int64(key, 10, &id) == 0 && id >= 0) {
+                for (vm = d->vms; vm; vm = vm->next)
+                        if (vm->id >= 0 && vm->id == id)
+                                return vm;
         }
+        for (vm = d->vms; vm; vm = vm->next)
+                if (strcasecmp(vm->def->uuid, key) == 0)
+                        return vm;
+        vm = vm_lookup_name(d, key);
+        if (vm)
+                return vm;
         tt_error_set(err, VM_ERR_NO_DOMAIN, "failed to get domain '%s'", key);
         return NULL;
 }
@@ -368,6 +386,21 @@ static void vm_after_guest_stop(struct vm *vm, enum domain_action action)
         }
 }
 
+/*
+ * What to do once the guest stopped: a reboot reaches us as a SHUTDOWN only under -no-reboot
+ * (on_reboot destroy), with reason guest-reset; anything else is a power-off.
+ */
+static enum domain_action shutdown_action(struct vm *vm, json_t *data)
+{
+        const char *reason = json_string_value(json_object_get(data, "reason"));
+
+        if (vm->live == NULL)
+                return DOMAIN_ACTION_DESTROY;
+        if (reason && strcmp(reason, "guest-reset") == 0)
+                return vm->live->on_reboot;
+        return vm->live->on_poweroff;
+}
+
 static void vm_on_event(void *opaque, const char *name, json_t *data)
 {
         struct vm *vm = opaque;
@@ -385,7 +418,7 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
                     vm->live->on_crash == DOMAIN_ACTION_DESTROY)
                         return;
                 vm_apply(vm, VM_EV_QMP_SHUTDOWN, NULL);
-                vm_after_guest_stop(vm, vm->live ? vm->live->on_poweroff : DOMAIN_ACTION_DESTROY);
+                vm_after_guest_stop(vm, shutdown_action(vm, data));
         } else if (strcmp(name, "STOP") == 0) {
                 /* Our own stops (suspend, save) apply their transition themselves. */
                 if (vm->job == NULL && vm->status.state == VM_STATE_RUNNING)
@@ -781,10 +814,40 @@ static int check_unique(struct tetherd *d, const struct domain *def, struct vm *
         return 0;
 }
 
-static struct domain *parse_def(const char *xml, struct tt_error *err)
+/* The files under a domain's run folder that are unix sockets. */
+static const char *const vm_socket_files[] = {"qmp.sock", "agent.sock"};
+
+/*
+ * Every socket of a domain lives in its run folder, so its name must leave room for the longest
+ * path in sun_path. Checked at define, create and restore: nothing is written for a name that
+ * could never start.
+ */
+int vm_check_name_fits(struct tetherd *d, const char *name, struct tt_error *err)
+{
+        for (size_t i = 0; i < TT_ARRAY_SIZE(vm_socket_files); i++) {
+                _cleanup_free_ char *path = store_run_path(&d->store, name, vm_socket_files[i]);
+                const size_t max = sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1;
+
+                if (path == NULL)
+                        return tt_error_set(err, ENOMEM, "out of memory");
+                if (strlen(path) > max)
+                        return tt_error_set(err, VM_ERR_CONFIG,
+                                            "domain name '%s' is too long: its socket path '%s' "
+                                            "would be %zu bytes, more than the %zu a unix socket "
+                                            "path may have",
+                                            name, path, strlen(path), max);
+        }
+        return 0;
+}
+
+static struct domain *parse_def(struct tetherd *d, const char *xml, struct tt_error *err)
 {
         struct domain *def = domain_parse(xml, strlen(xml), err);
 
+        if (def && vm_check_name_fits(d, def->name, err) < 0) {
+                domain_free(def);
+                def = NULL;
+        }
         if (def == NULL && err)
                 err->code = VM_ERR_CONFIG;
         return def;
@@ -792,7 +855,7 @@ static struct domain *parse_def(const char *xml, struct tt_error *err)
 
 int vm_define(struct tetherd *d, const char *xml, struct vm **out, struct tt_error *err)
 {
-        struct domain *def = parse_def(xml, err);
+        struct domain *def = parse_def(d, xml, err);
         _cleanup_free_ char *text = NULL;
         struct vm *vm = NULL;
 
@@ -864,7 +927,7 @@ int vm_undefine(struct vm *vm, bool managed_save, struct tt_error *err)
 int vm_create(struct tetherd *d, const char *xml, unsigned flags, vm_done_fn done, void *opaque,
               struct tt_error *err)
 {
-        struct domain *def = parse_def(xml, err);
+        struct domain *def = parse_def(d, xml, err);
         struct vm *vm;
 
         if (def == NULL)

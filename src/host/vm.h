@@ -88,6 +88,7 @@ struct vm {
         bool was_running;         /* save: vCPUs ran before; restore: the image says so */
         bool saved;               /* the image is complete: QEMU's exit means shut off (saved) */
         bool restoring;           /* the launch loads an image instead of booting */
+        struct vm_save_sync *save_sync; /* the save's fdatasync, running in a thread, or NULL */
         struct event *poll;       /* query-migrate polling */
         /* shutdown --wait, and shutdown/reboot --mode agent */
         struct vm_shutdown_opts shutdown; /* options of the running shutdown */

@@ -9,6 +9,7 @@
 #include "common/cleanup.h"
 #include "common/fileutil.h"
 #include "common/log.h"
+#include "host/qemu_argv.h"
 
 #include <signal.h>
 #include <stdint.h>
@@ -30,19 +31,26 @@ static void reconnect_status_done(void *opaque, json_t *ret, const struct tt_err
                 vm_apply(vm, VM_EV_QMP_STOP, NULL);
 }
 
-/* Does pid still run QEMU for this domain (not a recycled pid)? */
+/*
+ * Does pid still run QEMU for this domain (not a recycled pid)? Its argv carries
+ * "-name guest=NAME,..." with NAME escaped as QEMU's option syntax wants (',' doubled).
+ */
 static bool is_our_qemu(pid_t pid, const char *name)
 {
-        char path[64], want[300];
+        char path[64];
         _cleanup_free_ char *cmdline = NULL;
-        size_t len = 0;
+        _cleanup_free_ char *escaped = qemu_argv_escape(name);
+        _cleanup_free_ char *want = NULL;
+        size_t len = 0, wlen;
 
+        if (escaped == NULL || asprintf(&want, "guest=%s,", escaped) < 0)
+                return false;
+        wlen = strlen(want);
         snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
         if (tt_read_file(path, 1 << 20, &cmdline, &len, NULL) < 0)
                 return false;
-        snprintf(want, sizeof(want), "guest=%s,", name);
         for (size_t i = 0; i < len; i += strlen(cmdline + i) + 1)
-                if (strncmp(cmdline + i, want, strlen(want)) == 0)
+                if (strncmp(cmdline + i, want, wlen) == 0)
                         return true;
         return false;
 }
@@ -91,7 +99,7 @@ static pid_t run_pidfile(struct tetherd *d, const char *name)
  */
 static void reconnect_abandon(struct tetherd *d, const char *name, pid_t pid, const char *why)
 {
-        struct vm *vm = vm_lookup(d, name, NULL);
+        struct vm *vm = vm_lookup_name(d, name);
 
         if (pid > 0 && vm_pid_alive(pid) && is_our_qemu(pid, name)) {
                 tt_warn("%s: %s; killing its QEMU (pid %d)", name, why, (int)pid);
@@ -134,7 +142,7 @@ static void vm_reconnect(struct tetherd *d, const char *name)
                 tt_error_clear(&err);
                 return;
         }
-        vm = vm_lookup(d, name, NULL);
+        vm = vm_lookup_name(d, name);
         if (vm == NULL) {
                 struct domain *def = vm_domain_copy(live, &err);
 

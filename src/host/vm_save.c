@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +24,68 @@
 /* Migration bandwidth for save images: unlimited in practice (QEMU's default is 32 MiB/s). */
 #define VM_SAVE_BANDWIDTH (1ll << 40)
 
+/*
+ * The end of a save: fdatasync the stream, write the header, fdatasync again (saveimage_finish).
+ * A sync of gigabytes takes seconds, so it runs in a thread, on its own copy of the fd and the
+ * header; the loop hears of its end through a pipe. A domain that lets go of the save meanwhile
+ * (QEMU died) only detaches it: the thread finishes on a file nobody uses any more.
+ */
+struct vm_save_sync {
+        struct vm *vm;            /* NULL once the domain let go of the save */
+        int fd;                   /* a dup of the image fd, owned */
+        struct saveimage img;     /* a copy of the header, xml owned */
+        int rc;                   /* saveimage_finish()'s result */
+        struct tt_error err;      /* and its error */
+        int pipe[2];              /* the thread writes one byte when it is done */
+        struct event *done_ev;    /* reads that byte in the loop */
+        pthread_t thread;         /* the worker */
+};
+
+static void save_sync_free(struct vm_save_sync *s)
+{
+        if (s->done_ev)
+                event_free(s->done_ev);
+        for (int i = 0; i < 2; i++)
+                if (s->pipe[i] >= 0)
+                        close(s->pipe[i]);
+        if (s->fd >= 0)
+                close(s->fd);
+        saveimage_clear(&s->img);
+        tt_error_clear(&s->err);
+        free(s);
+}
+
+static void *save_sync_thread(void *opaque)
+{
+        struct vm_save_sync *s = opaque;
+        ssize_t n;
+
+        s->rc = saveimage_finish(s->fd, &s->img, &s->err);
+        do
+                n = write(s->pipe[1], "x", 1);
+        while (n < 0 && errno == EINTR);
+        return NULL;
+}
+
+void vm_save_sync_abandon(struct vm *vm)
+{
+        struct vm_save_sync *s = vm->save_sync;
+
+        if (s == NULL)
+                return;
+        vm->save_sync = NULL;
+        pthread_join(s->thread, NULL);
+        save_sync_free(s);
+}
+
 /* A save or restore is over (either way): drop its image state; a failed save's file goes. */
 void vm_image_release(struct vm *vm, bool remove_file)
 {
+        if (vm->save_sync) {
+                /* Its thread finishes on its own; save_synced() then frees it. */
+                vm->save_sync->vm = NULL;
+                vm->save_sync = NULL;
+        }
         if (vm->poll)
                 event_del(vm->poll);
         if (vm->image_fd >= 0)
@@ -72,16 +133,25 @@ static void save_quit_done(void *opaque, json_t *ret, const struct tt_error *err
                 kill(vm->pid, SIGKILL);
 }
 
-/* The stream is in the file: complete the header and let QEMU go. */
-static void save_completed(struct vm *vm)
+/* The header is complete and on disk (or that failed): let QEMU go. */
+static void save_synced(evutil_socket_t fd, short what, void *opaque)
 {
-        struct tt_error err = {0};
+        struct vm_save_sync *s = opaque;
+        struct vm *vm = s->vm;
 
-        if (saveimage_finish(vm->image_fd, vm->image, &err) < 0) {
-                save_fail(vm, err.msg);
-                tt_error_clear(&err);
+        pthread_join(s->thread, NULL);
+        if (vm == NULL) {
+                save_sync_free(s);
                 return;
         }
+        vm->save_sync = NULL;
+        if (s->rc < 0) {
+                save_fail(vm, s->err.msg ? s->err.msg : "cannot complete the save image");
+                save_sync_free(s);
+                return;
+        }
+        vm->image->data_len = s->img.data_len;
+        save_sync_free(s);
         tt_info("%s: saved %llu bytes of state to %s", vm->def->name,
                 (unsigned long long)vm->image->data_len, vm->image_path);
         vm->saved = true;
@@ -89,6 +159,31 @@ static void save_completed(struct vm *vm)
         vm->image_fd = -1;
         if (qmp_command(vm->qmp, "quit", NULL, VM_QMP_TIMEOUT_MS, save_quit_done, vm) < 0)
                 kill(vm->pid, SIGKILL);
+}
+
+/* The stream is in the file: sync it and complete the header off the loop (save_synced next). */
+static void save_completed(struct vm *vm)
+{
+        struct vm_save_sync *s = calloc(1, sizeof(*s));
+
+        if (s == NULL) {
+                save_fail(vm, "out of memory");
+                return;
+        }
+        s->vm = vm;
+        s->pipe[0] = s->pipe[1] = -1;
+        s->img = *vm->image;
+        s->img.xml = strdup(vm->image->xml);
+        s->fd = fcntl(vm->image_fd, F_DUPFD_CLOEXEC, 3);
+        if (s->img.xml == NULL || s->fd < 0 || pipe2(s->pipe, O_CLOEXEC) < 0 ||
+            (s->done_ev = event_new(vm->d->base, s->pipe[0], EV_READ, save_synced, s)) == NULL ||
+            event_add(s->done_ev, NULL) < 0 ||
+            pthread_create(&s->thread, NULL, save_sync_thread, s) != 0) {
+                save_sync_free(s);
+                save_fail(vm, "cannot start syncing the save image");
+                return;
+        }
+        vm->save_sync = s;
 }
 
 /* Loading the image finished: run (restored) or stay paused. */
@@ -309,7 +404,7 @@ int vm_restore(struct tetherd *d, const char *path, bool paused, vm_done_fn done
                 return -1;
         }
         def = domain_parse(img->xml, strlen(img->xml), err);
-        if (def == NULL)
+        if (def == NULL || vm_check_name_fits(d, def->name, err) < 0)
                 goto fail;
         for (struct vm *v = d->vms; v; v = v->next) {
                 bool same_name = strcmp(v->def->name, def->name) == 0;

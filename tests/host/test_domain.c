@@ -210,6 +210,43 @@ static void test_argv_shape(void **state)
         domain_free(d);
 }
 
+/*
+ * listen='' (attribute or <listen address=''/>) is no address given, as libvirt reads it: the
+ * default 127.0.0.1 on QEMU's command line, never "" (every address). Not a golden file:
+ * libvirt's schema refuses the empty attribute that users still write.
+ */
+static void test_listen_empty(void **state)
+{
+        struct domain *d = parse_ok(HEAD "<memory>65536</memory>" OS
+                                         "<devices><graphics type='vnc' port='5905' autoport='no' listen=''/>"
+                                         "<graphics type='spice' port='5931' autoport='no'>"
+                                         "<listen type='address' address=''/></graphics>"
+                                         "<video><model type='qxl'/></video></devices></domain>");
+        struct qemu_argv_runtime rt = runtime();
+        struct tt_error err = { 0 };
+        struct qemu_argv args;
+        int seen = 0;
+
+        assert_int_equal(d->n_graphics, 2);
+        assert_null(d->graphics[0].listen);
+        assert_null(d->graphics[1].listen);
+        assert_int_equal(qemu_argv_build(d, &rt, &args, &err), 0);
+        for (size_t i = 0; i + 1 < args.argc; i++) {
+                if (strcmp(args.argv[i], "-vnc") == 0) {
+                        assert_string_equal(args.argv[i + 1], "127.0.0.1:5,audiodev=audio1");
+                        seen++;
+                } else if (strcmp(args.argv[i], "-spice") == 0) {
+                        assert_string_equal(args.argv[i + 1],
+                                            "port=5931,addr=127.0.0.1,disable-ticketing=on,"
+                                            "seamless-migration=on");
+                        seen++;
+                }
+        }
+        assert_int_equal(seen, 2);
+        qemu_argv_free(&args);
+        domain_free(d);
+}
+
 static void test_escape(void **state)
 {
         char *e = qemu_argv_escape("a,b,,c");
@@ -234,6 +271,7 @@ int main(void)
                 cmocka_unit_test(test_argv_errors),
                 cmocka_unit_test(test_argv_shape),
                 cmocka_unit_test(test_escape),
+                cmocka_unit_test(test_listen_empty),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,611 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+tetherd attacked as a local user would (issue 10), with the real tether CLI and real QEMUs
+(no booted guest). Throwaway users are created here and removed afterwards:
+- authentication from the credentials the kernel took at connect time: a recycled pid does not
+  let a non-member in, and a member whose connecting process is gone is still a member;
+  refusals are logged at most once a second, with a count of the suppressed ones;
+  qemu-monitor-command (raw QMP) is for uid 0 only;
+- a stop with a request pending (no use after free), a name with a comma survives a restart,
+  names that would escape the run folder or not fit a socket path, listen='' on graphics,
+  lookup of a domain reference as virsh does (id, then uuid, then name), restore of a FIFO.
+
+    python3 test_security.py TETHERD TETHER
+"""
+import json
+import os
+import pwd
+import grp
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_daemon as td  # noqa: E402  (shared: Daemon, check, expect, ...)
+
+check, expect, wait_for = td.check, td.expect, td.wait_for
+DENIED = td.DENIED
+AS_NOBODY = td.AS_NOBODY
+# The system's python: the test's own may live under /root, out of other users' reach.
+USER_PY = "/usr/bin/python3"
+
+
+def domain_xml(name, uuid, devices=""):
+    return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid>"
+            "<memory unit='MiB'>32</memory><vcpu>1</vcpu>"
+            "<os><type arch='x86_64' machine='pc'>hvm</type></os>"
+            "<devices><memballoon model='none'/>%s</devices></domain>\n" % (name, uuid, devices))
+
+
+def uuid_for(i):
+    return "%08x-0000-4000-8000-%012x" % (0x5ec00000 + i, i)
+
+
+def write(d, fname, text):
+    path = os.path.join(d.root, fname)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class Users:
+    """A throwaway group, a member of it (supplementary group only) and a non-member."""
+
+    def __init__(self):
+        tag = str(os.getpid())
+        self.group, self.member, self.other = "sectg" + tag, "sectm" + tag, "secto" + tag
+        self.made = []
+
+    def create(self):
+        cmds = [("group", self.group, ["groupadd", "-r", self.group]),
+                ("passwd", self.member, ["useradd", "-r", "-M", "-d", "/nonexistent", "-s",
+                                         "/usr/sbin/nologin", "-G", self.group, self.member]),
+                ("passwd", self.other, ["useradd", "-r", "-M", "-d", "/nonexistent", "-s",
+                                        "/usr/sbin/nologin", self.other])]
+        for db, key, argv in cmds:
+            if subprocess.run(argv, capture_output=True).returncode != 0:
+                return False
+            self.made.append((db, key))
+        self.gid = grp.getgrnam(self.group).gr_gid
+        self.member_pw = pwd.getpwnam(self.member)
+        self.other_pw = pwd.getpwnam(self.other)
+        return True
+
+    def as_member(self):
+        return ["runuser", "-u", self.member, "--"]
+
+    def as_other(self):
+        return ["runuser", "-u", self.other, "--"]
+
+    def remove(self):
+        for db, key in reversed(self.made):
+            if db == "passwd":
+                subprocess.run(["userdel", key], capture_output=True)
+            else:
+                subprocess.run(["groupdel", key], capture_output=True)
+        for db, key in self.made:
+            check(subprocess.run(["getent", db, key], capture_output=True).returncode == 2,
+                  "the throwaway %s entry %s is gone" % (db, key))
+
+
+# A client that connects, forks a child that keeps the connection, and exits at once, so that
+# its pid is free before tetherd (stopped meanwhile) accepts. The child sends `list` and prints
+# the reply. Its own pid goes to stdout first, then the reply.
+HOLDER = r"""
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+r, w = os.pipe()
+if os.fork() == 0:
+    os.close(r)
+    os.setsid()
+    nul = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(nul, fd)
+    os.write(w, b"x"); os.close(w)
+    s.sendall(b'{"execute": "list", "id": 1}\n')
+    s.settimeout(20)
+    buf = b""
+    try:
+        while b"\n" not in buf:
+            d = s.recv(4096)
+            if not d:
+                break
+            buf += d
+    except OSError:
+        pass
+    with open(sys.argv[2], "wb") as f:
+        f.write(buf)
+    os._exit(0)
+os.close(w)
+os.read(r, 1)
+print(os.getpid(), flush=True)
+os._exit(0)
+"""
+
+
+def holder_connect(d, prefix, out):
+    """Run HOLDER as prefix; return the pid that connected (gone by now)."""
+    p = subprocess.run(prefix + [USER_PY, "-c", HOLDER, d.sock, out],
+                       capture_output=True, text=True, timeout=20)
+    return int(p.stdout.strip()) if p.returncode == 0 and p.stdout.strip() else None
+
+
+def read_result(path, timeout=20):
+    if not wait_for(lambda: os.path.exists(path), timeout):
+        return None
+    try:
+        return json.loads(open(path).read())
+    except ValueError:
+        return None
+
+
+def proc_groups(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("Groups:"):
+                    return [int(x) for x in line.split()[1:]]
+    except OSError:
+        pass
+    return None
+
+
+def spawn_with_pid(prefix, want_pid, tries=300):
+    """Start `prefix sleep 60` so that its process gets want_pid (ns_last_pid); None if the race
+    with the rest of the machine was lost every time."""
+    for _ in range(tries):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(want_pid - 1))
+        p = subprocess.Popen(prefix + ["sleep", "60"])
+        if p.pid == want_pid:
+            return p
+        p.kill()
+        p.wait()
+    return None
+
+
+def test_peer_credentials(d, g, users):
+    # Sanity: a non-member is refused, a member (supplementary group) is let in.
+    expect(g, ["list"], 1, "", DENIED, prefix=users.as_other(), what="list by a non-member")
+    expect(g, ["list", "--all"], 0, None, "", prefix=users.as_member(),
+           what="list by a member (supplementary group)")
+
+    # Where the users' clients write what they got.
+    tmp = os.path.join(os.path.dirname(g.root), "out")
+    os.makedirs(tmp, exist_ok=True)
+    os.chmod(tmp, 0o1777)
+    # A member connects; its process is gone when tetherd accepts. The kernel's record of the
+    # connecting process still says member: let in (reading /proc/PID would refuse it).
+    out = os.path.join(tmp, "member-gone.json")
+    os.kill(g.proc.pid, signal.SIGSTOP)
+    try:
+        pid = holder_connect(g, users.as_member(), out)
+    finally:
+        os.kill(g.proc.pid, signal.SIGCONT)
+    check(pid is not None, "the member's connecting process ran")
+    reply = read_result(out)
+    check(reply is not None and "return" in reply,
+          "a member whose connecting process exited before accept is let in", repr(reply))
+
+    # The attack: a non-member connects and exits; its pid is recycled by a member's process
+    # before tetherd accepts. The connection must still be refused.
+    if not os.path.exists("/proc/sys/kernel/ns_last_pid"):
+        print("# SKIP pid recycling: no /proc/sys/kernel/ns_last_pid")
+        return
+    out = os.path.join(tmp, "recycled.json")
+    os.kill(g.proc.pid, signal.SIGSTOP)
+    squatter = None
+    try:
+        pid = holder_connect(g, users.as_other(), out)
+        if check(pid is not None, "the non-member's connecting process ran"):
+            # setpriv execs in place (runuser would fork): the member's process is that pid.
+            squatter = spawn_with_pid(["setpriv", "--reuid=%d" % users.member_pw.pw_uid,
+                                       "--regid=%d" % users.member_pw.pw_gid,
+                                       "--groups=%d" % users.gid], pid)
+            # Let tetherd go only once the squatter has dropped to the member's credentials.
+            if squatter:
+                check(wait_for(lambda: proc_groups(pid) == [users.gid], 5),
+                      "the squatter runs with the member's groups", repr(proc_groups(pid)))
+    finally:
+        os.kill(g.proc.pid, signal.SIGCONT)
+    try:
+        if not check(squatter is not None, "a member's process got the recycled pid"):
+            return
+        reply = read_result(out)
+        check(reply is not None and reply.get("error", {}).get("class") == "PermissionDenied",
+              "a recycled pid of a member does not let a non-member in", repr(reply))
+    finally:
+        if squatter:
+            squatter.kill()
+            squatter.wait()
+
+
+def test_refusal_rate_limit(g, users):
+    time.sleep(1.2)  # earlier refusals' count is logged first
+    before = g.log_text()
+    n = 40
+    t0 = time.time()
+    script = ("import socket,sys\nfor i in range(%d):\n s=socket.socket(socket.AF_UNIX);"
+              "s.connect(sys.argv[1]);s.recv(4096);s.close()\n" % n)
+    subprocess.run(users.as_other() + [USER_PY, "-c", script, g.sock], timeout=30)
+    elapsed = time.time() - t0
+    # The suppressed count is logged when the second ends.
+    time.sleep(1.5)
+    new = g.log_text()[len(before):]
+    lines = [ln for ln in new.splitlines() if "refused control connection" in ln]
+    suppressed = 0
+    for ln in lines:
+        if "similar refusals suppressed)" in ln:
+            suppressed += int(ln.rsplit("(", 1)[1].split()[0])
+    check(len(lines) + suppressed == n,
+          "every refusal is logged or counted (%d lines + %d suppressed = %d)" % (
+              len(lines), suppressed, n), new[-2000:])
+    check(len(lines) <= int(elapsed + 1.5) + 1,
+          "at most one refusal line a second (%d lines in %.1fs)" % (len(lines), elapsed),
+          new[-2000:])
+    check(any("uid %d gid %d" % (users.other_pw.pw_uid, users.other_pw.pw_gid) in ln
+              for ln in lines), "the refusal names uid and gid", new[-1000:])
+    check(any("similar refusals suppressed)" in ln for ln in lines),
+          "a line carries the suppressed count", new[-1000:])
+
+
+QMP_DENIED = ("error: access denied: qemu-monitor-command (raw QMP, verb 'qmp') is allowed "
+              "for root (uid 0) only\n")
+
+
+def test_qmp_root_only(g, users):
+    g.define("qmp-1", uuid_for(1))
+    expect(g, ["start", "qmp-1"], 0, "Domain 'qmp-1' started\n\n", "")
+    g.record_qemus()
+    expect(g, ["qemu-monitor-command", "qmp-1", '{"execute": "query-status"}'], 1, "",
+           QMP_DENIED, prefix=users.as_member(), what="qemu-monitor-command by a member")
+    expect(g, ["qemu-monitor-command", "nosuch", '{"execute": "quit"}'], 1, "", QMP_DENIED,
+           prefix=users.as_member(), what="qemu-monitor-command by a member, unknown domain")
+    rc, out, err = g.run("qemu-monitor-command", "qmp-1", '{"execute": "query-status"}')
+    check(rc == 0 and '"running"' in out, "qemu-monitor-command by root works",
+          repr((rc, out, err)))
+    expect(g, ["domstate", "qmp-1"], 0, "running\n\n", "", prefix=users.as_member(),
+           what="the domain still runs after the refused quit")
+    expect(g, ["destroy", "qmp-1"], 0, "Domain 'qmp-1' destroyed\n\n", "",
+           prefix=users.as_member(), what="a member may destroy")
+
+
+# ---- defects found by the attack ----
+
+def test_stop_with_request_pending(tetherd, tether, tmp):
+    """Defect 1: tetherd stops while a request waits on QEMU: no use after free (ASan build)."""
+    s = td.Daemon(tetherd, tether, tmp, "stopper")
+    qemu = None
+    try:
+        s.start()
+        s.define("uaf-1", uuid_for(10))
+        expect(s, ["start", "uaf-1"], 0, "Domain 'uaf-1' started\n\n", "")
+        s.record_qemus()
+        qemu = s.status("uaf-1")["pid"]
+        os.kill(qemu, signal.SIGSTOP)  # QEMU answers nothing: the request stays pending
+        clients = [s.popen("suspend", "uaf-1"), s.popen("qemu-monitor-command", "uaf-1",
+                                                          '{"execute": "query-status"}')]
+        time.sleep(1.0)
+        check(all(c.poll() is None for c in clients), "the requests are pending")
+        s.proc.terminate()
+        rc = s.proc.wait(15)
+        err = open(s.log + ".stderr", errors="replace").read()
+        check(rc == 0, "tetherd stops cleanly with requests pending (exit %d)" % rc, err[-3000:])
+        for c in clients:
+            out, cerr = c.communicate(timeout=15)
+            check(c.returncode == 1, "a pending client gets an error when tetherd stops",
+                  repr((c.returncode, out, cerr)))
+    finally:
+        if qemu:
+            os.kill(qemu, signal.SIGCONT)
+        s.cleanup()  # checks tetherd's stderr for sanitizer reports; kills the QEMU
+
+
+def qemus_of(escaped_name):
+    pids = []
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % e, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if ("guest=%s,debug-threads=on" % escaped_name).encode() in argv and \
+                    td.pid_alive(int(e)):
+                pids.append(int(e))
+    return pids
+
+
+def test_comma_name_restart(d):
+    """Defect 2: a domain named c,d is still its QEMU's after a restart of tetherd."""
+    d.define("c,d", uuid_for(20))
+    try:
+        comma_name_restart(d)
+    finally:
+        # Any QEMU of ours left for c,d (a second one, on a tetherd that lost the first).
+        for pid in qemus_of("c,,d"):
+            if d.root.encode() in open("/proc/%d/cmdline" % pid, "rb").read():
+                os.kill(pid, signal.SIGKILL)
+
+
+def comma_name_restart(d):
+    expect(d, ["start", "c,d"], 0, "Domain 'c,d' started\n\n", "")
+    d.record_qemus()
+    pid = d.status("c,d")["pid"]
+    check(qemus_of("c,,d") == [pid], "one QEMU for c,d", repr(qemus_of("c,,d")))
+    d.stop()
+    d.start()
+    expect(d, ["domstate", "--reason", "c,d"], 0, "running (booted)\n\n", "",
+           what="c,d after a restart of tetherd")
+    check("c,d: reconnected to QEMU pid %d" % pid in d.log_text(), "tetherd reconnected to c,d",
+          d.log_text()[-1500:])
+    expect(d, ["start", "c,d"], 1, "",
+           "error: Requested operation is not valid: domain is already running\n",
+           what="start of a running c,d after a restart")
+    check(qemus_of("c,,d") == [pid], "still one QEMU for c,d, the same one",
+          repr(qemus_of("c,,d")))
+    expect(d, ["destroy", "c,d"], 0, "Domain 'c,d' destroyed\n\n", "")
+    check(wait_for(lambda: not qemus_of("c,,d"), 10), "destroy of c,d ends its QEMU")
+
+
+def listing(root):
+    out = []
+    for base, dirs, files in os.walk(root):
+        for n in dirs + files:
+            out.append(os.path.relpath(os.path.join(base, n), root))
+    return sorted(x for x in out if not x.endswith(".xml.in"))
+
+
+def test_bad_names(d):
+    """Defect 3: names that leave the run folder, or whose sockets cannot fit: refused at
+    define (and create), with nothing left behind."""
+    run_prefix = os.path.join(d.root, "run/tether/domains/")
+    # sun_path holds 107 bytes; "/agent.sock" is the longest socket file name.
+    fits = 107 - len(run_prefix) - len("/agent.sock")
+    long_name = "n" * (fits + 1)
+    cases = [
+        (".", "error: domain name '.' cannot begin with '.' at /domain/name (line 1)\n"),
+        ("..", "error: domain name '..' cannot begin with '.' at /domain/name (line 1)\n"),
+        (".hidden", "error: domain name '.hidden' cannot begin with '.' at /domain/name "
+                    "(line 1)\n"),
+        ("a&#9;b", "error: domain name contains a control character at /domain/name "
+                   "(line 1)\n"),
+        (long_name, "error: domain name '%s' is too long: its socket path '%s%s/agent.sock' "
+                    "would be 108 bytes, more than the 107 a unix socket path may have\n" % (
+                        long_name, run_prefix, long_name)),
+    ]
+    path = os.path.join(os.path.dirname(d.root), "badname.xml")
+    for i, (name, want) in enumerate(cases):
+        before = listing(d.root)
+        with open(path, "w") as f:
+            f.write(domain_xml(name, uuid_for(30 + i)))
+        for verb in ("define", "create"):
+            expect(d, [verb, path], 1, "", want, what="%s of a domain named %r" % (verb, name))
+        check(listing(d.root) == before, "nothing left behind for %r" % name,
+              repr(sorted(set(listing(d.root)) ^ set(before))))
+    # The longest name that fits works, sockets and all.
+    ok = "n" * fits
+    with open(path, "w") as f:
+        f.write(domain_xml(ok, uuid_for(39)))
+    expect(d, ["create", path], 0, "Domain '%s' created from %s\n\n" % (ok, path), "",
+           what="create with the longest name whose sockets fit")
+    d.record_qemus()
+    check(os.path.exists(run_prefix + ok + "/qmp.sock"), "its QMP socket exists")
+    expect(d, ["destroy", ok], 0, "Domain '%s' destroyed\n\n" % ok, "")
+
+
+def listening(port):
+    """Local addresses listening on TCP port (IPv4 hex from /proc/net/tcp)."""
+    addrs = []
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        ip, p = f[1].split(":")
+        if int(p, 16) == port and f[3] == "0A":
+            addrs.append(socket.inet_ntoa(bytes.fromhex(ip)[::-1]))
+    return addrs
+
+
+def test_listen_empty(d):
+    """Defect 6: listen='' means the default 127.0.0.1, never every address (libvirt's rule)."""
+    port = td.free_port()  # an ephemeral port: above 5900, so a VNC display number
+    xml = domain_xml("listen-empty", uuid_for(60),
+                     "<graphics type='vnc' port='%d' autoport='no' listen=''/>"
+                     "<video><model type='vga'/></video>" % port)
+    path = write(d, "listen-empty.xml", xml)
+    expect(d, ["create", path], 0, "Domain 'listen-empty' created from %s\n\n" % path, "")
+    d.record_qemus()
+    pid = d.status("listen-empty")["pid"]
+    argv = open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0")
+    vnc = argv[argv.index(b"-vnc") + 1].decode() if b"-vnc" in argv else None
+    check(vnc == "127.0.0.1:%d,audiodev=audio1" % (port - 5900), "QEMU's -vnc is 127.0.0.1",
+          repr(vnc))
+    check(wait_for(lambda: listening(port) != [], 10) and listening(port) == ["127.0.0.1"],
+          "VNC listens on 127.0.0.1 only", repr(listening(port)))
+    expect(d, ["destroy", "listen-empty"], 0, "Domain 'listen-empty' destroyed\n\n", "")
+
+
+def test_lookup_order(d):
+    """Defect 8: a reference is an id first, then a uuid, then a name, as virsh looks it up."""
+    d.define("look-a", uuid_for(70))
+    expect(d, ["start", "look-a"], 0, "Domain 'look-a' started\n\n", "")
+    d.record_qemus()
+    ida = d.run("domid", "look-a")[1].strip()
+    # A domain whose name is look-a's id, defined after it.
+    d.define(ida, uuid_for(71))
+    # A domain whose name is look-b's uuid.
+    d.define("look-b", uuid_for(72))
+    d.define(uuid_for(72), uuid_for(73))
+    expect(d, ["domname", ida], 0, "look-a\n\n", "", what="domname %s: the id wins" % ida)
+    expect(d, ["domuuid", ida], 0, uuid_for(70) + "\n\n", "")
+    expect(d, ["domname", uuid_for(72)], 0, "look-b\n\n", "", what="a uuid before a name")
+    expect(d, ["domname", uuid_for(73)], 0, uuid_for(72) + "\n\n", "")
+    expect(d, ["destroy", "look-a"], 0, "Domain 'look-a' destroyed\n\n", "")
+    # No domain runs with that id any more: the name is found.
+    expect(d, ["domuuid", ida], 0, uuid_for(71) + "\n\n", "", what="the name once no id matches")
+    for n in [ida, "look-b", uuid_for(72), "look-a"]:
+        expect(d, ["undefine", n], 0, None, "")
+
+
+def test_restore_not_regular(d):
+    """Defect 4: restore of a FIFO, a device or a symlink is refused at once; the daemon never
+    blocks on it (the old code opened a FIFO and waited for a writer with the whole loop)."""
+    fifo = os.path.join(d.root, "image.fifo")
+    os.mkfifo(fifo, 0o600)
+    link = os.path.join(d.root, "image.link")
+    os.symlink("/dev/null", link)
+    rule = "and a save image must be a regular file"
+    cases = [(fifo, "error: '%s' is not a Tether save image: it is a FIFO, %s\n" % (fifo, rule)),
+             ("/dev/zero", "error: '/dev/zero' is not a Tether save image: it is a character "
+                           "device, %s\n" % rule),
+             (link, "error: '%s' is a symbolic link: a save image must be a regular file, and "
+                    "links are not followed\n" % link)]
+    for path, want in cases:
+        restore = d.popen("restore", path)
+        time.sleep(0.3)  # the restore request is in first
+        t0 = time.time()
+        rc, out, err = d.run("list", "--all", timeout=5)
+        check(rc == 0 and time.time() - t0 < 3, "list answers while restore %s runs" % path,
+              repr((rc, out, err)))
+        try:
+            out, err = restore.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            restore.kill()
+            out, err = restore.communicate()
+        check((restore.returncode, out, err) == (1, "", want), "restore %s is refused" % path,
+              repr((restore.returncode, out, err)))
+    # Unblock a daemon that did open the FIFO (the old code), so that cleanup can stop it.
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+SLOW_SYNC = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <unistd.h>
+/* Every fdatasync of the process takes 2 s longer, as on a busy disk. */
+int fdatasync(int fd)
+{
+        int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+
+        sleep(2);
+        return real(fd);
+}
+"""
+
+
+def test_save_sync_off_loop(tetherd, tether, tmp):
+    """Defect 4, second half: a save's fdatasync runs off the event loop. With every fdatasync
+    made 2 s slower (LD_PRELOAD), list still answers at once while a save completes."""
+    src = os.path.join(tmp, "slowsync.c")
+    so = os.path.join(tmp, "slowsync.so")
+    with open(src, "w") as f:
+        f.write(SLOW_SYNC)
+    cc = subprocess.run(["cc", "-shared", "-fPIC", "-o", so, src, "-ldl"], capture_output=True,
+                        text=True)
+    if not check(cc.returncode == 0, "build the slow-fdatasync shim", cc.stderr):
+        return
+    s = td.Daemon(tetherd, tether, tmp, "slowsync")
+    saved = os.environ.copy()
+    os.environ["LD_PRELOAD"] = so
+    # An ASan tetherd wants its runtime first; the shim only wraps one libc call.
+    os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
+                                  ":verify_asan_link_order=0").lstrip(":")
+    try:
+        s.start()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        s.define("sync-1", uuid_for(80))
+        expect(s, ["start", "sync-1"], 0, "Domain 'sync-1' started\n\n", "")
+        s.record_qemus()
+        image = os.path.join(s.root, "sync-1.save")
+        save = s.popen("save", "sync-1", image)
+        worst = 0.0
+        while save.poll() is None:
+            t0 = time.time()
+            rc, out, err = s.run("list", "--all", timeout=10)
+            worst = max(worst, time.time() - t0)
+            check(rc == 0, "list during the save", err)
+            time.sleep(0.05)
+        out, err = save.communicate()
+        check((save.returncode, out, err) == (0, "\nDomain 'sync-1' saved to %s\n\n" % image, ""),
+              "save with a slow fdatasync completes", repr((save.returncode, out, err)))
+        check(worst < 1.0, "list answers within 1 s while the save syncs (worst %.2f s)" % worst)
+        check("sync-1: saved" in s.log_text(), "the save is logged", s.log_text()[-800:])
+        expect(s, ["domstate", "--reason", "sync-1"], 0, "shut off (saved)\n\n", "")
+        # The image is complete: restore takes it.
+        expect(s, ["restore", image], 0, "Domain restored from %s\n\n" % image, "")
+        s.record_qemus()
+        expect(s, ["domstate", "--reason", "sync-1"], 0, "running (restored)\n\n", "")
+        expect(s, ["destroy", "sync-1"], 0, "Domain 'sync-1' destroyed\n\n", "")
+    finally:
+        s.cleanup()
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__)
+        return 2
+    tetherd, tether = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    if os.geteuid() != 0:
+        print("SKIP: needs root (setpriv, useradd)")
+        return 77
+    tmp = tempfile.mkdtemp(prefix="sectest-", dir="/tmp")
+    os.chmod(tmp, 0o755)
+    users = Users()
+    daemons = []
+    try:
+        if not check(users.create(), "create throwaway users and group"):
+            return 1
+        g = td.Daemon(tetherd, tether, tmp, "grouped", group=users.group)
+        daemons.append(g)
+        g.start()
+        os.chmod(g.root, 0o755)
+        d = td.Daemon(tetherd, tether, tmp, "main")
+        daemons.append(d)
+        d.start()
+        for name, fn in [("peer credentials", lambda: test_peer_credentials(d, g, users)),
+                         ("refusal rate limit", lambda: test_refusal_rate_limit(g, users)),
+                         ("qmp root only", lambda: test_qmp_root_only(g, users)),
+                         ("stop with a request pending",
+                          lambda: test_stop_with_request_pending(tetherd, tether, tmp)),
+                         ("comma name restart", lambda: test_comma_name_restart(d)),
+                         ("bad names", lambda: test_bad_names(d)),
+                         ("listen empty", lambda: test_listen_empty(d)),
+                         ("lookup order", lambda: test_lookup_order(d)),
+                         ("restore not regular", lambda: test_restore_not_regular(d)),
+                         ("save sync off the loop",
+                          lambda: test_save_sync_off_loop(tetherd, tether, tmp))]:
+            t0 = time.time()
+            try:
+                fn()
+            except Exception as e:  # one broken part must not hide the others
+                import traceback
+                check(False, "%s: exception %r" % (name, e), traceback.format_exc())
+            print("# %s: %.1fs" % (name, time.time() - t0), flush=True)
+        for x in daemons:
+            check(x.proc.poll() is None, "tetherd (%s) still runs at the end" % x.root)
+    finally:
+        if td.failed:
+            for x in daemons:
+                print("--- tetherd log %s (tail) ---\n%s" % (x.root, x.log_text()[-3000:]))
+        for x in daemons:
+            x.cleanup()
+        users.remove()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (td.passed, td.failed))
+    return 1 if td.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
