@@ -9,8 +9,8 @@ libvirt 9.0's `virsh domstats` on a twin of the same guest as the reference.
 Guests (2 QEMUs at most): "ds" (tether-agent, 2 vCPUs, the data disk as vda, a virtio NIC on
 a private host bridge, a memballoon with a 2 s stats period) under tetherd and "tether-ds-ref",
 the same under libvirt (on the same bridge); "ds-off" and "tether-ds-off" are defined, never
-started. The bridge (ttdsPID, 192.168.231.1/24, no uplink: nothing leaves the host) is made by
-the test and removed after it.
+started. The bridge (ttdsPID, a free 10.231.N.1/24, no uplink: nothing leaves the host) is made
+by the test and removed after it.
 
 Checked: virsh's record format; tether's keys are libvirt's keys, in libvirt's order; the values
 that do not change (state, balloon.current/maximum, vcpu.current/maximum, vcpu.N.state,
@@ -69,7 +69,22 @@ EXPECTED_RUNNING = ["state.state", "state.reason", "cpu.time", "cpu.user", "cpu.
                     "block.0.wr.times", "block.0.fl.reqs", "block.0.fl.times"]
 # The private bridge of the NICs: the host's end, and the address the test gives the guest.
 BRIDGE = f"ttds{os.getpid() % 100000}"
-BR_HOST, BR_GUEST = "192.168.231.1", "192.168.231.2"
+
+
+def free_subnet():
+    """A 10.231.N.0/24 that no interface of this host uses (another run of this test may hold
+    one: two bridges on one subnet would route the guest's replies out of the wrong one)."""
+    used = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True,
+                          text=True).stdout
+    for k in range(250):
+        n = (os.getpid() + k) % 250
+        if f" 10.231.{n}." not in used:
+            return f"10.231.{n}"
+    return "10.231.250"
+
+
+SUBNET = free_subnet()
+BR_HOST, BR_GUEST = f"{SUBNET}.1", f"{SUBNET}.2"
 DEVICES_EXTRA = f"""    <interface type='bridge'>
       <source bridge='{BRIDGE}'/>
       <model type='virtio'/>
