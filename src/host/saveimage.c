@@ -171,7 +171,9 @@ int saveimage_open(const char *path, struct saveimage *img, struct tt_error *err
             img->data_offset < SAVEIMAGE_HEADER_SIZE + (uint64_t)xml_len ||
             img->data_offset % SAVEIMAGE_ALIGN != 0 || img->data_len == 0)
                 return tt_error_set(err, EINVAL, "'%s': corrupt save image header", path);
-        if ((uint64_t)st.st_size < img->data_offset + img->data_len)
+        /* Compared without the sum, which a forged data_len wraps around. */
+        if ((uint64_t)st.st_size < img->data_offset ||
+            (uint64_t)st.st_size - img->data_offset < img->data_len)
                 return tt_error_set(err, EINVAL,
                                     "'%s': image is incomplete (%lld of %llu bytes; truncated?)",
                                     path, (long long)st.st_size,
