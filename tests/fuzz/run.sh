@@ -14,7 +14,7 @@ src="$here/corpus/${name#fuzz_}"
 [ -d "$src" ] || { echo "no corpus at $src" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/$name-corpus.XXXXXX")
 artifacts=$(mktemp -d "${TMPDIR:-/tmp}/$name-artifacts.XXXXXX")
-cp "$src"/* "$work"/
+cp "$src"/* "$work"/ || exit 1
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 status=0
