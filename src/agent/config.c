@@ -77,10 +77,14 @@ static int list_add(char ***list, const char *value)
         while (*list && (*list)[n])
                 n++;
         for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                char **nl;
+                char **nl, *end;
 
                 while (isspace((unsigned char)*tok))
                         tok++;
+                /* "a , b": names are trimmed on both sides, as the line's value is */
+                end = tok + strlen(tok);
+                while (end > tok && isspace((unsigned char)end[-1]))
+                        *--end = '\0';
                 if (*tok == '\0')
                         continue;
                 nl = reallocarray(*list, n + 2, sizeof(char *));

@@ -155,10 +155,11 @@ int agent_mounts_read(struct agent_mounts *m, struct tt_error *err)
                 src = strtok_r(NULL, " \t\n", &save);
                 if (type == NULL)
                         continue;
-                if (src == NULL)
-                        src = "";
                 unescape_mount_name(line + dir_s);
-                unescape_mount_name(src);
+                if (src)
+                        unescape_mount_name(src);
+                else
+                        src = ""; /* a literal: not unescaped in place */
                 if (major == 0 &&
                     (strcmp(type, "btrfs") != 0 || dev_major_minor(src, &major, &minor) < 0))
                         continue;

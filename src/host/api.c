@@ -494,16 +494,53 @@ static const struct api_verb {
         {"domstats", api_domstats, args_domstats},
 };
 
+int api_request_parse(json_t *msg, struct api_request *r, struct tt_error *err)
+{
+        memset(r, 0, sizeof(*r));
+        if (wire_request_parse(msg, &r->req, err) < 0)
+                return -1;
+        r->args = r->req.arguments;
+        if (r->args == NULL) {
+                r->args = json_object();
+                r->owns_args = true;
+        }
+        for (size_t i = 0; i < TT_ARRAY_SIZE(api_verbs); i++) {
+                if (strcmp(api_verbs[i].name, r->req.execute) != 0)
+                        continue;
+                r->verb = &api_verbs[i];
+                return wire_args_check(r->verb->args, r->args, err) < 0 ? -1 : 0;
+        }
+        r->guest_op = guest_op_find(r->req.execute);
+        if (r->guest_op)
+                return wire_args_check(guest_op_args(r->guest_op), r->args, err) < 0 ? -1 : 0;
+        tt_error_set(err, 0, "The command %s has not been found", r->req.execute);
+        return API_REQ_NOT_FOUND;
+}
+
+const struct wire_arg *api_request_spec(const struct api_request *r)
+{
+        if (r->verb)
+                return r->verb->args;
+        return r->guest_op ? guest_op_args(r->guest_op) : NULL;
+}
+
+void api_request_clear(struct api_request *r)
+{
+        if (r->owns_args)
+                json_decref(r->args);
+        r->args = NULL;
+        r->owns_args = false;
+}
+
 /* ---- clients ---- */
 
 static void dispatch(struct api_client *c, json_t *msg)
 {
-        struct wire_request req = {0};
+        struct api_request rq;
         struct tt_error err = {0};
         struct api_call *call;
         json_t *ret = NULL;
-        json_t *args;
-        int r = -1;
+        int r = -1, pr;
 
         call = calloc(1, sizeof(*call));
         if (call == NULL)
@@ -514,58 +551,35 @@ static void dispatch(struct api_client *c, json_t *msg)
                 c->calls->prev = call;
         c->calls = call;
         c->inflight++;
-        if (wire_request_parse(msg, &req, &err) < 0) {
-                call->id = json_incref(req.id);
-                call_finish(call, NULL, &err);
-                tt_error_clear(&err);
-                return;
+        pr = api_request_parse(msg, &rq, &err);
+        call->id = json_incref(rq.req.id);
+        if (pr == API_REQ_NOT_FOUND) {
+                wire_write_error(c->out, API_CLASS_NOT_FOUND, err.msg, rq.req.id);
+                wire_out_flush(c->out);
+                call->client = NULL;
+                c->calls = call->next;
+                if (call->next)
+                        call->next->prev = NULL;
+                c->inflight--;
+                json_decref(call->id);
+                free(call);
+                goto out;
         }
-        call->id = json_incref(req.id);
-        args = req.arguments ? req.arguments : json_object();
-        if (req.arguments == NULL)
-                req.arguments = args;
-        for (size_t i = 0; i < TT_ARRAY_SIZE(api_verbs); i++) {
-                const struct api_verb *v = &api_verbs[i];
-
-                if (strcmp(v->name, req.execute) != 0)
-                        continue;
-                if ((v->flags & API_ROOT_ONLY) && c->uid != 0) {
-                        tt_error_set(&err, API_ERR_DENIED,
-                                     "access denied: qemu-monitor-command (raw QMP, verb '%s') "
-                                     "is allowed for root (uid 0) only",
-                                     v->name);
-                        goto done;
-                }
-                if (wire_args_check(v->args, args, &err) == 0)
-                        r = v->fn(c->srv->d, args, call, &ret, &err);
-                goto done;
-        }
-        {
+        if (pr == 0 && rq.verb && (rq.verb->flags & API_ROOT_ONLY) && c->uid != 0) {
+                tt_error_set(&err, API_ERR_DENIED,
+                             "access denied: qemu-monitor-command (raw QMP, verb '%s') "
+                             "is allowed for root (uid 0) only",
+                             rq.verb->name);
+        } else if (pr == 0 && rq.verb) {
+                r = rq.verb->fn(c->srv->d, rq.args, call, &ret, &err);
+        } else if (pr == 0) {
                 /* The guest-agent verbs: their own table (guest_ops.c). */
-                const struct guest_op_def *g = guest_op_find(req.execute);
+                struct vm *vm = arg_vm(c->srv->d, rq.args, &err);
 
-                if (g) {
-                        struct vm *vm = NULL;
-
-                        if (wire_args_check(guest_op_args(g), args, &err) == 0 &&
-                            (vm = arg_vm(c->srv->d, args, &err)) != NULL &&
-                            guest_op_start(vm, g, args, call_done, call, &err) == 0)
-                                r = 1;
-                        goto done;
-                }
+                if (vm != NULL &&
+                    guest_op_start(vm, rq.guest_op, rq.args, call_done, call, &err) == 0)
+                        r = 1;
         }
-        tt_error_set(&err, 0, "The command %s has not been found", req.execute);
-        wire_write_error(c->out, API_CLASS_NOT_FOUND, err.msg, req.id);
-        wire_out_flush(c->out);
-        call->client = NULL;
-        c->calls = call->next;
-        if (call->next)
-                call->next->prev = NULL;
-        c->inflight--;
-        json_decref(call->id);
-        free(call);
-        goto out;
-done:
         if (r == 1) {
                 /* A job runs; call_done() answers. */
         } else {
@@ -573,8 +587,7 @@ done:
                 json_decref(ret);
         }
 out:
-        if (args != json_object_get(msg, "arguments"))
-                json_decref(args);
+        api_request_clear(&rq);
         tt_error_clear(&err);
 }
 

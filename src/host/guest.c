@@ -568,7 +568,7 @@ void guest_on_qmp_event(struct vm *vm, const char *name, json_t *data)
 int guest_call(struct vm *vm, json_t *cmd, int timeout_s, unsigned flags, const char *await_event,
                guest_reply_fn fn, void *opaque, struct tt_error *err)
 {
-        _cleanup_json_ json_t *owned = cmd;
+        _owns_json_ json_t *owned = cmd;
         struct guest_agent *ga = vm->guest;
         const char *execute = json_string_value(json_object_get(cmd, "execute"));
         struct guest_call *c, **pp;

@@ -162,9 +162,13 @@ static int on_message(void *opaque, json_t *msg, const struct tt_error *perr)
         if (json_object_get(msg, "QMP"))
                 return 0; /* the greeting */
         if (json_object_get(msg, "event")) {
-                if (q->cb.event)
-                        q->cb.event(q->opaque, json_string_value(json_object_get(msg, "event")),
-                                    json_object_get(msg, "data"));
+                const char *name = json_string_value(json_object_get(msg, "event"));
+
+                /* Callers compare the name: an event whose name is not a string is malformed. */
+                if (name == NULL)
+                        tt_warn("QMP: malformed output from QEMU: an event without a name");
+                else if (q->cb.event)
+                        q->cb.event(q->opaque, name, json_object_get(msg, "data"));
                 return 0;
         }
         handle_reply(q, msg);

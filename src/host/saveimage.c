@@ -200,10 +200,12 @@ int saveimage_open(const char *path, struct saveimage *img, struct tt_error *err
             img->data_offset < SAVEIMAGE_HEADER_SIZE + (uint64_t)xml_len ||
             img->data_offset % SAVEIMAGE_ALIGN != 0 || img->data_len == 0)
                 return tt_error_set(err, EINVAL, "'%s': corrupt save image header", path);
-        /* Each below 2^63 (file offsets are signed), so the sum below cannot wrap. */
+        /* Each below 2^63 (file offsets are signed), and compared without the sum, which a
+         * forged data_len would wrap around. */
         if (img->data_offset > INT64_MAX || img->data_len > INT64_MAX)
                 return tt_error_set(err, EINVAL, "'%s': corrupt save image header", path);
-        if ((uint64_t)st.st_size < img->data_offset + img->data_len)
+        if ((uint64_t)st.st_size < img->data_offset ||
+            (uint64_t)st.st_size - img->data_offset < img->data_len)
                 return tt_error_set(err, EINVAL,
                                     "'%s': image is incomplete (%lld of %llu bytes; truncated?)",
                                     path, (long long)st.st_size,

@@ -63,5 +63,8 @@ void vm_save_sync_abandon(struct vm *vm);
 void vm_restore_begin(struct vm *vm);
 /* vm_power.c: shutdown/reboot requests are over: their deadline goes. */
 void vm_power_release(struct vm *vm);
+/* vm_reconnect.c: a status file's fields, all checked; false when one is missing or out of
+ * range (also the fuzz target's entry point). */
+bool vm_status_fields(json_t *st, struct vm_status *status, pid_t *pid, int *id);
 
 #endif

@@ -56,7 +56,7 @@ static bool is_our_qemu(pid_t pid, const char *name)
 }
 
 /* The status file's fields, all checked; false when anything is missing or out of range. */
-static bool status_fields(json_t *st, struct vm_status *status, pid_t *pid, int *id)
+bool vm_status_fields(json_t *st, struct vm_status *status, pid_t *pid, int *id)
 {
         json_t *js = json_object_get(st, "state"), *jr = json_object_get(st, "reason");
         json_t *jp = json_object_get(st, "pid"), *ji = json_object_get(st, "id");
@@ -127,7 +127,7 @@ static void vm_reconnect(struct tetherd *d, const char *name)
         pid_t pid = 0;
         int id = 0;
 
-        if (st == NULL || !status_fields(st, &status, &pid, &id)) {
+        if (st == NULL || !vm_status_fields(st, &status, &pid, &id)) {
                 /* Fall back to QEMU's own pidfile; QEMU tells us running or paused below. */
                 tt_warn("%s: status file %s; recovering from the pidfile", name,
                         st ? "is invalid" : "is unreadable");

@@ -5,13 +5,10 @@
  * argument check against a spec with every type, and the writer. Invariants checked on the
  * way: replies are ASCII, each one ends with a newline, the splitter never holds much more
  * than its size limit, and a reset splitter holds nothing.
- *
- * Built without -fsanitize=fuzzer, main() replays the files named on the command line.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "fuzz.h"
 
 #include "wire/wire.h"
 
@@ -98,7 +95,6 @@ static int on_message(void *opaque, json_t *msg, const struct tt_error *err)
         return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct sink_state st = {0};
@@ -132,67 +128,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         wire_out_free(c.out);
         return 0;
 }
-
-#ifndef WIRE_LIBFUZZER
-#include <dirent.h>
-#include <sys/stat.h>
-
-static int replay_file(const char *path)
-{
-        FILE *f = fopen(path, "rb");
-        unsigned char *buf;
-        long len;
-
-        if (f == NULL) {
-                perror(path);
-                return -1;
-        }
-        fseek(f, 0, SEEK_END);
-        len = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        buf = malloc(len > 0 ? (size_t)len : 1);
-        if (buf == NULL || len < 0 || fread(buf, 1, (size_t)len, f) != (size_t)len) {
-                fprintf(stderr, "%s: cannot read\n", path);
-                fclose(f);
-                free(buf);
-                return -1;
-        }
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, (size_t)len);
-        free(buf);
-        printf("%s: ok\n", path);
-        return 0;
-}
-
-/* Replay mode: each argument is a file holding one input, or a directory of them. */
-int main(int argc, char **argv)
-{
-        int failed = 0;
-
-        for (int i = 1; i < argc; i++) {
-                struct stat st;
-                DIR *d;
-                struct dirent *e;
-
-                if (stat(argv[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
-                        failed |= replay_file(argv[i]) < 0;
-                        continue;
-                }
-                d = opendir(argv[i]);
-                if (d == NULL) {
-                        perror(argv[i]);
-                        return 1;
-                }
-                while ((e = readdir(d)) != NULL) {
-                        char path[4096];
-
-                        if (e->d_name[0] == '.')
-                                continue;
-                        snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-                        failed |= replay_file(path) < 0;
-                }
-                closedir(d);
-        }
-        return failed;
-}
-#endif

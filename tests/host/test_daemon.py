@@ -5,6 +5,7 @@ tetherd as a daemon, with the real tether CLI and real QEMUs (each tetherd has i
 in a temp folder; only processes started here are killed, by pid):
 - access: a non-root client is refused with a clear error and the refusal is logged;
   `--group NAME` lets its members in (a throwaway group and user, removed afterwards);
+- requests refused before any handler runs get their exact error, one reply each;
 - many clients at once, and clients that send nothing, garbage or 5 MiB do not block others;
 - remote access: tether+ssh:// through a private sshd on 127.0.0.1 gives the local output;
 - kill -9 of tetherd and restart: domains keep state and ids and stay controllable;
@@ -322,6 +323,47 @@ def big_client(d, payload, result):
     th.join()
     s.close()
     result.update(got)
+
+
+# Requests refused before any handler runs (api_request_parse): the exact reply to each.
+REQUEST_ERRORS = [
+    (b'{"execute": "dominfo", "id": 1}',
+     {"id": 1, "error": {"class": "GenericError", "desc": "Parameter 'domain' is missing"}}),
+    (b'{"execute": "start", "arguments": {"domain": 5}, "id": 2}',
+     {"id": 2, "error": {"class": "GenericError",
+                         "desc": "Invalid parameter type for 'domain', expected: string"}}),
+    (b'{"execute": "frobnicate", "id": 3}',
+     {"id": 3, "error": {"class": "CommandNotFound",
+                         "desc": "The command frobnicate has not been found"}}),
+    (b'{"execute": "list", "arguments": {"x": 1}, "id": 4}',
+     {"id": 4, "error": {"class": "GenericError", "desc": "Parameter 'x' is unexpected"}}),
+    (b'{"arguments": {}, "id": 5}',
+     {"id": 5, "error": {"class": "GenericError", "desc": "QMP input lacks member 'execute'"}}),
+    (b'{"execute": "domfsinfo", "id": 6}',
+     {"id": 6, "error": {"class": "GenericError", "desc": "Parameter 'domain' is missing"}}),
+    (b'{"execute": "domfsinfo", "arguments": {"domain": "nope"}, "id": 7}',
+     {"id": 7, "error": {"class": "NoDomain", "desc": "failed to get domain 'nope'"}}),
+    (b'{"execute": "dominfo", "arguments": {"domain": "nope"}, "id": 8}',
+     {"id": 8, "error": {"class": "NoDomain", "desc": "failed to get domain 'nope'"}}),
+    (b'{"execute": "list", "arguments": "x", "id": 9}',
+     {"id": 9, "error": {"class": "GenericError",
+                         "desc": "QMP input member 'arguments' must be an object"}}),
+]
+
+
+def test_request_errors(d):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.sock)
+    s.sendall(b"".join(req + b"\n" for req, _ in REQUEST_ERRORS) +
+              b'{"execute": "list", "id": "after"}\n')
+    buf, reason = read_replies(s, "after", 1 << 20, 10)
+    s.close()
+    lines = buf.decode(errors="replace").splitlines()
+    check(reason == "answered" and len(lines) == len(REQUEST_ERRORS) + 1,
+          "every refused request gets exactly one reply", buf.decode(errors="replace"))
+    for (req, want), line in zip(REQUEST_ERRORS, lines):
+        check(json.loads(line) == want, "reply to %s" % req.decode(),
+              "want %s\n got %s" % (json.dumps(want), line))
 
 
 def test_many_clients(d):
@@ -680,6 +722,7 @@ def main():
         d.start()
         os.chmod(d.root, 0o755)
         for name, fn in [("access", lambda: test_access(tetherd, tether, tmp, d)),
+                         ("request errors", lambda: test_request_errors(d)),
                          ("many clients", lambda: test_many_clients(d)),
                          ("ssh", lambda: test_ssh(d, tmp)),
                          ("restart", lambda: test_restart(d)),
