@@ -28,17 +28,21 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 /* destroy: SIGTERM, then SIGKILL after this many 100 ms ticks (libvirt: 10 s). */
 #define VM_KILL_TICKS 100
+/* After its monitor closed, QEMU gets this long to exit before SIGKILL (and again after it). */
+#define VM_EXIT_WAIT_S 10
 /* destroy --graceful gives up after this many ticks (libvirt: 15 s). */
 #define VM_GRACEFUL_TICKS 150
 
 static void vm_on_event(void *opaque, const char *name, json_t *data);
 static void vm_on_closed(void *opaque);
+static void exit_wait_end(struct vm *vm);
 const struct qmp_callbacks vm_qmp_callbacks = {vm_on_event, vm_on_closed};
 
 /* ---- small helpers ---- */
@@ -164,6 +168,7 @@ void vm_unlink_free(struct vm *vm)
         qmp_free(vm->qmp);
         if (vm->timer)
                 event_free(vm->timer);
+        exit_wait_end(vm);
         if (vm->poll)
                 event_free(vm->poll);
         if (vm->wait_timer)
@@ -239,6 +244,33 @@ static char *log_tail(struct vm *vm)
 
 /* ---- stopping: every way QEMU goes away ends here ---- */
 
+/* Stop waiting for QEMU's process to exit (exit_ev holds its pidfd). */
+static void exit_wait_end(struct vm *vm)
+{
+        if (vm->exit_ev == NULL)
+                return;
+        close(event_get_fd(vm->exit_ev));
+        event_free(vm->exit_ev);
+        vm->exit_ev = NULL;
+        vm->exit_killed = false;
+}
+
+/* Whether QEMU's process has exited (a child is left for vm_reap to collect). */
+static bool qemu_exited(struct vm *vm)
+{
+        siginfo_t si = {0};
+
+        if (vm->pid <= 0)
+                return true;
+        if (vm->is_child) {
+                /* WNOWAIT: look without reaping. ECHILD: the SIGCHLD handler reaped it. */
+                if (waitid(P_PID, (id_t)vm->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+                        return true;
+                return si.si_pid == vm->pid;
+        }
+        return !vm_pid_alive(vm->pid);
+}
+
 static void vm_reap(struct vm *vm)
 {
         /*
@@ -255,6 +287,7 @@ void vm_stopped(struct vm *vm, enum vm_event ev)
         const char *name = vm->def->name;
 
         vm_reap(vm);
+        exit_wait_end(vm);
         if (vm->timer)
                 event_del(vm->timer);
         /* An image QEMU was writing is incomplete unless the save finished. */
@@ -318,20 +351,59 @@ void vm_finish_stop(struct vm *vm, enum vm_event ev)
                 vm_unlink_free(vm);
 }
 
+/* What QEMU's going away means now. */
+static enum vm_event closed_event(struct vm *vm)
+{
+        if (vm->destroying)
+                return VM_EV_DESTROYED;
+        if (vm->saved)
+                return VM_EV_SAVED;
+        if (vm_job_is_launch(vm->job))
+                return VM_EV_START_FAILED;
+        return VM_EV_MONITOR_EOF; /* the table decides: shutdown or crashed */
+}
+
+/* QEMU's process is gone (or would not go even after SIGKILL): finish the stop. */
+static void exit_seen(evutil_socket_t fd, short what, void *opaque)
+{
+        struct vm *vm = opaque;
+        struct timeval tv = {VM_EXIT_WAIT_S, 0};
+
+        if ((what & EV_TIMEOUT) && !vm->exit_killed) {
+                tt_warn("%s: QEMU (pid %d) closed its monitor but is still running after %d s: "
+                        "killing it", vm->def->name, (int)vm->pid, VM_EXIT_WAIT_S);
+                kill(vm->pid, SIGKILL);
+                vm->exit_killed = true;
+                event_add(vm->exit_ev, &tv);
+                return;
+        }
+        if (what & EV_TIMEOUT)
+                tt_err("%s: QEMU (pid %d) survived SIGKILL for %d s", vm->def->name, (int)vm->pid,
+                       VM_EXIT_WAIT_S);
+        vm_finish_stop(vm, closed_event(vm));
+}
+
+/*
+ * QEMU closed its monitor: it is exiting, but its process (and its locks on the disk images)
+ * may outlive the socket by a moment. The stop finishes when the process is gone, as libvirt's
+ * does, so that whoever hears "shut off" can start the domain again at once.
+ */
 static void vm_on_closed(void *opaque)
 {
         struct vm *vm = opaque;
-        enum vm_event ev;
+        struct timeval tv = {VM_EXIT_WAIT_S, 0};
+        int pfd;
 
-        if (vm->destroying)
-                ev = VM_EV_DESTROYED;
-        else if (vm->saved)
-                ev = VM_EV_SAVED;
-        else if (vm_job_is_launch(vm->job))
-                ev = VM_EV_START_FAILED;
-        else
-                ev = VM_EV_MONITOR_EOF; /* the table decides: shutdown or crashed */
-        vm_finish_stop(vm, ev);
+        if (!qemu_exited(vm) && (pfd = (int)syscall(SYS_pidfd_open, vm->pid, 0)) >= 0) {
+                vm->exit_ev = event_new(vm->d->base, pfd, EV_READ, exit_seen, vm);
+                if (vm->exit_ev && event_add(vm->exit_ev, &tv) == 0)
+                        return;
+                if (vm->exit_ev)
+                        event_free(vm->exit_ev);
+                vm->exit_ev = NULL;
+                close(pfd);
+        }
+        vm_finish_stop(vm, closed_event(vm));
 }
 
 /* A launch job failed after QEMU started: kill it; its exit ends the job with msg. */

@@ -79,6 +79,8 @@ struct vm {
         unsigned flags;           /* enum vm_start_flags of the running start */
         int kill_ticks;           /* 100 ms ticks since SIGTERM */
         struct event *timer;      /* destroy escalation */
+        struct event *exit_ev;    /* on a pidfd: QEMU closed its monitor, its process exits */
+        bool exit_killed;         /* ... and was sent SIGKILL for taking too long */
         char *fail_msg;           /* why a running start/restore is failing (for its reply) */
         /* save and restore */
         int image_fd;             /* the save image while a save or restore runs, else -1 */

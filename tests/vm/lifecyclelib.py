@@ -51,6 +51,14 @@ class Results:
             traceback.print_exc()
             self.check("test ran to the end", False, repr(e))
         finally:
+            if self.failed:
+                # What tetherd said is the first thing to read about a failure in CI.
+                try:
+                    with open(t.log, errors="replace") as f:
+                        tail = f.read().splitlines()[-60:]
+                    print("---- last lines of tetherd's log ----\n" + "\n".join(tail))
+                except (OSError, AttributeError):
+                    pass
             t.cleanup(keep=keep)
         print(f"total {time.monotonic() - t0:.1f} s")
         return self.finish()
