@@ -552,6 +552,194 @@ def test_save_sync_off_loop(tetherd, tether, tmp):
         s.cleanup()
 
 
+# ---- files that clients name are opened by the client (issue 10, part 3) ----
+
+def owner_mode(path):
+    st = os.lstat(path)
+    return st.st_uid, st.st_mode & 0o7777
+
+
+def raw_call(sock_path, request, fds=(), timeout=20):
+    """One request on the control socket, with descriptors passed alongside (SCM_RIGHTS)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        data = (json.dumps(request) + "\n").encode()
+        if fds:
+            socket.send_fds(s, [data], list(fds))
+        else:
+            s.sendall(data)
+        buf = b""
+        while b"\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        return json.loads(buf.split(b"\n")[0]) if buf else None
+    finally:
+        s.close()
+
+
+def test_client_files(g, users, tmp):
+    """save and restore: the CLI opens the file with the user's own rights and passes the
+    descriptor; tetherd (root) never opens or creates a client's path. A member cannot make
+    tetherd create, truncate or read a file the member could not."""
+    member = users.as_member()
+    uid = users.member_pw.pw_uid
+    files = os.path.join(tmp, "member-files")
+    os.makedirs(files, exist_ok=True)
+    os.chown(files, uid, users.member_pw.pw_gid)
+    os.chmod(files, 0o755)
+    g.define("fd-1", uuid_for(90))
+    expect(g, ["start", "fd-1"], 0, "Domain 'fd-1' started\n\n", "")
+    g.record_qemus()
+
+    # Create a file where only root may: refused with the member's own error; nothing appears.
+    pwned = "/etc/tether-pwned-%d" % os.getpid()
+    try:
+        expect(g, ["save", "fd-1", pwned], 1, "",
+               "error: cannot create save image '%s': Permission denied\n" % pwned,
+               prefix=member, what="a member's save into /etc")
+        check(not os.path.lexists(pwned), "no file appears in /etc", pwned)
+    finally:
+        if os.path.lexists(pwned):
+            os.unlink(pwned)
+    # Truncate a root-owned file the member may not write (in a folder the member owns, too).
+    victim = os.path.join(files, "root-owned")
+    with open(victim, "wb") as f:
+        f.write(b"precious root data\n" * 100)
+    os.chmod(victim, 0o644)
+    before = open(victim, "rb").read()
+    expect(g, ["save", "fd-1", victim], 1, "",
+           "error: cannot create save image '%s': Permission denied\n" % victim,
+           prefix=member, what="a member's save over a root-owned file")
+    check(open(victim, "rb").read() == before and owner_mode(victim) == (0, 0o644),
+          "the root-owned file is unchanged, byte for byte")
+    # A link to it is not followed, whoever asks.
+    link = os.path.join(files, "link.save")
+    os.symlink(victim, link)
+    want = ("error: '%s' is a symbolic link: a save image must be a regular file, and links are "
+            "not followed\n" % link)
+    expect(g, ["save", "fd-1", link], 1, "", want, prefix=member, what="save to a symlink")
+    expect(g, ["save", "fd-1", link], 1, "", want, what="save to a symlink by root")
+    check(open(victim, "rb").read() == before, "the link's target is unchanged")
+    # A FIFO (no reader: nothing blocks) and a device are refused clearly.
+    fifo = os.path.join(files, "fifo")
+    os.mkfifo(fifo)
+    os.chown(fifo, uid, users.member_pw.pw_gid)
+    expect(g, ["save", "fd-1", fifo], 1, "",
+           "error: cannot save to '%s': it is a FIFO, and a save image must be a regular "
+           "file\n" % fifo, prefix=member, what="save to a FIFO")
+    expect(g, ["save", "fd-1", "/dev/null"], 1, "",
+           "error: cannot save to '/dev/null': it is a character device, and a save image must "
+           "be a regular file\n", prefix=member, what="save to /dev/null")
+    expect(g, ["domstate", "--reason", "fd-1"], 0, "running (booted)\n\n", "",
+           what="the domain runs on after the refused saves")
+
+    # A normal save by the member: the image is the member's, 0600.
+    image = os.path.join(files, "fd-1.save")
+    expect(g, ["save", "fd-1", image], 0, "\nDomain 'fd-1' saved to %s\n\n" % image, "",
+           prefix=member, what="a member's save")
+    check(os.path.exists(image) and owner_mode(image) == (uid, 0o600),
+          "the member's save image is owned by the member, mode 0600",
+          repr(owner_mode(image)) if os.path.exists(image) else "missing")
+    expect(g, ["domstate", "--reason", "fd-1"], 0, "shut off (saved)\n\n", "")
+    # Restore from a copy only root can read: refused with the member's error.
+    secret = os.path.join(files, "root-only.save")
+    shutil.copyfile(image, secret)
+    os.chown(secret, 0, 0)
+    os.chmod(secret, 0o600)
+    expect(g, ["restore", secret], 1, "",
+           "error: cannot open save image '%s': Permission denied\n" % secret, prefix=member,
+           what="a member's restore of a root-only image")
+    expect(g, ["domstate", "--reason", "fd-1"], 0, "shut off (saved)\n\n", "")
+    # The member's own image restores.
+    expect(g, ["restore", image], 0, "Domain restored from %s\n\n" % image, "", prefix=member,
+           what="a member's restore")
+    g.record_qemus()
+    expect(g, ["domstate", "--reason", "fd-1"], 0, "running (restored)\n\n", "")
+
+    # A failed save removes the file it created, and leaves an existing one alone.
+    fresh = os.path.join(files, "fresh.save")
+    expect(g, ["save", "nosuch", fresh], 1, "", "error: failed to get domain 'nosuch'\n",
+           prefix=member, what="save of an unknown domain")
+    check(not os.path.lexists(fresh), "a failed save leaves no file it created")
+    keep = os.path.join(files, "keep.save")
+    subprocess.run(member + ["sh", "-c", "echo mine > " + keep], check=True)
+    expect(g, ["save", "nosuch", keep], 1, "", "error: failed to get domain 'nosuch'\n",
+           prefix=member, what="save of an unknown domain over an existing file")
+    check(open(keep).read() == "mine\n", "a failed save does not touch an existing file")
+
+    # The protocol itself: tetherd never opens a path, and checks every descriptor it gets.
+    def save_req(path):
+        return {"execute": "save", "arguments": {"domain": "fd-1",
+                                                 "file": {"path": path, "open": "save"}}}
+    r = raw_call(g.sock, {"execute": "save", "arguments": {"domain": "fd-1", "file": pwned}})
+    check(r is not None and r.get("error", {}).get("desc") ==
+          "Invalid parameter type for 'file', expected: object" and
+          not os.path.lexists(pwned), "a path string is not accepted (the old protocol)", repr(r))
+    r = raw_call(g.sock, save_req(pwned))
+    check(r is not None and r.get("error", {}).get("desc") ==
+          "no descriptor for '%s' came with the request: the client opens the file and passes "
+          "it (SCM_RIGHTS); tetherd does not open files for its clients" % pwned and
+          not os.path.lexists(pwned), "a request without its descriptor is refused", repr(r))
+    cases = [(os.open("/dev/zero", os.O_RDWR), "'/x' is a character device",
+              "cannot save to '/x': it is a character device, and a save image must be a "
+              "regular file"),
+             (os.open(victim, os.O_RDONLY), "a read-only descriptor",
+              "cannot save to '/x': not open for writing"),
+             (os.open(os.path.join(files, "append"), os.O_WRONLY | os.O_CREAT | os.O_APPEND),
+              "an O_APPEND descriptor", "cannot save to '/x': open for appending (O_APPEND)")]
+    for fd, what, want in cases:
+        try:
+            r = raw_call(g.sock, save_req("/x"), [fd])
+        finally:
+            os.close(fd)
+        check(r is not None and r.get("error", {}).get("desc") == want,
+              "tetherd refuses %s for save" % what, repr(r))
+    check(open(victim, "rb").read() == before, "the read-only descriptor's file is unchanged")
+    fd = os.open(image, os.O_WRONLY)
+    try:
+        r = raw_call(g.sock, {"execute": "restore",
+                              "arguments": {"file": {"path": "/y", "open": "restore"}}}, [fd])
+    finally:
+        os.close(fd)
+    check(r is not None and r.get("error", {}).get("desc") ==
+          "cannot read '/y': not open for reading", "tetherd refuses a write-only fd for restore",
+          repr(r))
+    expect(g, ["destroy", "fd-1"], 0, "Domain 'fd-1' destroyed\n\n", "")
+
+
+def test_client_screenshot(g, users, tmp):
+    """A screenshot: QEMU writes the PNG into tetherd's own run folder, tetherd sends the bytes,
+    and the CLI writes the file with the user's own rights."""
+    member = users.as_member()
+    files = os.path.join(tmp, "member-files")
+    path = write(g, "shot-1.xml", domain_xml("shot-1", uuid_for(91),
+                                             "<video><model type='vga'/></video>"))
+    expect(g, ["define", path], 0, None, "")
+    expect(g, ["start", "shot-1"], 0, "Domain 'shot-1' started\n\n", "")
+    g.record_qemus()
+    shot = os.path.join(files, "shot.png")
+    expect(g, ["screenshot", "shot-1", shot], 0,
+           "Screenshot saved to %s, with type of image/png\n\n" % shot, "", prefix=member,
+           what="a member's screenshot")
+    check(os.path.exists(shot) and os.stat(shot).st_uid == users.member_pw.pw_uid and
+          open(shot, "rb").read(8) == b"\x89PNG\r\n\x1a\n",
+          "the screenshot is a PNG owned by the member")
+    pwned = "/etc/tether-shot-%d.png" % os.getpid()
+    expect(g, ["screenshot", "shot-1", pwned], 1, "",
+           "error: cannot write '%s': Permission denied\n" % pwned, prefix=member,
+           what="a member's screenshot into /etc")
+    check(not os.path.lexists(pwned), "no screenshot appears in /etc")
+    run = os.path.join(g.root, "run/tether/domains/shot-1")
+    check(not [f for f in os.listdir(run) if f.startswith("screenshot-")],
+          "no screenshot is left in tetherd's run folder", repr(os.listdir(run)))
+    expect(g, ["destroy", "shot-1"], 0, "Domain 'shot-1' destroyed\n\n", "")
+    expect(g, ["undefine", "shot-1"], 0, None, "")
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -585,7 +773,9 @@ def main():
                          ("lookup order", lambda: test_lookup_order(d)),
                          ("restore not regular", lambda: test_restore_not_regular(d)),
                          ("save sync off the loop",
-                          lambda: test_save_sync_off_loop(tetherd, tether, tmp))]:
+                          lambda: test_save_sync_off_loop(tetherd, tether, tmp)),
+                         ("client files", lambda: test_client_files(g, users, tmp)),
+                         ("client screenshot", lambda: test_client_screenshot(g, users, tmp))]:
             t0 = time.time()
             try:
                 fn()
