@@ -9,7 +9,10 @@ tetherd attacked as a local user would (issue 10), with the real tether CLI and 
   qemu-monitor-command (raw QMP) is for uid 0 only;
 - a stop with a request pending (no use after free), a name with a comma survives a restart,
   names that would escape the run folder or not fit a socket path, listen='' on graphics,
-  lookup of a domain reference as virsh does (id, then uuid, then name), restore of a FIFO.
+  lookup of a domain reference as virsh does (id, then uuid, then name), restore of a FIFO;
+- files that clients name (save, restore, screenshot) are opened by the client with its own
+  rights, locally and through the remote `tether proxy` of tether+ssh:// (a real sshd on
+  127.0.0.1): a member cannot make tetherd create, truncate or read what the member could not.
 
     python3 test_security.py TETHERD TETHER
 """
@@ -740,6 +743,116 @@ def test_client_screenshot(g, users, tmp):
     expect(g, ["undefine", "shot-1"], 0, None, "")
 
 
+def test_ssh_client_files(g, users, tmp):
+    """Over tether+ssh:// the remote `tether proxy` opens the file, with the remote user's
+    rights, and passes the descriptor to tetherd (ssh cannot carry one). A real sshd on
+    127.0.0.1; the remote user is a member of the group with a shell."""
+    login = "sectl" + str(os.getpid())
+    home = os.path.join(tmp, "ssh-home")
+    os.makedirs(home)
+    made = subprocess.run(["useradd", "-r", "-M", "-d", home, "-s", "/bin/sh", "-G",
+                           users.group, "-p", "*", login], capture_output=True, text=True)
+    if not check(made.returncode == 0, "create the ssh login user", made.stderr):
+        return
+    sshd = None
+    made_privsep = False
+    sdir = os.path.join(tmp, "ssh-files")
+    try:
+        pw = pwd.getpwnam(login)
+        os.chown(home, pw.pw_uid, pw.pw_gid)
+        os.makedirs(os.path.join(sdir, "bin"))
+        os.chmod(sdir, 0o755)
+        for key in ["hostkey", "clientkey"]:
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                            os.path.join(sdir, key)], check=True)
+        shutil.copy(os.path.join(sdir, "clientkey.pub"), os.path.join(sdir, "authorized_keys"))
+        os.chmod(os.path.join(sdir, "authorized_keys"), 0o644)
+        os.symlink(g.tether, os.path.join(sdir, "bin/tether"))
+        port = td.free_port()
+        conf = os.path.join(sdir, "sshd_config")
+        with open(conf, "w") as f:
+            f.write("ListenAddress 127.0.0.1\nPort %d\nHostKey %s/hostkey\nPidFile %s/sshd.pid\n"
+                    "AuthorizedKeysFile %s/authorized_keys\nPasswordAuthentication no\n"
+                    "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                    "SetEnv PATH=%s/bin:/usr/bin:/bin\n" % (port, sdir, sdir, sdir, sdir))
+        if not os.path.isdir("/run/sshd"):
+            os.mkdir("/run/sshd", 0o755)
+            made_privsep = True
+        sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", conf],
+                                stdout=subprocess.DEVNULL,
+                                stderr=open(os.path.join(sdir, "sshd.log"), "w"))
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        if not check(wait_for(listening, 10), "private sshd listens",
+                     open(os.path.join(sdir, "sshd.log")).read()):
+            return
+        uri = ("tether+ssh://%s@127.0.0.1:%d/system?socket=%s&keyfile=%s&known_hosts=%s"
+               "&no_verify=1" % (login, port, g.sock, os.path.join(sdir, "clientkey"),
+                                 os.path.join(sdir, "known_hosts")))
+        files = os.path.join(tmp, "ssh-user-files")
+        os.makedirs(files)
+        os.chown(files, pw.pw_uid, pw.pw_gid)
+        rc, out, err = g.run("-c", uri, "list", "--all", root=False)
+        if not check(rc == 0, "list over ssh as the member", "%r %r\n%s" % (
+                out, err, open(os.path.join(sdir, "sshd.log")).read()[-2000:])):
+            return
+        g.define("ssh-1", uuid_for(92))
+        expect(g, ["start", "ssh-1"], 0, "Domain 'ssh-1' started\n\n", "")
+        g.record_qemus()
+        pwned = "/etc/tether-pwned-ssh-%d" % os.getpid()
+        try:
+            expect(g, ["-c", uri, "save", "ssh-1", pwned], 1, "",
+                   "error: cannot create save image '%s': Permission denied\n" % pwned,
+                   root=False, what="save into /etc over ssh as a member")
+            check(not os.path.lexists(pwned), "no file appears in /etc (ssh)")
+        finally:
+            if os.path.lexists(pwned):
+                os.unlink(pwned)
+        link = os.path.join(files, "link.save")
+        os.symlink("/etc/passwd", link)
+        before = open("/etc/passwd", "rb").read()
+        expect(g, ["-c", uri, "save", "ssh-1", link], 1, "",
+               "error: '%s' is a symbolic link: a save image must be a regular file, and links "
+               "are not followed\n" % link, root=False, what="save to a symlink over ssh")
+        check(open("/etc/passwd", "rb").read() == before, "/etc/passwd is unchanged")
+        image = os.path.join(files, "ssh-1.save")
+        expect(g, ["-c", uri, "save", "ssh-1", image], 0,
+               "\nDomain 'ssh-1' saved to %s\n\n" % image, "", root=False,
+               what="save over ssh as a member")
+        check(os.path.exists(image) and owner_mode(image) == (pw.pw_uid, 0o600),
+              "the image saved over ssh is the remote user's, mode 0600",
+              repr(owner_mode(image)) if os.path.exists(image) else "missing")
+        secret = os.path.join(files, "root-only.save")
+        shutil.copyfile(image, secret)
+        os.chmod(secret, 0o600)
+        expect(g, ["-c", uri, "restore", secret], 1, "",
+               "error: cannot open save image '%s': Permission denied\n" % secret, root=False,
+               what="restore of a root-only image over ssh")
+        expect(g, ["-c", uri, "restore", image], 0, "Domain restored from %s\n\n" % image, "",
+               root=False, what="restore over ssh as a member")
+        g.record_qemus()
+        expect(g, ["domstate", "--reason", "ssh-1"], 0, "running (restored)\n\n", "")
+        expect(g, ["destroy", "ssh-1"], 0, "Domain 'ssh-1' destroyed\n\n", "")
+    finally:
+        if sshd:
+            sshd.terminate()
+            try:
+                sshd.wait(10)
+            except subprocess.TimeoutExpired:
+                sshd.kill()
+                sshd.wait()
+        if made_privsep:
+            shutil.rmtree("/run/sshd", ignore_errors=True)
+        subprocess.run(["userdel", login], capture_output=True)
+        check(subprocess.run(["getent", "passwd", login], capture_output=True).returncode == 2,
+              "the ssh login user is gone")
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -775,7 +888,8 @@ def main():
                          ("save sync off the loop",
                           lambda: test_save_sync_off_loop(tetherd, tether, tmp)),
                          ("client files", lambda: test_client_files(g, users, tmp)),
-                         ("client screenshot", lambda: test_client_screenshot(g, users, tmp))]:
+                         ("client screenshot", lambda: test_client_screenshot(g, users, tmp)),
+                         ("ssh client files", lambda: test_ssh_client_files(g, users, tmp))]:
             t0 = time.time()
             try:
                 fn()
