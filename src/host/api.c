@@ -50,7 +50,8 @@ struct api_client {
         struct event *rev;              /* requests come in here, with recvmsg (SCM_RIGHTS) */
         bool reading;                   /* rev is added */
         struct event *stall;            /* drops a client that reads none of its replies */
-        size_t stall_out;               /* unread output when stall was last armed */
+        size_t stall_out;               /* the least unread output seen while stalled */
+        unsigned stall_ticks;           /* seconds since that went down */
         int fds[API_MAX_CLIENT_FDS];    /* descriptors received, oldest first, not yet used */
         unsigned nfds;                  /* how many */
         struct wire_splitter *splitter; /* request framing */
@@ -725,23 +726,26 @@ static size_t client_unread(struct api_client *c)
 }
 
 /*
- * Reading stopped because the client does not read its replies. If none of them was read for
- * API_OUTPUT_DEADLINE_S, it is dropped: its memory is not ours to keep forever.
+ * Reading stopped because the client does not read its replies: checked every second. If none
+ * of them was taken for API_OUTPUT_DEADLINE_S, the client is dropped: its memory is not ours to
+ * keep forever. A slow reader that takes some each period stays.
  */
 static void client_stalled(evutil_socket_t fd, short what, void *opaque)
 {
         struct api_client *c = opaque;
-        struct timeval tv = {API_OUTPUT_DEADLINE_S, 0};
         size_t unread = client_unread(c);
 
-        if (unread <= API_MAX_OUTPUT || c->closing)
-                return;
-        if (unread < c->stall_out) {
-                /* Slow, but reading: give it another period. */
-                c->stall_out = unread;
-                evtimer_add(c->stall, &tv);
+        if (c->reading || c->closing || c->hangup) {
+                evtimer_del(c->stall);
                 return;
         }
+        if (unread < c->stall_out) {
+                c->stall_out = unread;
+                c->stall_ticks = 0;
+                return;
+        }
+        if (++c->stall_ticks < API_OUTPUT_DEADLINE_S)
+                return;
         tt_warn("dropping control client uid %u: %zu bytes of replies unread for %d s",
                 (unsigned)c->uid, unread, API_OUTPUT_DEADLINE_S);
         client_free(c);
@@ -822,11 +826,12 @@ static void client_recv(evutil_socket_t fd, short what, void *opaque)
          * one with API_MAX_INFLIGHT jobs running waits for them.
          */
         if (client_unread(c) > API_MAX_OUTPUT) {
-                struct timeval tv = {API_OUTPUT_DEADLINE_S, 0};
+                struct timeval tv = {1, 0};
 
                 client_reading(c, false);
                 c->stall_out = client_unread(c);
-                if (c->stall && !evtimer_pending(c->stall, NULL))
+                c->stall_ticks = 0;
+                if (!evtimer_pending(c->stall, NULL))
                         evtimer_add(c->stall, &tv);
         } else if (c->inflight >= API_MAX_INFLIGHT) {
                 client_reading(c, false);
@@ -843,8 +848,7 @@ static void client_written(struct bufferevent *bev, void *opaque)
                         client_free(c);
                 return;
         }
-        if (c->stall)
-                evtimer_del(c->stall);
+        evtimer_del(c->stall);
         if (!c->closing && c->inflight < API_MAX_INFLIGHT)
                 client_reading(c, true);
 }
@@ -1000,7 +1004,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         c->uid = cred.uid;
         c->bev = bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
         c->rev = event_new(evconnlistener_get_base(l), fd, EV_READ | EV_PERSIST, client_recv, c);
-        c->stall = evtimer_new(evconnlistener_get_base(l), client_stalled, c);
+        c->stall = event_new(evconnlistener_get_base(l), -1, EV_PERSIST, client_stalled, c);
         c->splitter = wire_splitter_new();
         c->out = wire_out_new(client_sink, c);
         if (c->bev == NULL || c->rev == NULL || c->stall == NULL || c->splitter == NULL ||
