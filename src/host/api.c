@@ -64,6 +64,7 @@ struct api_client {
 };
 
 static void client_reading(struct api_client *c, bool on);
+static void client_stall_watch(struct api_client *c);
 
 /* Refusals are logged at most once a second; the others are counted. */
 struct api_refusals {
@@ -90,6 +91,7 @@ struct api_call {
         struct api_client *client;      /* NULL once the client went away */
         struct api_call *next, *prev;   /* the client's pending calls */
         json_t *id;                     /* echoed in the reply */
+        int fd;                         /* the file passed with it, while its handler runs, or -1 */
 };
 
 static void client_free(struct api_client *c);
@@ -339,37 +341,33 @@ static int api_reboot(struct tetherd *d, json_t *args, struct api_call *call, js
 
 /*
  * A file a client names ("file": {"path", "open"}) is opened by the client, with its own
- * rights, and its descriptor comes with the request (SCM_RIGHTS): tetherd never opens a path
- * for a client. "open" says how the client opened it ("save": for writing, "restore": for
- * reading); the path is only for messages. A `tether proxy` that could not open the file says
- * why in "error", which is the reply. Returns the descriptor (the caller closes it) or -1.
+ * rights, and its descriptor comes with the request (SCM_RIGHTS, taken in dispatch): tetherd
+ * never opens a path for a client. "open" says how the client opened it ("save": for writing,
+ * "restore": for reading); the path is only for messages. A `tether proxy` that could not open
+ * the file says why in "error", which is the reply. Returns the descriptor (dispatch closes
+ * it; the VM module keeps a copy) or -1.
  */
-static int take_file(struct api_call *call, json_t *args, const char *open_as, const char **path,
-                     struct tt_error *err)
+static int call_file(struct api_call *call, json_t *args, const char *open_as,
+                     const char **path, struct tt_error *err)
 {
         json_t *file = json_object_get(args, "file");
         const char *how = json_string_value(json_object_get(file, "open"));
         const char *error = json_string_value(json_object_get(file, "error"));
-        struct api_client *c = call->client;
-        int fd;
 
         *path = json_string_value(json_object_get(file, "path"));
-        if (*path == NULL || how == NULL || strcmp(how, open_as) != 0)
+        if (strcmp(how, open_as) != 0)
                 return tt_error_set(err, VM_ERR_INVALID_OP,
                                     "'file' must be {\"path\": PATH, \"open\": \"%s\"}",
                                     open_as);
         if (error)
                 return tt_error_set(err, VM_ERR_FAILED, "%s", error);
-        if (c == NULL || c->nfds == 0)
+        if (call->fd < 0)
                 return tt_error_set(err, VM_ERR_INVALID_OP,
                                     "no descriptor for '%s' came with the request: the client "
                                     "opens the file and passes it (SCM_RIGHTS); tetherd does "
                                     "not open files for its clients",
                                     *path);
-        fd = c->fds[0];
-        memmove(c->fds, c->fds + 1, (c->nfds - 1) * sizeof(c->fds[0]));
-        c->nfds--;
-        return fd;
+        return call->fd;
 }
 
 static int api_save(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
@@ -377,7 +375,7 @@ static int api_save(struct tetherd *d, json_t *args, struct api_call *call, json
 {
         struct vm *vm = arg_vm(d, args, err);
         const char *path = NULL;
-        _cleanup_close_ int fd = vm ? take_file(call, args, "save", &path, err) : -1;
+        int fd = vm ? call_file(call, args, "save", &path, err) : -1;
 
         if (fd < 0 || vm_save(vm, fd, path, call_done, call, err) < 0)
                 return -1;
@@ -398,7 +396,7 @@ static int api_restore(struct tetherd *d, json_t *args, struct api_call *call, j
                        struct tt_error *err)
 {
         const char *path = NULL;
-        _cleanup_close_ int fd = take_file(call, args, "restore", &path, err);
+        int fd = call_file(call, args, "restore", &path, err);
 
         if (fd < 0 ||
             vm_restore(d, fd, path, arg_bool(args, "paused"), call_done, call, err) < 0)
@@ -524,6 +522,8 @@ static const struct wire_arg args_dumpxml[] = {ARG("domain", WIRE_T_STRING),
 enum api_verb_flags {
         /* Raw QMP reaches past every check tetherd makes (files, devices): root only. */
         API_ROOT_ONLY = 1 << 0,
+        /* The request comes with one descriptor (SCM_RIGHTS): the file it names. */
+        API_FILE = 1 << 1,
 };
 
 /* The control API's verbs: one row each (the CLI's verb table maps onto these). */
@@ -547,8 +547,8 @@ static const struct api_verb {
         {"shutdown", api_shutdown, args_shutdown},
         {"reboot", api_reboot, args_reboot},
         {"reset", api_reset, args_dom},
-        {"save", api_save, args_save},
-        {"restore", api_restore, args_restore},
+        {"save", api_save, args_save, API_FILE},
+        {"restore", api_restore, args_restore, API_FILE},
         {"managedsave", api_managedsave, args_dom},
         {"managedsave-remove", api_managedsave_remove, args_dom},
         {"qmp", api_qmp, args_qmp, API_ROOT_ONLY},
@@ -564,6 +564,7 @@ static void dispatch(struct api_client *c, json_t *msg)
         struct wire_request req = {0};
         struct tt_error err = {0};
         struct api_call *call;
+        _cleanup_close_ int fd = -1;
         json_t *ret = NULL;
         json_t *args;
         int r = -1;
@@ -571,6 +572,7 @@ static void dispatch(struct api_client *c, json_t *msg)
         call = calloc(1, sizeof(*call));
         if (call == NULL)
                 return;
+        call->fd = -1;
         call->client = c;
         call->next = c->calls;
         if (c->calls)
@@ -602,6 +604,16 @@ static void dispatch(struct api_client *c, json_t *msg)
 
                 if (strcmp(v->name, req.execute) != 0)
                         continue;
+                /*
+                 * A file verb takes the oldest descriptor the client passed, whatever becomes of
+                 * the request, so that the next one gets its own.
+                 */
+                if ((v->flags & API_FILE) && c->nfds > 0) {
+                        fd = c->fds[0];
+                        memmove(c->fds, c->fds + 1, (c->nfds - 1) * sizeof(c->fds[0]));
+                        c->nfds--;
+                        call->fd = fd;
+                }
                 if ((v->flags & API_ROOT_ONLY) && c->uid != 0) {
                         tt_error_set(&err, API_ERR_DENIED,
                                      "access denied: qemu-monitor-command (raw QMP, verb '%s') "
@@ -666,6 +678,7 @@ static int on_message(void *opaque, json_t *msg, const struct tt_error *perr)
                 if (perr->code == E2BIG) {
                         c->hangup = true;
                         client_reading(c, false);
+                        client_stall_watch(c);
                         return -1;
                 }
                 return 0;
@@ -735,7 +748,7 @@ static void client_stalled(evutil_socket_t fd, short what, void *opaque)
         struct api_client *c = opaque;
         size_t unread = client_unread(c);
 
-        if (c->reading || c->closing || c->hangup) {
+        if (c->reading || c->closing) {
                 evtimer_del(c->stall);
                 return;
         }
@@ -749,6 +762,17 @@ static void client_stalled(evutil_socket_t fd, short what, void *opaque)
         tt_warn("dropping control client uid %u: %zu bytes of replies unread for %d s",
                 (unsigned)c->uid, unread, API_OUTPUT_DEADLINE_S);
         client_free(c);
+}
+
+/* Reading stopped with replies unread (or a hangup waits for its last reply): watch them. */
+static void client_stall_watch(struct api_client *c)
+{
+        struct timeval tv = {1, 0};
+
+        c->stall_out = client_unread(c);
+        c->stall_ticks = 0;
+        if (!evtimer_pending(c->stall, NULL))
+                evtimer_add(c->stall, &tv);
 }
 
 /* Read requests (on), or leave them in the socket (off: backpressure, or the end). */
@@ -816,6 +840,7 @@ static void client_recv(evutil_socket_t fd, short what, void *opaque)
                 wire_out_flush(c->out);
                 c->hangup = true;
                 client_reading(c, false);
+                client_stall_watch(c);
                 return;
         }
         wire_splitter_feed(c->splitter, buf, (size_t)n, on_message, c);
@@ -826,13 +851,8 @@ static void client_recv(evutil_socket_t fd, short what, void *opaque)
          * one with API_MAX_INFLIGHT jobs running waits for them.
          */
         if (client_unread(c) > API_MAX_OUTPUT) {
-                struct timeval tv = {1, 0};
-
                 client_reading(c, false);
-                c->stall_out = client_unread(c);
-                c->stall_ticks = 0;
-                if (!evtimer_pending(c->stall, NULL))
-                        evtimer_add(c->stall, &tv);
+                client_stall_watch(c);
         } else if (c->inflight >= API_MAX_INFLIGHT) {
                 client_reading(c, false);
         }

@@ -711,6 +711,36 @@ def test_client_files(g, users, tmp):
     check(r is not None and r.get("error", {}).get("desc") ==
           "cannot read '/y': not open for reading", "tetherd refuses a write-only fd for restore",
           repr(r))
+    # One connection, two saves: each takes its own descriptor, also when the first fails.
+    fa = os.path.join(files, "first.save")
+    fb = os.path.join(files, "second.save")
+    fds = [os.open(p, os.O_WRONLY | os.O_CREAT, 0o600) for p in (fa, fb)]
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(60)
+    try:
+        s.connect(g.sock)
+        for dom, p, fd in (("nosuch", fa, fds[0]), ("fd-1", fb, fds[1])):
+            req = {"execute": "save", "arguments": {"domain": dom,
+                                                    "file": {"path": p, "open": "save"}}}
+            socket.send_fds(s, [(json.dumps(req) + "\n").encode()], [fd])
+        buf = b""
+        while buf.count(b"\n") < 2:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        replies = [json.loads(x) for x in buf.split(b"\n") if x.strip()]
+    finally:
+        s.close()
+        for fd in fds:
+            os.close(fd)
+    check(len(replies) == 2 and "error" in replies[0] and "return" in replies[1],
+          "a failed save, then a save, on one connection", repr(replies))
+    check(os.path.getsize(fa) == 0 and open(fb, "rb").read(10) == b"TetherSave",
+          "the second save wrote its own file, not the first one's",
+          "%d %r" % (os.path.getsize(fa), open(fb, "rb").read(10)))
+    expect(g, ["restore", fb], 0, "Domain restored from %s\n\n" % fb, "")
+    g.record_qemus()
     expect(g, ["destroy", "fd-1"], 0, "Domain 'fd-1' destroyed\n\n", "")
 
 
