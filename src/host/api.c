@@ -835,7 +835,8 @@ static void client_recv(evutil_socket_t fd, short what, void *opaque)
         }
         if (!client_keep_fds(c, &mh)) {
                 wire_write_error(c->out, API_CLASS_GENERIC,
-                                 "too many descriptors passed: at most 4 may wait for their requests",
+                                 "too many descriptors passed: at most 4 may wait for their "
+                                 "requests",
                                  NULL);
                 wire_out_flush(c->out);
                 c->hangup = true;
