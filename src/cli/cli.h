@@ -84,6 +84,7 @@ struct cli_conn {
         char *rbuf;                 /* read buffer, CLI_READ_CHUNK bytes */
         char *error;                /* a framing error met while splitting */
         bool send_failed;           /* a request could not be written */
+        char *created;              /* a file the last request created (removed if it fails) */
 };
 int cli_connect(struct cli_conn *c, const char *uri, const char *root, struct tt_error *err);
 /* Send one request and wait for its reply (no deadline for jobs; Ctrl-C stops waiting). */
@@ -95,6 +96,13 @@ json_t *cli_call(struct cli_conn *c, const char *execute, json_t *args, struct t
 int cli_send(struct cli_conn *c, const char *execute, json_t *args, struct tt_error *err);
 json_t *cli_recv(struct cli_conn *c, struct tt_error *err);
 void cli_disconnect(struct cli_conn *c);
+/*
+ * A request's "file": {"path", "open": "save"|"restore"} opened with the caller's own rights
+ * (tetherd gets the descriptor, never the path). Returns the fd, or -1 with the user's error.
+ */
+int cli_open_file(json_t *file, bool *created, struct tt_error *err);
+/* Write buf to a unix socket with fd (if >= 0) passed alongside (SCM_RIGHTS). */
+int cli_send_with_fd(int sock, const char *buf, size_t len, int fd);
 /* `tether proxy`: copy stdin/stdout to and from the local control socket (ssh's far end). */
 int cli_proxy(const char *socket_path, struct tt_error *err);
 /* The control socket path for a local URI and root. */

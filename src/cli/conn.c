@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -374,11 +376,8 @@ void cli_disconnect(struct cli_conn *c)
         c->rbuf = NULL;
         free(c->error);
         c->error = NULL;
-}
-
-static int sink_fd(void *opaque, const void *buf, size_t len)
-{
-        return tt_write_all(*(int *)opaque, buf, len);
+        free(c->created);
+        c->created = NULL;
 }
 
 /* Every reply the splitter completes is queued: with requests in flight, one read may hold many. */
@@ -429,23 +428,103 @@ static int conn_prepare(struct cli_conn *c, struct tt_error *err)
         return 0;
 }
 
+/*
+ * Open the file a request names ("file": {"path", "open"}) with our own rights: tetherd runs
+ * as root and never opens a client's path; it gets the descriptor (SCM_RIGHTS). "save" creates
+ * the file (0600; an existing one is emptied by tetherd only once the save begins), "restore"
+ * reads it. Links are not followed, and nothing blocks on a FIFO (O_NONBLOCK); tetherd refuses
+ * anything but a regular file. *created: the file is new (remove it if the request fails).
+ */
+int cli_open_file(json_t *file, bool *created, struct tt_error *err)
+{
+        const char *path = json_string_value(json_object_get(file, "path"));
+        const char *how = json_string_value(json_object_get(file, "open"));
+        const int common = O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+        bool save = how && strcmp(how, "save") == 0;
+        struct stat st;
+        int fd;
+
+        *created = false;
+        if (path == NULL || how == NULL || (!save && strcmp(how, "restore") != 0))
+                return tt_error_set(err, EINVAL, "invalid file in the request");
+        if (save) {
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | common, 0600);
+                if (fd >= 0)
+                        *created = true;
+                else if (errno == EEXIST)
+                        fd = open(path, O_WRONLY | common);
+        } else {
+                fd = open(path, O_RDONLY | common);
+        }
+        if (fd >= 0)
+                return fd;
+        if (errno == ELOOP)
+                return tt_error_set(err, ELOOP,
+                                    "'%s' is a symbolic link: a save image must be a regular "
+                                    "file, and links are not followed",
+                                    path);
+        if (save && errno == ENXIO && lstat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+                return tt_error_set(err, EINVAL,
+                                    "cannot save to '%s': it is a FIFO, and a save image must "
+                                    "be a regular file",
+                                    path);
+        return tt_error_set(err, errno, "cannot %s save image '%s': %s",
+                            save ? "create" : "open", path, strerror(errno));
+}
+
+/* Write all of buf to a socket, with fd (>= 0) passed alongside its first byte. */
+int cli_send_with_fd(int sock, const char *buf, size_t len, int fd)
+{
+        char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        struct cmsghdr *cm;
+        ssize_t n;
+
+        if (fd >= 0) {
+                mh.msg_control = cbuf;
+                mh.msg_controllen = sizeof(cbuf);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        }
+        do
+                n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -1;
+        /* The descriptor went with the first byte; the rest is plain data. */
+        return tt_write_all(sock, buf + n, len - (size_t)n);
+}
+
 int cli_send(struct cli_conn *c, const char *execute, json_t *args, struct tt_error *err)
 {
         _cleanup_json_ json_t *req = json_pack("{s:s, s:O}", "execute", execute, "arguments",
                                                args);
-        struct wire_out *out;
+        _cleanup_free_ char *text = NULL, *line = NULL;
+        json_t *file = json_object_get(args, "file");
+        _cleanup_close_ int fd = -1;
+        bool created = false;
         bool sent;
 
         if (conn_prepare(c, err) < 0)
                 return -1;
-        out = wire_out_new(sink_fd, &c->wfd);
-        if (req == NULL || out == NULL) {
-                wire_out_free(out);
+        if (req == NULL || (text = wire_dumps(req)) == NULL ||
+            asprintf(&line, "%s\n", text) < 0)
                 return tt_error_set(err, ENOMEM, "out of memory");
+        /* Over ssh the remote `tether proxy` opens it, with the remote user's rights. */
+        if (json_is_object(file) && c->ssh_pid == 0) {
+                fd = cli_open_file(file, &created, err);
+                if (fd < 0)
+                        return -1;
+                free(c->created);
+                c->created = created ? strdup(json_string_value(json_object_get(file, "path")))
+                                     : NULL;
         }
-        sent = wire_dump(out, req) == 0 && wire_out_puts(out, "\n") == 0 &&
-               wire_out_flush(out) == 0;
-        wire_out_free(out);
+        sent = (fd >= 0 ? cli_send_with_fd(c->wfd, line, strlen(line), fd)
+                        : tt_write_all(c->wfd, line, strlen(line))) == 0;
         /* Even if sending failed, the daemon may have answered first (access denied). */
         if (!sent)
                 c->send_failed = true;
@@ -487,22 +566,82 @@ json_t *cli_recv(struct cli_conn *c, struct tt_error *err)
 
 json_t *cli_call(struct cli_conn *c, const char *execute, json_t *args, struct tt_error *err)
 {
+        json_t *reply;
+
         if (cli_send(c, execute, args, err) < 0)
                 return NULL;
-        return cli_recv(c, err);
+        reply = cli_recv(c, err);
+        /* A save that failed leaves no file behind that it created (as virsh). */
+        if (c->created && (reply == NULL || json_object_get(reply, "error")))
+                unlink(c->created);
+        free(c->created);
+        c->created = NULL;
+        return reply;
+}
+
+/* The far end of tether+ssh://: where requests go. */
+struct proxy {
+        int sock;       /* tetherd's control socket */
+        bool broken;    /* writing to it failed */
+};
+
+/*
+ * One request from ssh: a file it names is opened here, with the remote user's rights (ssh
+ * cannot carry a descriptor), and goes to tetherd with the request. If that fails, the request
+ * still goes, carrying the reason in "file"."error": tetherd answers it in its turn.
+ */
+static int proxy_request(void *opaque, json_t *msg, const struct tt_error *perr)
+{
+        struct proxy *p = opaque;
+        json_t *file = json_object_get(json_object_get(msg, "arguments"), "file");
+        _cleanup_free_ char *text = NULL, *line = NULL;
+        _cleanup_close_ int fd = -1;
+        struct tt_error err = {0};
+        bool created;
+
+        if (msg == NULL) {
+                /*
+                 * Not JSON (no tether sends that): a stray 0xFF makes tetherd answer with one
+                 * parse error, in order with the other replies.
+                 */
+                return tt_write_all(p->sock, "\xff\n", 2) < 0 ? -1 : 0;
+        }
+        if (json_is_object(file) && json_object_get(file, "error") == NULL) {
+                fd = cli_open_file(file, &created, &err);
+                if (fd < 0)
+                        json_object_set_new(file, "error",
+                                            json_string(err.msg ? err.msg : "cannot open"));
+                tt_error_clear(&err);
+        }
+        text = wire_dumps(msg);
+        json_decref(msg);
+        if (text == NULL || asprintf(&line, "%s\n", text) < 0 ||
+            cli_send_with_fd(p->sock, line, strlen(line), fd) < 0) {
+                p->broken = true;
+                return -1;
+        }
+        return 0;
 }
 
 int cli_proxy(const char *socket_path, struct tt_error *err)
 {
-        int fd = connect_unix(socket_path, err);
+        struct proxy p = {.sock = connect_unix(socket_path, err)};
+        struct wire_splitter *sp;
         struct pollfd pfd[2];
         char buf[65536];
         bool in_open = true;
 
-        if (fd < 0)
+        if (p.sock < 0)
                 return -1;
+        sp = wire_splitter_new();
+        if (sp == NULL) {
+                close(p.sock);
+                return tt_error_set(err, ENOMEM, "out of memory");
+        }
+        /* tetherd has its own, smaller limit, and says so; ours only bounds our memory. */
+        wire_splitter_set_limits(sp, CLI_MAX_REPLY, 0, 0);
         pfd[0] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
-        pfd[1] = (struct pollfd){.fd = fd, .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = p.sock, .events = POLLIN};
         for (;;) {
                 if (poll(pfd, 2, -1) < 0) {
                         if (errno == EINTR)
@@ -513,19 +652,22 @@ int cli_proxy(const char *socket_path, struct tt_error *err)
                         ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
                         if (n <= 0) {
                                 /* The client finished sending; keep relaying replies. */
-                                shutdown(fd, SHUT_WR);
+                                shutdown(p.sock, SHUT_WR);
                                 in_open = false;
                                 pfd[0].fd = -1;
-                        } else if (tt_write_all(fd, buf, (size_t)n) < 0) {
-                                break;
+                        } else {
+                                wire_splitter_feed(sp, buf, (size_t)n, proxy_request, &p);
+                                if (p.broken)
+                                        break;
                         }
                 }
                 if (pfd[1].revents) {
-                        ssize_t n = read(fd, buf, sizeof(buf));
+                        ssize_t n = read(p.sock, buf, sizeof(buf));
                         if (n <= 0 || tt_write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
                                 break;
                 }
         }
-        close(fd);
+        wire_splitter_free(sp);
+        close(p.sock);
         return 0;
 }

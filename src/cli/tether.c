@@ -10,6 +10,7 @@
 #include "common/fileutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <stdio.h>
@@ -380,11 +381,21 @@ static json_t *abs_path(const char *file)
         return json_string(full);
 }
 
-/* save DOMAIN FILE, screenshot DOMAIN FILE */
+/*
+ * A file for tetherd: we open it (cli_send, or the remote proxy), with our own rights, and pass
+ * the descriptor; tetherd, which runs as root, never opens it. The path names it in messages.
+ */
+static json_t *client_file(const char *file, const char *open_as)
+{
+        return json_pack("{s:o, s:s}", "path", abs_path(file), "open", open_as);
+}
+
+/* save DOMAIN FILE */
 static int args_domain_file(json_t *args, const struct cli_opts *o)
 {
         json_object_set_new(args, "domain", json_string(o->pos[0]));
-        if (strcmp(o->pos[1], "-") != 0 && json_object_set_new(args, "file", abs_path(o->pos[1])) < 0)
+        if (strcmp(o->pos[1], "-") != 0 &&
+            json_object_set_new(args, "file", client_file(o->pos[1], "save")) < 0)
                 return -1;
         return 0;
 }
@@ -399,7 +410,7 @@ static int args_domain_only(json_t *args, const struct cli_opts *o)
 
 static int args_restore(json_t *args, const struct cli_opts *o)
 {
-        return json_object_set_new(args, "file", abs_path(o->pos[0]));
+        return json_object_set_new(args, "file", client_file(o->pos[0], "restore"));
 }
 
 /* --mode LIST arrives as "mode": "agent,acpi", the string the daemon takes. */
@@ -567,6 +578,7 @@ static int print_screenshot(json_t *ret, const struct cli_opts *o)
         struct tt_error err = {0};
         size_t len = 0;
         FILE *f;
+        int fd;
 
         if (data == NULL || tt_base64_decode(data, strlen(data), &bytes, &len, &err) < 0) {
                 cli_error("bad screenshot data from the daemon%s%s", err.msg ? ": " : "",
@@ -574,9 +586,19 @@ static int print_screenshot(json_t *ret, const struct cli_opts *o)
                 tt_error_clear(&err);
                 return -1;
         }
-        f = fopen(o->pos[1], "we");
+        /*
+         * tetherd had QEMU write the PNG in its own run folder and sent the bytes: the file is
+         * written here, with our own rights (a link is not followed, as for save).
+         */
+        fd = open(o->pos[1], O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+                  0666);
+        f = fd >= 0 ? fdopen(fd, "w") : NULL;
         if (f == NULL || fwrite(bytes, 1, len, f) != len || fclose(f) != 0) {
-                cli_error("cannot write '%s'", o->pos[1]);
+                cli_error("cannot write '%s': %s", o->pos[1],
+                          errno == ELOOP ? "it is a symbolic link, and links are not followed"
+                                         : strerror(errno));
+                if (f == NULL && fd >= 0)
+                        close(fd);
                 return -1;
         }
         if (o->json) {

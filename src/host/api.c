@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,7 +25,19 @@
 /* A request larger than this is refused (a domain XML is a few KiB). */
 #define API_MAX_MESSAGE (4u << 20)
 /* Stop reading a client's requests while this much of its output is unread (backpressure). */
-#define API_MAX_OUTPUT (8u << 20)
+#define API_MAX_OUTPUT (4u << 20)
+/* A client whose unread replies stay above API_MAX_OUTPUT, none read, this long is dropped. */
+#define API_OUTPUT_DEADLINE_S 15
+/* Control clients at once, unless the config says otherwise ([security] max-clients). */
+#define API_DEFAULT_MAX_CLIENTS 256
+/* Root may connect this many beyond the cap, so that a member's flood cannot lock it out. */
+#define API_ROOT_RESERVE 16
+/* One client's requests whose job runs (answered later); more are refused until some end. */
+#define API_MAX_INFLIGHT 64
+/* Bytes read from a client at a time. */
+#define API_READ_CHUNK 65536
+/* Descriptors (SCM_RIGHTS) a client may have sent and not yet used; more end the connection. */
+#define API_MAX_CLIENT_FDS 4
 /* An error code of the API itself (after the VM module's): the peer may not do this. */
 #define API_ERR_DENIED 2000
 /* The most supplementary groups a peer can have (Linux's NGROUPS_MAX). */
@@ -33,7 +46,14 @@
 struct api_client {
         struct api_client *next;        /* list in the server */
         struct api_server *srv;         /* owner */
-        struct bufferevent *bev;        /* the connection */
+        struct bufferevent *bev;        /* the connection (replies go out through it) */
+        struct event *rev;              /* requests come in here, with recvmsg (SCM_RIGHTS) */
+        bool reading;                   /* rev is added */
+        struct event *stall;            /* drops a client that reads none of its replies */
+        size_t stall_out;               /* the least unread output seen while stalled */
+        unsigned stall_ticks;           /* seconds since that went down */
+        int fds[API_MAX_CLIENT_FDS];    /* descriptors received, oldest first, not yet used */
+        unsigned nfds;                  /* how many */
         struct wire_splitter *splitter; /* request framing */
         struct wire_out *out;           /* reply framing */
         unsigned inflight;              /* requests whose reply is pending */
@@ -43,6 +63,9 @@ struct api_client {
         struct api_call *calls;         /* requests whose reply is pending (inflight of them) */
 };
 
+static void client_reading(struct api_client *c, bool on);
+static void client_stall_watch(struct api_client *c);
+
 /* Refusals are logged at most once a second; the others are counted. */
 struct api_refusals {
         struct event *flush;            /* logs the count at the end of the second */
@@ -50,12 +73,15 @@ struct api_refusals {
         bool logged;                    /* last is meaningful */
         unsigned suppressed;            /* refusals since that line that were not logged */
         struct ucred cred;              /* the last suppressed refusal's peer */
+        const char *why;                /* and why it was refused */
 };
 
 struct api_server {
         struct tetherd *d;              /* the daemon */
         struct evconnlistener *listener; /* the control socket */
         struct api_client *clients;     /* connected clients */
+        unsigned nclients;              /* how many */
+        unsigned max_clients;           /* the cap on nclients (API_ROOT_RESERVE more for root) */
         char *path;                     /* socket path, removed on close */
         struct api_refusals refusals;   /* rate limit of the refusal log lines */
 };
@@ -65,6 +91,7 @@ struct api_call {
         struct api_client *client;      /* NULL once the client went away */
         struct api_call *next, *prev;   /* the client's pending calls */
         json_t *id;                     /* echoed in the reply */
+        int fd;                         /* the file passed with it, while its handler runs, or -1 */
 };
 
 static void client_free(struct api_client *c);
@@ -111,8 +138,13 @@ static void call_finish(struct api_call *call, json_t *ret, const struct tt_erro
                         wire_write_return(c->out, ret, call->id);
                 wire_out_flush(c->out);
                 c->inflight--;
-                if (c->closing && c->inflight == 0)
+                if (c->closing && c->inflight == 0) {
                         client_free(c);
+                } else if (!c->closing && !c->hangup &&
+                           evbuffer_get_length(bufferevent_get_output(c->bev)) <=
+                                   API_MAX_OUTPUT) {
+                        client_reading(c, true);
+                }
                 /* A hangup client is freed by client_written() once its output drains. */
         }
         json_decref(call->id);
@@ -307,25 +339,45 @@ static int api_reboot(struct tetherd *d, json_t *args, struct api_call *call, js
         return 1;
 }
 
-/* Files named on the control socket are the daemon's: they must be absolute paths. */
-static const char *arg_file(json_t *args, struct tt_error *err)
+/*
+ * A file a client names ("file": {"path", "open"}) is opened by the client, with its own
+ * rights, and its descriptor comes with the request (SCM_RIGHTS, taken in dispatch): tetherd
+ * never opens a path for a client. "open" says how the client opened it ("save": for writing,
+ * "restore": for reading); the path is only for messages. A `tether proxy` that could not open
+ * the file says why in "error", which is the reply. Returns the descriptor (dispatch closes
+ * it; the VM module keeps a copy) or -1.
+ */
+static int call_file(struct api_call *call, json_t *args, const char *open_as,
+                     const char **path, struct tt_error *err)
 {
-        const char *file = arg_str(args, "file");
+        json_t *file = json_object_get(args, "file");
+        const char *how = json_string_value(json_object_get(file, "open"));
+        const char *error = json_string_value(json_object_get(file, "error"));
 
-        if (file[0] != '/') {
-                tt_error_set(err, VM_ERR_INVALID_OP, "'%s' is not an absolute path", file);
-                return NULL;
-        }
-        return file;
+        *path = json_string_value(json_object_get(file, "path"));
+        if (strcmp(how, open_as) != 0)
+                return tt_error_set(err, VM_ERR_INVALID_OP,
+                                    "'file' must be {\"path\": PATH, \"open\": \"%s\"}",
+                                    open_as);
+        if (error)
+                return tt_error_set(err, VM_ERR_FAILED, "%s", error);
+        if (call->fd < 0)
+                return tt_error_set(err, VM_ERR_INVALID_OP,
+                                    "no descriptor for '%s' came with the request: the client "
+                                    "opens the file and passes it (SCM_RIGHTS); tetherd does "
+                                    "not open files for its clients",
+                                    *path);
+        return call->fd;
 }
 
 static int api_save(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
                     struct tt_error *err)
 {
         struct vm *vm = arg_vm(d, args, err);
-        const char *file = vm ? arg_file(args, err) : NULL;
+        const char *path = NULL;
+        int fd = vm ? call_file(call, args, "save", &path, err) : -1;
 
-        if (file == NULL || vm_save(vm, file, call_done, call, err) < 0)
+        if (fd < 0 || vm_save(vm, fd, path, call_done, call, err) < 0)
                 return -1;
         return 1;
 }
@@ -335,7 +387,7 @@ static int api_managedsave(struct tetherd *d, json_t *args, struct api_call *cal
 {
         struct vm *vm = arg_vm(d, args, err);
 
-        if (vm == NULL || vm_save(vm, NULL, call_done, call, err) < 0)
+        if (vm == NULL || vm_save(vm, -1, NULL, call_done, call, err) < 0)
                 return -1;
         return 1;
 }
@@ -343,9 +395,11 @@ static int api_managedsave(struct tetherd *d, json_t *args, struct api_call *cal
 static int api_restore(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
                        struct tt_error *err)
 {
-        const char *file = arg_file(args, err);
+        const char *path = NULL;
+        int fd = call_file(call, args, "restore", &path, err);
 
-        if (file == NULL || vm_restore(d, file, arg_bool(args, "paused"), call_done, call, err) < 0)
+        if (fd < 0 ||
+            vm_restore(d, fd, path, arg_bool(args, "paused"), call_done, call, err) < 0)
                 return -1;
         return 1;
 }
@@ -447,10 +501,17 @@ static const struct wire_arg args_shutdown[] = {
         OPT("timeout", WIRE_T_INT), OPT("force", WIRE_T_BOOL), {.name = NULL}};
 static const struct wire_arg args_reboot[] = {ARG("domain", WIRE_T_STRING),
                                               OPT("mode", WIRE_T_STRING), {.name = NULL}};
-static const struct wire_arg args_save[] = {ARG("domain", WIRE_T_STRING),
-                                            ARG("file", WIRE_T_STRING), {.name = NULL}};
-static const struct wire_arg args_restore[] = {ARG("file", WIRE_T_STRING),
-                                               OPT("paused", WIRE_T_BOOL), {.name = NULL}};
+/* A file the client opened: {"path", "open"} (and "error" from a proxy that could not). */
+static const struct wire_arg args_client_file[] = {ARG("path", WIRE_T_STRING),
+                                                   ARG("open", WIRE_T_STRING),
+                                                   OPT("error", WIRE_T_STRING), {.name = NULL}};
+static const struct wire_arg args_save[] = {
+        ARG("domain", WIRE_T_STRING),
+        {.name = "file", .type = WIRE_T_OBJECT, .required = true, .members = args_client_file},
+        {.name = NULL}};
+static const struct wire_arg args_restore[] = {
+        {.name = "file", .type = WIRE_T_OBJECT, .required = true, .members = args_client_file},
+        OPT("paused", WIRE_T_BOOL), {.name = NULL}};
 static const struct wire_arg args_qmp[] = {ARG("domain", WIRE_T_STRING),
                                            ARG("command", WIRE_T_OBJECT), {.name = NULL}};
 static const struct wire_arg args_domstats[] = {
@@ -461,6 +522,8 @@ static const struct wire_arg args_dumpxml[] = {ARG("domain", WIRE_T_STRING),
 enum api_verb_flags {
         /* Raw QMP reaches past every check tetherd makes (files, devices): root only. */
         API_ROOT_ONLY = 1 << 0,
+        /* The request comes with one descriptor (SCM_RIGHTS): the file it names. */
+        API_FILE = 1 << 1,
 };
 
 /* The control API's verbs: one row each (the CLI's verb table maps onto these). */
@@ -484,8 +547,8 @@ static const struct api_verb {
         {"shutdown", api_shutdown, args_shutdown},
         {"reboot", api_reboot, args_reboot},
         {"reset", api_reset, args_dom},
-        {"save", api_save, args_save},
-        {"restore", api_restore, args_restore},
+        {"save", api_save, args_save, API_FILE},
+        {"restore", api_restore, args_restore, API_FILE},
         {"managedsave", api_managedsave, args_dom},
         {"managedsave-remove", api_managedsave_remove, args_dom},
         {"qmp", api_qmp, args_qmp, API_ROOT_ONLY},
@@ -539,12 +602,14 @@ static void dispatch(struct api_client *c, json_t *msg)
         struct api_request rq;
         struct tt_error err = {0};
         struct api_call *call;
+        _cleanup_close_ int fd = -1;
         json_t *ret = NULL;
         int r = -1, pr;
 
         call = calloc(1, sizeof(*call));
         if (call == NULL)
                 return;
+        call->fd = -1;
         call->client = c;
         call->next = c->calls;
         if (c->calls)
@@ -563,6 +628,25 @@ static void dispatch(struct api_client *c, json_t *msg)
                 c->inflight--;
                 json_decref(call->id);
                 free(call);
+                goto out;
+        }
+        /*
+         * A file verb takes the oldest descriptor the client passed, whatever becomes of the
+         * request, so that the next one gets its own.
+         */
+        if (rq.verb && (rq.verb->flags & API_FILE) && c->nfds > 0) {
+                fd = c->fds[0];
+                memmove(c->fds, c->fds + 1, (c->nfds - 1) * sizeof(c->fds[0]));
+                c->nfds--;
+                call->fd = fd;
+        }
+        if (c->inflight > API_MAX_INFLIGHT) {
+                /* Pipelined beyond the cap within one read (reading pauses at the cap). */
+                tt_error_set(&err, VM_ERR_BUSY,
+                             "too many requests in progress on this connection (at most %u): "
+                             "wait for their replies",
+                             (unsigned)API_MAX_INFLIGHT);
+                call_finish(call, NULL, &err);
                 goto out;
         }
         if (pr == 0 && rq.verb && (rq.verb->flags & API_ROOT_ONLY) && c->uid != 0) {
@@ -605,7 +689,8 @@ static int on_message(void *opaque, json_t *msg, const struct tt_error *perr)
                  */
                 if (perr->code == E2BIG) {
                         c->hangup = true;
-                        bufferevent_disable(c->bev, EV_READ);
+                        client_reading(c, false);
+                        client_stall_watch(c);
                         return -1;
                 }
                 return 0;
@@ -629,36 +714,161 @@ static void client_free(struct api_client *c)
         for (pp = &c->srv->clients; *pp; pp = &(*pp)->next) {
                 if (*pp == c) {
                         *pp = c->next;
+                        c->srv->nclients--;
                         break;
                 }
         }
-        /* Jobs still running (only when the daemon stops) answer nobody. */
+        /* Jobs still running (a dropped client, or the daemon stops) answer nobody. */
         for (struct api_call *call = c->calls; call; call = call->next)
                 call->client = NULL;
+        if (c->rev)
+                event_free(c->rev);
+        if (c->stall)
+                event_free(c->stall);
+        for (unsigned i = 0; i < c->nfds; i++)
+                close(c->fds[i]);
         bufferevent_free(c->bev);
         wire_splitter_free(c->splitter);
         wire_out_free(c->out);
         free(c);
 }
 
-static void client_read(struct bufferevent *bev, void *opaque)
+/* The peer is gone (EOF or an error): free it now, or once its running jobs end. */
+static void client_gone(struct api_client *c)
 {
-        struct api_client *c = opaque;
-        struct evbuffer *in = bufferevent_get_input(bev);
-        size_t len;
-
-        while (!c->hangup && (len = evbuffer_get_contiguous_space(in)) > 0) {
-                wire_splitter_feed(c->splitter, evbuffer_pullup(in, (ssize_t)len), len,
-                                   on_message, c);
-                evbuffer_drain(in, len);
-        }
-        if (c->hangup) {
-                evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->inflight == 0) {
+                client_free(c);
                 return;
         }
-        /* A client that sends requests but does not read replies gets no more answers yet. */
-        if (evbuffer_get_length(bufferevent_get_output(bev)) > API_MAX_OUTPUT)
-                bufferevent_disable(bev, EV_READ);
+        /* Jobs still run; they finish, and their replies are dropped with the client. */
+        c->closing = true;
+        client_reading(c, false);
+}
+
+static size_t client_unread(struct api_client *c)
+{
+        return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/*
+ * Reading stopped because the client does not read its replies: checked every second. If none
+ * of them was taken for API_OUTPUT_DEADLINE_S, the client is dropped: its memory is not ours to
+ * keep forever. A slow reader that takes some each period stays.
+ */
+static void client_stalled(evutil_socket_t fd, short what, void *opaque)
+{
+        struct api_client *c = opaque;
+        size_t unread = client_unread(c);
+
+        if (c->reading || c->closing) {
+                evtimer_del(c->stall);
+                return;
+        }
+        if (unread < c->stall_out) {
+                c->stall_out = unread;
+                c->stall_ticks = 0;
+                return;
+        }
+        if (++c->stall_ticks < API_OUTPUT_DEADLINE_S)
+                return;
+        tt_warn("dropping control client uid %u: %zu bytes of replies unread for %d s",
+                (unsigned)c->uid, unread, API_OUTPUT_DEADLINE_S);
+        client_free(c);
+}
+
+/* Reading stopped with replies unread (or a hangup waits for its last reply): watch them. */
+static void client_stall_watch(struct api_client *c)
+{
+        struct timeval tv = {1, 0};
+
+        c->stall_out = client_unread(c);
+        c->stall_ticks = 0;
+        if (!evtimer_pending(c->stall, NULL))
+                evtimer_add(c->stall, &tv);
+}
+
+/* Read requests (on), or leave them in the socket (off: backpressure, or the end). */
+static void client_reading(struct api_client *c, bool on)
+{
+        if (on == c->reading)
+                return;
+        if (on)
+                event_add(c->rev, NULL);
+        else
+                event_del(c->rev);
+        c->reading = on;
+}
+
+/* Keep the descriptors that came with a read (SCM_RIGHTS); false when there are too many. */
+static bool client_keep_fds(struct api_client *c, struct msghdr *mh)
+{
+        bool ok = (mh->msg_flags & MSG_CTRUNC) == 0;
+
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+                size_t n;
+                int *fds;
+
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                        continue;
+                n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                fds = (int *)(void *)CMSG_DATA(cm);
+                for (size_t i = 0; i < n; i++) {
+                        if (c->nfds < API_MAX_CLIENT_FDS) {
+                                c->fds[c->nfds++] = fds[i];
+                        } else {
+                                close(fds[i]);
+                                ok = false;
+                        }
+                }
+        }
+        return ok;
+}
+
+/*
+ * Requests arrive here, with recvmsg: a descriptor a client passes (SCM_RIGHTS) comes with the
+ * first byte of its request, so it is queued before that request is complete, and the request
+ * that names a file takes the oldest (take_file).
+ */
+static void client_recv(evutil_socket_t fd, short what, void *opaque)
+{
+        struct api_client *c = opaque;
+        char cbuf[CMSG_SPACE(sizeof(int) * API_MAX_CLIENT_FDS)];
+        static char buf[API_READ_CHUNK];
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                            .msg_controllen = sizeof(cbuf)};
+        ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (n <= 0) {
+                client_gone(c);
+                return;
+        }
+        if (!client_keep_fds(c, &mh)) {
+                wire_write_error(c->out, API_CLASS_GENERIC,
+                                 "too many descriptors passed: at most 4 may wait for their "
+                                 "requests",
+                                 NULL);
+                wire_out_flush(c->out);
+                c->hangup = true;
+                client_reading(c, false);
+                client_stall_watch(c);
+                return;
+        }
+        wire_splitter_feed(c->splitter, buf, (size_t)n, on_message, c);
+        if (c->hangup)
+                return;
+        /*
+         * A client that sends requests but does not read replies gets no more answers yet, and
+         * one with API_MAX_INFLIGHT jobs running waits for them.
+         */
+        if (client_unread(c) > API_MAX_OUTPUT) {
+                client_reading(c, false);
+                client_stall_watch(c);
+        } else if (c->inflight >= API_MAX_INFLIGHT) {
+                client_reading(c, false);
+        }
 }
 
 /* Output drained below the low watermark (or entirely). */
@@ -667,27 +877,23 @@ static void client_written(struct bufferevent *bev, void *opaque)
         struct api_client *c = opaque;
 
         if (c->hangup) {
-                if (c->inflight == 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+                if (c->inflight == 0 && client_unread(c) == 0)
                         client_free(c);
                 return;
         }
-        if (!c->closing)
-                bufferevent_enable(bev, EV_READ);
+        evtimer_del(c->stall);
+        if (!c->closing && c->inflight < API_MAX_INFLIGHT)
+                client_reading(c, true);
 }
 
+/* Errors on the write side (reads see EOF in client_recv). */
 static void client_event(struct bufferevent *bev, short what, void *opaque)
 {
         struct api_client *c = opaque;
 
         if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
                 return;
-        if (c->inflight == 0) {
-                client_free(c);
-                return;
-        }
-        /* Jobs still run; they finish, and their replies are dropped with the client. */
-        c->closing = true;
-        bufferevent_disable(bev, EV_READ);
+        client_gone(c);
 }
 
 /*
@@ -735,15 +941,16 @@ static double elapsed_s(const struct timespec *since, const struct timespec *now
         return (double)(now->tv_sec - since->tv_sec) + (now->tv_nsec - since->tv_nsec) / 1e9;
 }
 
-static void refusal_log(struct api_refusals *r, const struct ucred *cred, unsigned suppressed)
+static void refusal_log(struct api_refusals *r, const struct ucred *cred, const char *why,
+                        unsigned suppressed)
 {
         if (suppressed)
-                tt_warn("refused control connection from uid %u gid %u pid %d (%u similar "
+                tt_warn("refused control connection from uid %u gid %u pid %d%s (%u similar "
                         "refusals suppressed)",
-                        (unsigned)cred->uid, (unsigned)cred->gid, (int)cred->pid, suppressed);
+                        (unsigned)cred->uid, (unsigned)cred->gid, (int)cred->pid, why, suppressed);
         else
-                tt_warn("refused control connection from uid %u gid %u pid %d",
-                        (unsigned)cred->uid, (unsigned)cred->gid, (int)cred->pid);
+                tt_warn("refused control connection from uid %u gid %u pid %d%s",
+                        (unsigned)cred->uid, (unsigned)cred->gid, (int)cred->pid, why);
         clock_gettime(CLOCK_MONOTONIC, &r->last);
         r->logged = true;
 }
@@ -757,14 +964,14 @@ static void refusal_flush(evutil_socket_t fd, short what, void *opaque)
         if (n == 0)
                 return;
         r->suppressed = 0;
-        refusal_log(r, &r->cred, n - 1);
+        refusal_log(r, &r->cred, r->why, n - 1);
 }
 
 /*
  * At most one line a second, so that a local flood cannot fill the log: a refusal within a
  * second of the last line is counted, and the count is logged when that second ends.
  */
-static void refusal_note(struct api_server *srv, const struct ucred *cred)
+static void refusal_note(struct api_server *srv, const struct ucred *cred, const char *why)
 {
         struct api_refusals *r = &srv->refusals;
         struct timespec now;
@@ -773,11 +980,12 @@ static void refusal_note(struct api_server *srv, const struct ucred *cred)
         clock_gettime(CLOCK_MONOTONIC, &now);
         since = elapsed_s(&r->last, &now);
         if (!r->logged || (since >= 1.0 && r->suppressed == 0)) {
-                refusal_log(r, cred, 0);
+                refusal_log(r, cred, why, 0);
                 return;
         }
         r->suppressed++;
         r->cred = *cred;
+        r->why = why;
         if (r->flush == NULL)
                 r->flush = evtimer_new(evconnlistener_get_base(srv->listener), refusal_flush, r);
         if (r->flush && !evtimer_pending(r->flush, NULL)) {
@@ -801,8 +1009,22 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                         "denied: only root or members of the tetherd group may use this "
                         "socket\"}}\n";
 
-                refusal_note(srv, &cred);
+                refusal_note(srv, &cred, "");
                 (void)!write(fd, msg, sizeof(msg) - 1);
+                close(fd);
+                return;
+        }
+        /* Each client costs memory and a descriptor: a member's flood stops at the cap. */
+        if (srv->nclients >= srv->max_clients + (cred.uid == 0 ? API_ROOT_RESERVE : 0)) {
+                char msg[256];
+                int len = snprintf(msg, sizeof(msg),
+                                   "{\"error\": {\"class\": \"%s\", \"desc\": \"too many "
+                                   "clients: tetherd serves at most %u at once; try again "
+                                   "later\"}}\n",
+                                   API_CLASS_BUSY, srv->max_clients);
+
+                refusal_note(srv, &cred, " (too many clients)");
+                (void)!write(fd, msg, (size_t)len);
                 close(fd);
                 return;
         }
@@ -814,24 +1036,35 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         c->srv = srv;
         c->uid = cred.uid;
         c->bev = bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+        c->rev = event_new(evconnlistener_get_base(l), fd, EV_READ | EV_PERSIST, client_recv, c);
+        c->stall = event_new(evconnlistener_get_base(l), -1, EV_PERSIST, client_stalled, c);
         c->splitter = wire_splitter_new();
         c->out = wire_out_new(client_sink, c);
-        if (c->bev == NULL || c->splitter == NULL || c->out == NULL) {
+        if (c->bev == NULL || c->rev == NULL || c->stall == NULL || c->splitter == NULL ||
+            c->out == NULL) {
                 if (c->bev)
                         bufferevent_free(c->bev);
                 else
                         close(fd);
+                if (c->rev)
+                        event_free(c->rev);
+                if (c->stall)
+                        event_free(c->stall);
                 wire_splitter_free(c->splitter);
                 wire_out_free(c->out);
                 free(c);
                 return;
         }
         wire_splitter_set_limits(c->splitter, API_MAX_MESSAGE, 0, 64);
-        bufferevent_setcb(c->bev, client_read, client_written, client_event, c);
+        /* The bufferevent only writes; requests are read by rev (recvmsg, for SCM_RIGHTS). */
+        bufferevent_setcb(c->bev, NULL, client_written, client_event, c);
         bufferevent_setwatermark(c->bev, EV_WRITE, API_MAX_OUTPUT / 2, 0);
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        bufferevent_enable(c->bev, EV_WRITE);
+        bufferevent_disable(c->bev, EV_READ);
+        client_reading(c, true);
         c->next = srv->clients;
         srv->clients = c;
+        srv->nclients++;
 }
 
 int api_listen(struct tetherd *d, const char *path, struct tt_error *err)
@@ -848,6 +1081,7 @@ int api_listen(struct tetherd *d, const char *path, struct tt_error *err)
                 return tt_error_set(err, ENOMEM, "out of memory");
         }
         srv->d = d;
+        srv->max_clients = d->max_clients ? d->max_clients : API_DEFAULT_MAX_CLIENTS;
         unlink(path);
         srv->listener = evconnlistener_new_bind(d->base, on_accept, srv,
                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64,

@@ -78,23 +78,74 @@ static int pread_all(int fd, void *buf, size_t len, off_t off)
         return 0;
 }
 
+static const char *file_kind(mode_t mode)
+{
+        if (S_ISDIR(mode))
+                return "directory";
+        if (S_ISFIFO(mode))
+                return "FIFO";
+        if (S_ISCHR(mode))
+                return "character device";
+        if (S_ISBLK(mode))
+                return "block device";
+        if (S_ISSOCK(mode))
+                return "socket";
+        return "special file";
+}
+
 int saveimage_create(const char *path, const char *xml, uint32_t flags, struct saveimage *img,
                      struct tt_error *err)
 {
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int r;
+
+        if (fd < 0)
+                return tt_error_errno(err, errno, "cannot create save image '%s'", path);
+        r = saveimage_create_fd(fd, path, xml, flags, img, err);
+        if (r < 0)
+                close(fd);
+        return r;
+}
+
+int saveimage_create_fd(int given, const char *path, const char *xml, uint32_t flags,
+                        struct saveimage *img, struct tt_error *err)
+{
         size_t xml_len = strlen(xml);
         unsigned char h[SAVEIMAGE_HEADER_SIZE];
-        _cleanup_close_ int fd = -1;
+        int fd = given;
+        struct stat st;
+        int fl;
 
+        memset(img, 0, sizeof(*img));
+        /*
+         * The descriptor may come from a client: only a regular file, open for writing and not
+         * for appending (the header is written at offset 0 last), is an image. Nothing here
+         * reads or writes before that is known, so a FIFO or a device never blocks us.
+         */
+        if (fstat(fd, &st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0)
+                return tt_error_errno(err, errno, "cannot save to '%s'", path);
+        if (!S_ISREG(st.st_mode))
+                return tt_error_set(err, EINVAL,
+                                    "cannot save to '%s': it is a %s, and a save image must be "
+                                    "a regular file",
+                                    path, file_kind(st.st_mode));
+        if ((fl & O_ACCMODE) == O_RDONLY)
+                return tt_error_set(err, EINVAL, "cannot save to '%s': not open for writing",
+                                    path);
+        if (fl & O_APPEND)
+                return tt_error_set(err, EINVAL,
+                                    "cannot save to '%s': open for appending (O_APPEND)", path);
+        if ((fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+                return tt_error_errno(err, errno, "cannot save to '%s'", path);
         if (xml_len > SAVEIMAGE_MAX_XML)
                 return tt_error_set(err, EFBIG, "domain XML too large for a save image");
-        memset(img, 0, sizeof(*img));
         img->version = SAVEIMAGE_VERSION;
         img->flags = flags;
         img->data_offset = (SAVEIMAGE_HEADER_SIZE + xml_len + SAVEIMAGE_ALIGN - 1) &
                            ~(uint64_t)(SAVEIMAGE_ALIGN - 1);
-        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return tt_error_errno(err, errno, "cannot create save image '%s'", path);
+        /* The old contents go: ftruncate(0) first, then the padding reads as zeros. */
+        if (ftruncate(fd, 0) < 0)
+                return tt_error_errno(err, errno, "cannot write save image '%s'", path);
         encode_header(h, SAVEIMAGE_MAGIC_PARTIAL, img, (uint32_t)xml_len);
         /* The padding reads as zeros: ftruncate makes the hole. */
         if (pwrite_all(fd, h, sizeof(h), 0) < 0 ||
@@ -105,7 +156,7 @@ int saveimage_create(const char *path, const char *xml, uint32_t flags, struct s
         img->xml = strdup(xml);
         if (img->xml == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
-        return steal_fd(&fd);
+        return fd;
 }
 
 int saveimage_finish(int fd, struct saveimage *img, struct tt_error *err)
@@ -125,32 +176,14 @@ int saveimage_finish(int fd, struct saveimage *img, struct tt_error *err)
         return 0;
 }
 
-static const char *file_kind(mode_t mode)
-{
-        if (S_ISDIR(mode))
-                return "directory";
-        if (S_ISFIFO(mode))
-                return "FIFO";
-        if (S_ISCHR(mode))
-                return "character device";
-        if (S_ISBLK(mode))
-                return "block device";
-        if (S_ISSOCK(mode))
-                return "socket";
-        return "special file";
-}
-
 int saveimage_open(const char *path, struct saveimage *img, struct tt_error *err)
 {
-        unsigned char h[SAVEIMAGE_HEADER_SIZE], magic[16] = {0};
-        _cleanup_close_ int fd = -1;
-        uint32_t xml_len;
-        struct stat st;
+        int fd, r;
 
         memset(img, 0, sizeof(*img));
         /*
-         * The path comes from a client: never follow a link, and never block (a FIFO would wait
-         * for a writer with the whole daemon). Only a regular file is an image.
+         * Never follow a link, and never block (a FIFO would wait for a writer with the whole
+         * daemon). Only a regular file is an image (saveimage_open_fd checks).
          */
         fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 && errno == ELOOP)
@@ -160,15 +193,33 @@ int saveimage_open(const char *path, struct saveimage *img, struct tt_error *err
                                     path);
         if (fd < 0)
                 return tt_error_errno(err, errno, "cannot open save image '%s'", path);
-        if (fstat(fd, &st) < 0)
+        r = saveimage_open_fd(fd, path, img, err);
+        if (r < 0)
+                close(fd);
+        return r;
+}
+
+int saveimage_open_fd(int given, const char *path, struct saveimage *img, struct tt_error *err)
+{
+        unsigned char h[SAVEIMAGE_HEADER_SIZE], magic[16] = {0};
+        int fd = given;
+        uint32_t xml_len;
+        struct stat st;
+        int fl;
+
+        memset(img, 0, sizeof(*img));
+        /* The descriptor may come from a client: a regular file, or nothing is read from it. */
+        if (fstat(fd, &st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0)
                 return tt_error_errno(err, errno, "cannot stat '%s'", path);
         if (!S_ISREG(st.st_mode))
                 return tt_error_set(err, EINVAL,
                                     "'%s' is not a Tether save image: it is a %s, and a save "
                                     "image must be a regular file",
                                     path, file_kind(st.st_mode));
+        if ((fl & O_ACCMODE) == O_WRONLY)
+                return tt_error_set(err, EINVAL, "cannot read '%s': not open for reading", path);
         /* QEMU reads the stream through this fd: give it blocking reads again. */
-        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+        if (fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
                 return tt_error_errno(err, errno, "cannot read '%s'", path);
         if (pread_all(fd, h, sizeof(h), 0) < 0) {
                 if (errno)
@@ -222,7 +273,7 @@ int saveimage_open(const char *path, struct saveimage *img, struct tt_error *err
                 saveimage_clear(img);
                 return tt_error_errno(err, errno, "cannot seek in '%s'", path);
         }
-        return steal_fd(&fd);
+        return fd;
 }
 
 void saveimage_clear(struct saveimage *img)

@@ -50,6 +50,12 @@ struct saveimage {
  */
 int saveimage_create(const char *path, const char *xml, uint32_t flags, struct saveimage *img,
                      struct tt_error *err);
+/*
+ * The same into fd, a file a client opened (path names it in messages only): refused unless it
+ * is a regular file open for writing without O_APPEND. Returns fd (not taken over) or -1.
+ */
+int saveimage_create_fd(int fd, const char *path, const char *xml, uint32_t flags,
+                        struct saveimage *img, struct tt_error *err);
 /* QEMU finished writing: fsync, record the stream length, flip the magic, fsync again. */
 int saveimage_finish(int fd, struct saveimage *img, struct tt_error *err);
 /*
@@ -58,6 +64,12 @@ int saveimage_finish(int fd, struct saveimage *img, struct tt_error *err);
  * image version N", ... (err->code is EINVAL for a bad file, errno for I/O errors).
  */
 int saveimage_open(const char *path, struct saveimage *img, struct tt_error *err);
+/*
+ * The same on fd, a file a client opened (path names it in messages only): refused unless it is
+ * a regular file open for reading; nothing is read before that is known. Returns fd (not taken
+ * over) or -1.
+ */
+int saveimage_open_fd(int fd, const char *path, struct saveimage *img, struct tt_error *err);
 void saveimage_clear(struct saveimage *img);
 
 #endif

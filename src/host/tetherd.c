@@ -26,32 +26,40 @@
 
 /* The longest interval a config may ask for (a day). */
 #define CONF_MAX_INTERVAL_S 86400
+/* The most control clients a config may allow at once (each costs a descriptor). */
+#define CONF_MAX_CLIENTS 65536
 
 /* What the config file sets; options given on the command line win. */
 struct tetherd_conf {
         char *metrics_listen;      /* [monitor] metrics-listen, or NULL: no HTTP server */
         char *push_url;            /* [monitor] push-url, or NULL: no pushes */
         struct monitor_config mon; /* [monitor] *-interval */
+        int max_clients;           /* [security] max-clients, or 0: the default */
 };
 
 enum conf_type {
         CONF_STRING,  /* a malloc'd char * */
         CONF_SECONDS, /* an int, 0..CONF_MAX_INTERVAL_S */
+        CONF_CLIENTS, /* an int, 1..CONF_MAX_CLIENTS */
 };
 
-/* The keys of [monitor], each with where its value goes in struct tetherd_conf. */
+/* The keys of [monitor] and [security], each with where its value goes in struct tetherd_conf. */
 static const struct conf_key {
+        const char *section;  /* "[monitor]" or "[security]" */
         const char *name;     /* key in the file */
         enum conf_type type;  /* how the value is read */
         size_t offset;        /* field in struct tetherd_conf */
 } conf_keys[] = {
-        {"metrics-listen", CONF_STRING, offsetof(struct tetherd_conf, metrics_listen)},
-        {"push-url", CONF_STRING, offsetof(struct tetherd_conf, push_url)},
-        {"host-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.host_s)},
-        {"stats-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.stats_s)},
-        {"users-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.users_s)},
-        {"filesystems-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.filesystems_s)},
-        {"osinfo-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.osinfo_s)},
+        {"[monitor]", "metrics-listen", CONF_STRING, offsetof(struct tetherd_conf, metrics_listen)},
+        {"[monitor]", "push-url", CONF_STRING, offsetof(struct tetherd_conf, push_url)},
+        {"[monitor]", "host-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.host_s)},
+        {"[monitor]", "stats-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.stats_s)},
+        {"[monitor]", "users-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.users_s)},
+        {"[monitor]", "filesystems-interval", CONF_SECONDS,
+         offsetof(struct tetherd_conf, mon.filesystems_s)},
+        {"[monitor]", "osinfo-interval", CONF_SECONDS,
+         offsetof(struct tetherd_conf, mon.osinfo_s)},
+        {"[security]", "max-clients", CONF_CLIENTS, offsetof(struct tetherd_conf, max_clients)},
 };
 
 static void usage(FILE *out)
@@ -69,7 +77,8 @@ static void usage(FILE *out)
                 "  --config FILE  read [monitor] settings from FILE (default: ROOT/etc/tether/\n"
                 "                 tetherd.conf when it exists): metrics-listen, push-url,\n"
                 "                 host-interval, stats-interval, users-interval,\n"
-                "                 filesystems-interval, osinfo-interval (seconds; 0 = off)\n"
+                "                 filesystems-interval, osinfo-interval (seconds; 0 = off);\n"
+                "                 [security] max-clients (control clients at once, 256)\n"
                 "  --metrics-listen ADDR:PORT\n"
                 "                 serve Prometheus metrics on http://ADDR:PORT/metrics\n"
                 "                 (PORT or :PORT alone: 127.0.0.1; [ADDR]:PORT for IPv6)\n"
@@ -131,18 +140,27 @@ static int conf_set(struct tetherd_conf *conf, const struct conf_key *k, const c
                                             path, line, value, k->name, CONF_MAX_INTERVAL_S);
                 *(int *)field = (int)v;
                 return 0;
+        case CONF_CLIENTS:
+                errno = 0;
+                v = strtoll(value, &end, 10);
+                if (errno || end == value || *end || v < 1 || v > CONF_MAX_CLIENTS)
+                        return tt_error_set(err, EINVAL,
+                                            "%s:%u: invalid value '%s' for %s: from 1 to %d",
+                                            path, line, value, k->name, CONF_MAX_CLIENTS);
+                *(int *)field = (int)v;
+                return 0;
         }
         return 0;
 }
 
-/* A small key = value file: '#' or ';' comments, one [monitor] section. */
+/* A small key = value file: '#' or ';' comments, [monitor] and [security] sections. */
 static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_error *err)
 {
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         _cleanup_free_ char *buf = NULL;
         size_t cap = 0;
         unsigned line = 0;
-        bool in_monitor = false;
+        const char *section = NULL;
 
         if (f == NULL)
                 return tt_error_errno(err, errno, "cannot open config '%s'", path);
@@ -154,10 +172,13 @@ static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_erro
                 if (*s == '\0' || *s == '#' || *s == ';')
                         continue;
                 if (*s == '[') {
-                        if (strcmp(s, "[monitor]") != 0)
+                        section = NULL;
+                        for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
+                                if (strcmp(conf_keys[i].section, s) == 0)
+                                        section = conf_keys[i].section;
+                        if (section == NULL)
                                 return tt_error_set(err, EINVAL, "%s:%u: unknown section %s",
                                                     path, line, s);
-                        in_monitor = true;
                         continue;
                 }
                 eq = strchr(s, '=');
@@ -167,15 +188,16 @@ static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_erro
                 *eq = '\0';
                 key = trim(s);
                 value = trim(eq + 1);
-                if (!in_monitor)
+                if (section == NULL)
                         return tt_error_set(err, EINVAL, "%s:%u: key '%s' outside [monitor]",
                                             path, line, key);
                 for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
-                        if (strcmp(conf_keys[i].name, key) == 0)
+                        if (strcmp(conf_keys[i].section, section) == 0 &&
+                            strcmp(conf_keys[i].name, key) == 0)
                                 k = &conf_keys[i];
                 if (k == NULL)
-                        return tt_error_set(err, EINVAL, "%s:%u: unknown key '%s' in [monitor]",
-                                            path, line, key);
+                        return tt_error_set(err, EINVAL, "%s:%u: unknown key '%s' in %s", path,
+                                            line, key, section);
                 if (conf_set(conf, k, value, path, line, err) < 0)
                         return -1;
         }
@@ -277,6 +299,7 @@ int main(int argc, char **argv)
                                     &err) < 0) ||
             (opt_push && conf_set(&conf, &conf_keys[1], opt_push, "--push-url", 0, &err) < 0))
                 goto out;
+        d.max_clients = (unsigned)conf.max_clients;
         sock = store_socket_path(&d.store);
         if (sock == NULL || api_listen(&d, sock, &err) < 0)
                 goto out;

@@ -21,6 +21,7 @@ struct tetherd {
         int next_id;              /* id for the next domain that starts (virsh's Id column) */
         gid_t access_gid;         /* group allowed on the control socket besides root */
         bool access_gid_set;      /* access_gid is meaningful */
+        unsigned max_clients;     /* [security] max-clients: control clients at once (0: 256) */
         struct monitor *monitor;  /* the monitor service's polling (monitor.c), NULL when off */
         struct metrics *metrics;  /* /metrics server and Pushgateway pushes (metrics.c), or NULL */
 };

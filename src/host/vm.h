@@ -85,7 +85,7 @@ struct vm {
         /* save and restore */
         int image_fd;             /* the save image while a save or restore runs, else -1 */
         struct saveimage *image;  /* its header */
-        char *image_path;         /* its path: removed when a save fails */
+        char *image_path;         /* its path (a managed image's is removed when a save fails) */
         bool image_managed;       /* managed-save image: removed once restored */
         bool was_running;         /* save: vCPUs ran before; restore: the image says so */
         bool saved;               /* the image is complete: QEMU's exit means shut off (saved) */
@@ -124,12 +124,18 @@ int vm_reboot(struct vm *vm, const struct vm_shutdown_opts *o, vm_done_fn done, 
 int vm_reset(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
 int vm_set_autostart(struct vm *vm, bool on, struct tt_error *err);
 
-/* save FILE (path) or managedsave (path NULL): the domain ends shut off (saved). */
-int vm_save(struct vm *vm, const char *path, vm_done_fn done, void *opaque,
+/*
+ * save FILE (fd, a file the client opened; path names it in messages) or managedsave (fd -1,
+ * path NULL: tetherd's own image): the domain ends shut off (saved). fd stays the caller's.
+ */
+int vm_save(struct vm *vm, int fd, const char *path, vm_done_fn done, void *opaque,
             struct tt_error *err);
-/* restore FILE: the domain named in the image, defined or transient, runs again. */
-int vm_restore(struct tetherd *d, const char *path, bool paused, vm_done_fn done, void *opaque,
-               struct tt_error *err);
+/*
+ * restore FILE (fd, opened by the client; path names it in messages): the domain named in the
+ * image, defined or transient, runs again. fd stays the caller's.
+ */
+int vm_restore(struct tetherd *d, int fd, const char *path, bool paused, vm_done_fn done,
+               void *opaque, struct tt_error *err);
 int vm_managed_save_remove(struct vm *vm, bool *removed, struct tt_error *err);
 
 /* A raw QMP command (qemu-monitor-command): cmd is {"execute", "arguments"}; replies "return". */

@@ -88,11 +88,18 @@ void vm_image_release(struct vm *vm, bool remove_file)
         }
         if (vm->poll)
                 event_del(vm->poll);
+        /*
+         * tetherd removes only its own (managed) image. A client's file is only emptied: its
+         * path was never ours to open or unlink (the CLI removes a file it created).
+         */
+        if (remove_file && vm->image_managed && vm->image_path)
+                unlink(vm->image_path);
+        else if (remove_file && vm->image_fd >= 0 && ftruncate(vm->image_fd, 0) < 0)
+                tt_warn("%s: cannot empty the failed save image: %s", vm->def->name,
+                        strerror(errno));
         if (vm->image_fd >= 0)
                 close(vm->image_fd);
         vm->image_fd = -1;
-        if (remove_file && vm->image_path)
-                unlink(vm->image_path);
         if (vm->image)
                 saveimage_clear(vm->image);
         free(vm->image);
@@ -333,10 +340,10 @@ static void save_stopped(void *opaque, json_t *ret, const struct tt_error *err)
                 save_fail(vm, "cannot pass the save image to QEMU");
 }
 
-int vm_save(struct vm *vm, const char *path, vm_done_fn done, void *opaque,
+int vm_save(struct vm *vm, int client_fd, const char *path, vm_done_fn done, void *opaque,
             struct tt_error *err)
 {
-        bool managed = path == NULL;
+        bool managed = client_fd < 0;
         _cleanup_free_ char *xml = NULL;
         _cleanup_free_ char *target =
                 managed ? store_managed_save_path(&vm->d->store, vm->def->name) : strdup(path);
@@ -361,9 +368,25 @@ int vm_save(struct vm *vm, const char *path, vm_done_fn done, void *opaque,
                 vm_release_job(vm, NULL);
                 return tt_error_set(err, ENOMEM, "out of memory");
         }
-        fd = saveimage_create(target, xml, vm->was_running ? SAVEIMAGE_WAS_RUNNING : 0, img,
-                              err);
+        if (managed) {
+                fd = saveimage_create(target, xml, vm->was_running ? SAVEIMAGE_WAS_RUNNING : 0,
+                                      img, err);
+        } else {
+                /* Our own copy of the client's descriptor: it goes to QEMU and the sync thread. */
+                fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        tt_error_errno(err, errno, "cannot save to '%s'", target);
+                else if (saveimage_create_fd(fd, target, xml,
+                                             vm->was_running ? SAVEIMAGE_WAS_RUNNING : 0, img,
+                                             err) < 0) {
+                        close(fd);
+                        fd = -1;
+                }
+                if (fd < 0 && err && err->code == EINVAL)
+                        err->code = VM_ERR_INVALID_OP;
+        }
         if (fd < 0) {
+                saveimage_clear(img);
                 free(img);
                 vm_release_job(vm, err);
                 return -1;
@@ -384,8 +407,8 @@ int vm_save(struct vm *vm, const char *path, vm_done_fn done, void *opaque,
         return 0;
 }
 
-int vm_restore(struct tetherd *d, const char *path, bool paused, vm_done_fn done, void *opaque,
-               struct tt_error *err)
+int vm_restore(struct tetherd *d, int client_fd, const char *path, bool paused, vm_done_fn done,
+               void *opaque, struct tt_error *err)
 {
         struct saveimage *img = calloc(1, sizeof(*img));
         _cleanup_domain_ struct domain *def = NULL;
@@ -395,9 +418,15 @@ int vm_restore(struct tetherd *d, const char *path, bool paused, vm_done_fn done
 
         if (img == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
-        /* Everything about the file is checked before any QEMU starts. */
-        fd = saveimage_open(path, img, err);
+        /* Everything about the file is checked before any QEMU starts; QEMU gets our copy. */
+        fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0) {
+                free(img);
+                return tt_error_errno(err, errno, "cannot read '%s'", path);
+        }
+        if (saveimage_open_fd(fd, path, img, err) < 0) {
+                close(fd);
+                saveimage_clear(img);
                 free(img);
                 if (err && err->code == EINVAL)
                         err->code = VM_ERR_INVALID_OP;

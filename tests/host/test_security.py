@@ -9,7 +9,10 @@ tetherd attacked as a local user would (issue 10), with the real tether CLI and 
   qemu-monitor-command (raw QMP) is for uid 0 only;
 - a stop with a request pending (no use after free), a name with a comma survives a restart,
   names that would escape the run folder or not fit a socket path, listen='' on graphics,
-  lookup of a domain reference as virsh does (id, then uuid, then name), restore of a FIFO.
+  lookup of a domain reference as virsh does (id, then uuid, then name), restore of a FIFO;
+- files that clients name (save, restore, screenshot) are opened by the client with its own
+  rights, locally and through the remote `tether proxy` of tether+ssh:// (a real sshd on
+  127.0.0.1): a member cannot make tetherd create, truncate or read what the member could not.
 
     python3 test_security.py TETHERD TETHER
 """
@@ -552,6 +555,334 @@ def test_save_sync_off_loop(tetherd, tether, tmp):
         s.cleanup()
 
 
+# ---- files that clients name are opened by the client (issue 10, part 3) ----
+
+def owner_mode(path):
+    st = os.lstat(path)
+    return st.st_uid, st.st_mode & 0o7777
+
+
+def raw_call(sock_path, request, fds=(), timeout=20):
+    """One request on the control socket, with descriptors passed alongside (SCM_RIGHTS)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        data = (json.dumps(request) + "\n").encode()
+        if fds:
+            socket.send_fds(s, [data], list(fds))
+        else:
+            s.sendall(data)
+        buf = b""
+        while b"\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        return json.loads(buf.split(b"\n")[0]) if buf else None
+    finally:
+        s.close()
+
+
+def test_client_files(g, users, tmp):
+    """save and restore: the CLI opens the file with the user's own rights and passes the
+    descriptor; tetherd (root) never opens or creates a client's path. A member cannot make
+    tetherd create, truncate or read a file the member could not."""
+    member = users.as_member()
+    uid = users.member_pw.pw_uid
+    files = os.path.join(tmp, "member-files")
+    os.makedirs(files, exist_ok=True)
+    os.chown(files, uid, users.member_pw.pw_gid)
+    os.chmod(files, 0o755)
+    g.define("fd-1", uuid_for(90))
+    expect(g, ["start", "fd-1"], 0, "Domain 'fd-1' started\n\n", "")
+    g.record_qemus()
+
+    # Create a file where only root may: refused with the member's own error; nothing appears.
+    pwned = "/etc/tether-pwned-%d" % os.getpid()
+    try:
+        expect(g, ["save", "fd-1", pwned], 1, "",
+               "error: cannot create save image '%s': Permission denied\n" % pwned,
+               prefix=member, what="a member's save into /etc")
+        check(not os.path.lexists(pwned), "no file appears in /etc", pwned)
+    finally:
+        if os.path.lexists(pwned):
+            os.unlink(pwned)
+    # Truncate a root-owned file the member may not write (in a folder the member owns, too).
+    victim = os.path.join(files, "root-owned")
+    with open(victim, "wb") as f:
+        f.write(b"precious root data\n" * 100)
+    os.chmod(victim, 0o644)
+    before = open(victim, "rb").read()
+    expect(g, ["save", "fd-1", victim], 1, "",
+           "error: cannot create save image '%s': Permission denied\n" % victim,
+           prefix=member, what="a member's save over a root-owned file")
+    check(open(victim, "rb").read() == before and owner_mode(victim) == (0, 0o644),
+          "the root-owned file is unchanged, byte for byte")
+    # A link to it is not followed, whoever asks.
+    link = os.path.join(files, "link.save")
+    os.symlink(victim, link)
+    want = ("error: '%s' is a symbolic link: a save image must be a regular file, and links are "
+            "not followed\n" % link)
+    expect(g, ["save", "fd-1", link], 1, "", want, prefix=member, what="save to a symlink")
+    expect(g, ["save", "fd-1", link], 1, "", want, what="save to a symlink by root")
+    check(open(victim, "rb").read() == before, "the link's target is unchanged")
+    # A FIFO (no reader: nothing blocks) and a device are refused clearly.
+    fifo = os.path.join(files, "fifo")
+    os.mkfifo(fifo)
+    os.chown(fifo, uid, users.member_pw.pw_gid)
+    expect(g, ["save", "fd-1", fifo], 1, "",
+           "error: cannot save to '%s': it is a FIFO, and a save image must be a regular "
+           "file\n" % fifo, prefix=member, what="save to a FIFO")
+    expect(g, ["save", "fd-1", "/dev/null"], 1, "",
+           "error: cannot save to '/dev/null': it is a character device, and a save image must "
+           "be a regular file\n", prefix=member, what="save to /dev/null")
+    expect(g, ["domstate", "--reason", "fd-1"], 0, "running (booted)\n\n", "",
+           what="the domain runs on after the refused saves")
+
+    # A normal save by the member: the image is the member's, 0600.
+    image = os.path.join(files, "fd-1.save")
+    expect(g, ["save", "fd-1", image], 0, "\nDomain 'fd-1' saved to %s\n\n" % image, "",
+           prefix=member, what="a member's save")
+    check(os.path.exists(image) and owner_mode(image) == (uid, 0o600),
+          "the member's save image is owned by the member, mode 0600",
+          repr(owner_mode(image)) if os.path.exists(image) else "missing")
+    expect(g, ["domstate", "--reason", "fd-1"], 0, "shut off (saved)\n\n", "")
+    # Restore from a copy only root can read: refused with the member's error.
+    secret = os.path.join(files, "root-only.save")
+    shutil.copyfile(image, secret)
+    os.chown(secret, 0, 0)
+    os.chmod(secret, 0o600)
+    expect(g, ["restore", secret], 1, "",
+           "error: cannot open save image '%s': Permission denied\n" % secret, prefix=member,
+           what="a member's restore of a root-only image")
+    expect(g, ["domstate", "--reason", "fd-1"], 0, "shut off (saved)\n\n", "")
+    # The member's own image restores.
+    expect(g, ["restore", image], 0, "Domain restored from %s\n\n" % image, "", prefix=member,
+           what="a member's restore")
+    g.record_qemus()
+    expect(g, ["domstate", "--reason", "fd-1"], 0, "running (restored)\n\n", "")
+
+    # A failed save removes the file it created, and leaves an existing one alone.
+    fresh = os.path.join(files, "fresh.save")
+    expect(g, ["save", "nosuch", fresh], 1, "", "error: failed to get domain 'nosuch'\n",
+           prefix=member, what="save of an unknown domain")
+    check(not os.path.lexists(fresh), "a failed save leaves no file it created")
+    keep = os.path.join(files, "keep.save")
+    subprocess.run(member + ["sh", "-c", "echo mine > " + keep], check=True)
+    expect(g, ["save", "nosuch", keep], 1, "", "error: failed to get domain 'nosuch'\n",
+           prefix=member, what="save of an unknown domain over an existing file")
+    check(open(keep).read() == "mine\n", "a failed save does not touch an existing file")
+
+    # The protocol itself: tetherd never opens a path, and checks every descriptor it gets.
+    def save_req(path):
+        return {"execute": "save", "arguments": {"domain": "fd-1",
+                                                 "file": {"path": path, "open": "save"}}}
+    r = raw_call(g.sock, {"execute": "save", "arguments": {"domain": "fd-1", "file": pwned}})
+    check(r is not None and r.get("error", {}).get("desc") ==
+          "Invalid parameter type for 'file', expected: object" and
+          not os.path.lexists(pwned), "a path string is not accepted (the old protocol)", repr(r))
+    r = raw_call(g.sock, save_req(pwned))
+    check(r is not None and r.get("error", {}).get("desc") ==
+          "no descriptor for '%s' came with the request: the client opens the file and passes "
+          "it (SCM_RIGHTS); tetherd does not open files for its clients" % pwned and
+          not os.path.lexists(pwned), "a request without its descriptor is refused", repr(r))
+    cases = [(os.open("/dev/zero", os.O_RDWR), "'/x' is a character device",
+              "cannot save to '/x': it is a character device, and a save image must be a "
+              "regular file"),
+             (os.open(victim, os.O_RDONLY), "a read-only descriptor",
+              "cannot save to '/x': not open for writing"),
+             (os.open(os.path.join(files, "append"), os.O_WRONLY | os.O_CREAT | os.O_APPEND),
+              "an O_APPEND descriptor", "cannot save to '/x': open for appending (O_APPEND)")]
+    for fd, what, want in cases:
+        try:
+            r = raw_call(g.sock, save_req("/x"), [fd])
+        finally:
+            os.close(fd)
+        check(r is not None and r.get("error", {}).get("desc") == want,
+              "tetherd refuses %s for save" % what, repr(r))
+    check(open(victim, "rb").read() == before, "the read-only descriptor's file is unchanged")
+    fd = os.open(image, os.O_WRONLY)
+    try:
+        r = raw_call(g.sock, {"execute": "restore",
+                              "arguments": {"file": {"path": "/y", "open": "restore"}}}, [fd])
+    finally:
+        os.close(fd)
+    check(r is not None and r.get("error", {}).get("desc") ==
+          "cannot read '/y': not open for reading", "tetherd refuses a write-only fd for restore",
+          repr(r))
+    # One connection, two saves: each takes its own descriptor, also when the first fails.
+    fa = os.path.join(files, "first.save")
+    fb = os.path.join(files, "second.save")
+    fds = [os.open(p, os.O_WRONLY | os.O_CREAT, 0o600) for p in (fa, fb)]
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(60)
+    try:
+        s.connect(g.sock)
+        for dom, p, fd in (("nosuch", fa, fds[0]), ("fd-1", fb, fds[1])):
+            req = {"execute": "save", "arguments": {"domain": dom,
+                                                    "file": {"path": p, "open": "save"}}}
+            socket.send_fds(s, [(json.dumps(req) + "\n").encode()], [fd])
+        buf = b""
+        while buf.count(b"\n") < 2:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        replies = [json.loads(x) for x in buf.split(b"\n") if x.strip()]
+    finally:
+        s.close()
+        for fd in fds:
+            os.close(fd)
+    check(len(replies) == 2 and "error" in replies[0] and "return" in replies[1],
+          "a failed save, then a save, on one connection", repr(replies))
+    check(os.path.getsize(fa) == 0 and open(fb, "rb").read(10) == b"TetherSave",
+          "the second save wrote its own file, not the first one's",
+          "%d %r" % (os.path.getsize(fa), open(fb, "rb").read(10)))
+    expect(g, ["restore", fb], 0, "Domain restored from %s\n\n" % fb, "")
+    g.record_qemus()
+    expect(g, ["destroy", "fd-1"], 0, "Domain 'fd-1' destroyed\n\n", "")
+
+
+def test_client_screenshot(g, users, tmp):
+    """A screenshot: QEMU writes the PNG into tetherd's own run folder, tetherd sends the bytes,
+    and the CLI writes the file with the user's own rights."""
+    member = users.as_member()
+    files = os.path.join(tmp, "member-files")
+    path = write(g, "shot-1.xml", domain_xml("shot-1", uuid_for(91),
+                                             "<video><model type='vga'/></video>"))
+    expect(g, ["define", path], 0, None, "")
+    expect(g, ["start", "shot-1"], 0, "Domain 'shot-1' started\n\n", "")
+    g.record_qemus()
+    shot = os.path.join(files, "shot.png")
+    expect(g, ["screenshot", "shot-1", shot], 0,
+           "Screenshot saved to %s, with type of image/png\n\n" % shot, "", prefix=member,
+           what="a member's screenshot")
+    check(os.path.exists(shot) and os.stat(shot).st_uid == users.member_pw.pw_uid and
+          open(shot, "rb").read(8) == b"\x89PNG\r\n\x1a\n",
+          "the screenshot is a PNG owned by the member")
+    pwned = "/etc/tether-shot-%d.png" % os.getpid()
+    expect(g, ["screenshot", "shot-1", pwned], 1, "",
+           "error: cannot write '%s': Permission denied\n" % pwned, prefix=member,
+           what="a member's screenshot into /etc")
+    check(not os.path.lexists(pwned), "no screenshot appears in /etc")
+    run = os.path.join(g.root, "run/tether/domains/shot-1")
+    check(not [f for f in os.listdir(run) if f.startswith("screenshot-")],
+          "no screenshot is left in tetherd's run folder", repr(os.listdir(run)))
+    expect(g, ["destroy", "shot-1"], 0, "Domain 'shot-1' destroyed\n\n", "")
+    expect(g, ["undefine", "shot-1"], 0, None, "")
+
+
+def test_ssh_client_files(g, users, tmp):
+    """Over tether+ssh:// the remote `tether proxy` opens the file, with the remote user's
+    rights, and passes the descriptor to tetherd (ssh cannot carry one). A real sshd on
+    127.0.0.1; the remote user is a member of the group with a shell."""
+    login = "sectl" + str(os.getpid())
+    home = os.path.join(tmp, "ssh-home")
+    os.makedirs(home)
+    made = subprocess.run(["useradd", "-r", "-M", "-d", home, "-s", "/bin/sh", "-G",
+                           users.group, "-p", "*", login], capture_output=True, text=True)
+    if not check(made.returncode == 0, "create the ssh login user", made.stderr):
+        return
+    sshd = None
+    made_privsep = False
+    sdir = os.path.join(tmp, "ssh-files")
+    try:
+        pw = pwd.getpwnam(login)
+        os.chown(home, pw.pw_uid, pw.pw_gid)
+        os.makedirs(os.path.join(sdir, "bin"))
+        os.chmod(sdir, 0o755)
+        for key in ["hostkey", "clientkey"]:
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                            os.path.join(sdir, key)], check=True)
+        shutil.copy(os.path.join(sdir, "clientkey.pub"), os.path.join(sdir, "authorized_keys"))
+        os.chmod(os.path.join(sdir, "authorized_keys"), 0o644)
+        os.symlink(g.tether, os.path.join(sdir, "bin/tether"))
+        port = td.free_port()
+        conf = os.path.join(sdir, "sshd_config")
+        with open(conf, "w") as f:
+            f.write("ListenAddress 127.0.0.1\nPort %d\nHostKey %s/hostkey\nPidFile %s/sshd.pid\n"
+                    "AuthorizedKeysFile %s/authorized_keys\nPasswordAuthentication no\n"
+                    "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                    "SetEnv PATH=%s/bin:/usr/bin:/bin\n" % (port, sdir, sdir, sdir, sdir))
+        if not os.path.isdir("/run/sshd"):
+            os.mkdir("/run/sshd", 0o755)
+            made_privsep = True
+        sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", conf],
+                                stdout=subprocess.DEVNULL,
+                                stderr=open(os.path.join(sdir, "sshd.log"), "w"))
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        if not check(wait_for(listening, 10), "private sshd listens",
+                     open(os.path.join(sdir, "sshd.log")).read()):
+            return
+        uri = ("tether+ssh://%s@127.0.0.1:%d/system?socket=%s&keyfile=%s&known_hosts=%s"
+               "&no_verify=1" % (login, port, g.sock, os.path.join(sdir, "clientkey"),
+                                 os.path.join(sdir, "known_hosts")))
+        files = os.path.join(tmp, "ssh-user-files")
+        os.makedirs(files)
+        os.chown(files, pw.pw_uid, pw.pw_gid)
+        rc, out, err = g.run("-c", uri, "list", "--all", root=False)
+        if not check(rc == 0, "list over ssh as the member", "%r %r\n%s" % (
+                out, err, open(os.path.join(sdir, "sshd.log")).read()[-2000:])):
+            return
+        g.define("ssh-1", uuid_for(92))
+        expect(g, ["start", "ssh-1"], 0, "Domain 'ssh-1' started\n\n", "")
+        g.record_qemus()
+        pwned = "/etc/tether-pwned-ssh-%d" % os.getpid()
+        try:
+            expect(g, ["-c", uri, "save", "ssh-1", pwned], 1, "",
+                   "error: cannot create save image '%s': Permission denied\n" % pwned,
+                   root=False, what="save into /etc over ssh as a member")
+            check(not os.path.lexists(pwned), "no file appears in /etc (ssh)")
+        finally:
+            if os.path.lexists(pwned):
+                os.unlink(pwned)
+        link = os.path.join(files, "link.save")
+        os.symlink("/etc/passwd", link)
+        before = open("/etc/passwd", "rb").read()
+        expect(g, ["-c", uri, "save", "ssh-1", link], 1, "",
+               "error: '%s' is a symbolic link: a save image must be a regular file, and links "
+               "are not followed\n" % link, root=False, what="save to a symlink over ssh")
+        check(open("/etc/passwd", "rb").read() == before, "/etc/passwd is unchanged")
+        image = os.path.join(files, "ssh-1.save")
+        expect(g, ["-c", uri, "save", "ssh-1", image], 0,
+               "\nDomain 'ssh-1' saved to %s\n\n" % image, "", root=False,
+               what="save over ssh as a member")
+        check(os.path.exists(image) and owner_mode(image) == (pw.pw_uid, 0o600),
+              "the image saved over ssh is the remote user's, mode 0600",
+              repr(owner_mode(image)) if os.path.exists(image) else "missing")
+        secret = os.path.join(files, "root-only.save")
+        shutil.copyfile(image, secret)
+        os.chmod(secret, 0o600)
+        expect(g, ["-c", uri, "restore", secret], 1, "",
+               "error: cannot open save image '%s': Permission denied\n" % secret, root=False,
+               what="restore of a root-only image over ssh")
+        expect(g, ["-c", uri, "restore", image], 0, "Domain restored from %s\n\n" % image, "",
+               root=False, what="restore over ssh as a member")
+        g.record_qemus()
+        expect(g, ["domstate", "--reason", "ssh-1"], 0, "running (restored)\n\n", "")
+        expect(g, ["destroy", "ssh-1"], 0, "Domain 'ssh-1' destroyed\n\n", "")
+    finally:
+        if sshd:
+            sshd.terminate()
+            try:
+                sshd.wait(10)
+            except subprocess.TimeoutExpired:
+                sshd.kill()
+                sshd.wait()
+        if made_privsep:
+            shutil.rmtree("/run/sshd", ignore_errors=True)
+        subprocess.run(["userdel", login], capture_output=True)
+        check(subprocess.run(["getent", "passwd", login], capture_output=True).returncode == 2,
+              "the ssh login user is gone")
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -585,7 +916,10 @@ def main():
                          ("lookup order", lambda: test_lookup_order(d)),
                          ("restore not regular", lambda: test_restore_not_regular(d)),
                          ("save sync off the loop",
-                          lambda: test_save_sync_off_loop(tetherd, tether, tmp))]:
+                          lambda: test_save_sync_off_loop(tetherd, tether, tmp)),
+                         ("client files", lambda: test_client_files(g, users, tmp)),
+                         ("client screenshot", lambda: test_client_screenshot(g, users, tmp)),
+                         ("ssh client files", lambda: test_ssh_client_files(g, users, tmp))]:
             t0 = time.time()
             try:
                 fn()
