@@ -99,7 +99,9 @@ def start_exec(agent, path, args):
 
 
 def crash(agent):
-    return start_exec(agent, "/bin/sh", ["-c", "echo c > /proc/sysrq-trigger"])
+    # The panic waits a second, so that guest-exec's reply leaves the guest before it dies
+    # (else the call fails with "Guest agent disappeared while executing command").
+    return start_exec(agent, "/bin/sh", ["-c", "sleep 1; echo c > /proc/sysrq-trigger"])
 
 
 def guest_out(agent, path, args=(), wait=60):
