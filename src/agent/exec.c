@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * guest-exec and guest-exec-status. A child is started with posix_spawn (glibc clones without
- * copying the agent's memory, which is what makes guest-exec of a short command fast), its
+ * guest-exec and guest-exec-status. A child is started with a vfork-style clone (no copy of the
+ * agent's memory, and only the system calls the child needs: see spawn_one), its
  * input is fed and its output captured through non-blocking pipes in the agent's poll loop.
  * Behaviour and texts follow qemu-ga 7.2 (reference/qga-commands.md rows 31-32), plus the
  * capture-output modes of qemu 8.0 and three bounds: max-exec entries, uncollected results
@@ -16,7 +16,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,51 +308,96 @@ static int make_pipe(int p[2])
         return 0;
 }
 
+/* What the vfork child of spawn_one needs, and where it leaves its exec error. */
+struct spawn_req {
+        const char *file;     /* to execute */
+        char *const *argv;    /* its arguments */
+        char *const *envp;    /* its environment */
+        int fd[3];            /* its stdin, stdout, stderr */
+        volatile int error;   /* errno of a failed exec (the child shares our memory) */
+};
+
+/* The child's stack: the agent is single-threaded and sleeps while a vfork child runs. */
+static char spawn_stack[16 * 1024] __attribute__((aligned(16)));
+
+/*
+ * The vfork child: only system calls, on spawn_stack, sharing the agent's memory. SIGPIPE is
+ * the one signal the agent ignores (main.c) and an ignored signal stays ignored across exec, so
+ * it goes back to the default; handled signals reset themselves at exec. Not instrumented:
+ * ASan's stack bookkeeping would outlive this frame, which never returns.
+ */
+__attribute__((no_sanitize("address", "undefined")))
+static int spawn_child(void *opaque)
+{
+        struct spawn_req *rq = opaque;
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigset_t none;
+
+        sigaction(SIGPIPE, &dfl, NULL);
+        for (int i = 0; i < 3; i++) {
+                /* dup2 onto itself keeps close-on-exec: clear it instead. */
+                if (rq->fd[i] == i ? fcntl(i, F_SETFD, 0) < 0 : dup2(rq->fd[i], i) < 0) {
+                        rq->error = errno;
+                        _exit(127);
+                }
+        }
+        close_range(STDERR_FILENO + 1, ~0U, 0);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(rq->file, rq->argv, rq->envp);
+        rq->error = errno;
+        _exit(127);
+}
+
+/* /dev/null for a child's unused stdio: opened once, kept (close-on-exec in the agent). */
+static int devnull_fd(void)
+{
+        static int fd = -1;
+
+        if (fd < 0)
+                fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        return fd;
+}
+
 /*
  * Spawn file with child_fd[i] (or /dev/null when -1) as its fd i, every other fd closed, no
  * blocked signals and every signal at its default (the agent ignores SIGPIPE and blocks SIGCHLD
- * and friends for its signalfd). Returns 0 or an errno value.
+ * and friends for its signalfd). Returns 0 or an errno value, with no child left on failure.
+ *
+ * clone(CLONE_VM | CLONE_VFORK) as glibc's posix_spawn does, but the child makes only the calls
+ * this needs: posix_spawn's resets every one of the 64 signals (a system call each), opens
+ * /dev/null per stream and checks each descriptor against RLIMIT_NOFILE in the parent, which
+ * was most of the agent's share of a guest-exec.
  */
 static int spawn_one(const char *file, char *const argv[], char *const envp[],
                      const int child_fd[3], pid_t *pid)
 {
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t none, all;
-        int r;
+        struct spawn_req rq = {.file = file, .argv = argv, .envp = envp, .error = 0};
+        sigset_t all, old;
+        int null = -1;
+        pid_t child;
 
-        posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
         for (int i = 0; i < 3; i++) {
-                if (child_fd[i] >= 0)
-                        r = posix_spawn_file_actions_adddup2(&fa, child_fd[i], i);
-                else
-                        r = posix_spawn_file_actions_addopen(&fa, i, "/dev/null",
-                                                             i == 0 ? O_RDONLY : O_WRONLY, 0);
-                if (r)
-                        goto out;
+                if (child_fd[i] < 0 && null < 0 && (null = devnull_fd()) < 0)
+                        return errno;
+                rq.fd[i] = child_fd[i] >= 0 ? child_fd[i] : null;
         }
-        r = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
-        if (r)
-                goto out;
-        sigemptyset(&none);
-        /*
-         * Not sigfillset(): glibc leaves its two internal signals (32, 33) out of that, and its
-         * posix_spawn then sets them to SIG_IGN in the child, which survives exec. All bits set
-         * makes them SIG_DFL like every other signal, as after qemu-ga's fork+exec.
-         */
-        memset(&all, 0xff, sizeof(all));
-        r = posix_spawnattr_setsigmask(&attr, &none);
-        if (r == 0)
-                r = posix_spawnattr_setsigdefault(&attr, &all);
-        if (r == 0)
-                r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        if (r == 0)
-                r = posix_spawn(pid, file, &fa, &attr, argv, envp);
-out:
-        posix_spawnattr_destroy(&attr);
-        posix_spawn_file_actions_destroy(&fa);
-        return r;
+        /* No signal handler may run in the child, on memory it shares with us. */
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, &old);
+        child = clone(spawn_child, spawn_stack + sizeof(spawn_stack),
+                      CLONE_VM | CLONE_VFORK | SIGCHLD, &rq);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (child < 0)
+                return errno;
+        /* CLONE_VFORK: the child has exec'd, or failed and exited, by now. */
+        if (rq.error) {
+                while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                return rq.error;
+        }
+        *pid = child;
+        return 0;
 }
 
 /* Spawn file; on ENOEXEC run it with /bin/sh as g_spawn does ("script without #!"). */
