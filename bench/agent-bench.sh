@@ -77,8 +77,11 @@ if [ "$(id -u)" = 0 ] && [ "${BENCH_NICE:-1}" != 0 ]; then
         echo "priority: client and agents at nice -10"
 fi
 
+# A row that misses its target (or an agent that fails) makes the client exit 1: report the
+# binaries anyway, then exit with its status.
+status=0
 $prio "$tmp/agent_bench" $quick --tmp "$tmp" --ref "$ref" --cand "$cand" \
-        --data "$tmp/data.bin" --small "$tmp/small.bin"
+        --data "$tmp/data.bin" --small "$tmp/small.bin" || status=$?
 
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise, mostly to p99)"
 echo
@@ -87,3 +90,7 @@ printf '|----------|------------|----------------------------------------------|
 bininfo qemu-ga "$ref"
 if [ "$cand" = "$ref" ]; then bininfo 'qemu-ga#2' "$cand"; else bininfo tether "$cand"; fi
 echo "(libs = ldd lines without linux-vdso, so the dynamic loader counts as one; static = 0)"
+if [ "$status" != 0 ]; then
+        echo "agent-bench: FAILED (exit $status): a target missed or a run failed, see above" >&2
+fi
+exit "$status"

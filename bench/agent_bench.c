@@ -813,8 +813,11 @@ static struct row mkrow(const char *name, const char *unit, double a, double b, 
             .name = name, .unit = unit, .a = a, .b = b, .cmp = cmp, .target = target};
 }
 
-static void print_table(const struct row *rows, int n, const struct agent *A, const struct agent *B)
+/* The table; returns how many rows missed their target or could not be measured. */
+static int print_table(const struct row *rows, int n, const struct agent *A, const struct agent *B)
 {
+        int failed = 0;
+
         printf("\n| %-44s | %12s | %12s | %7s | %8s | %-6s |\n", "measure", A->label, B->label,
                "ratio", "target", "result");
         printf("|%.46s|%.14s|%.14s|%.9s|%.10s|%.8s|\n",
@@ -847,10 +850,36 @@ static void print_table(const struct row *rows, int n, const struct agent *A, co
                 printf("| %-44s | %12s | %12s | %7s | %8s | %-6s |\n", name, va, vb, ratio, target,
                        res);
                 any_invalid |= r->invalid;
+                failed += strncmp(res, "FAIL", 4) == 0;
         }
         if (any_invalid)
                 printf("FAIL*: the candidate answered some of these commands with errors (see "
                        "above)\n");
+        return failed;
+}
+
+/*
+ * qemu-ga against itself, from its own samples of this run: the median of one half over the
+ * other, the halves interleaved in pairs of rounds (0,1,4,5,... against 2,3,6,7,...) so each
+ * half has as many rounds in the first slot as in the second. The ratio a real difference
+ * must clear.
+ */
+static double self_ratio_d(const double *v, int n)
+{
+        double h[2][1000];
+        int m[2] = {0, 0};
+
+        for (int i = 0; i < n && i < 2000; i++) {
+                int k = (i / 2) % 2;
+
+                if (m[k] < 1000)
+                        h[k][m[k]++] = v[i];
+        }
+        if (m[0] == 0 || m[1] == 0)
+                return -1;
+        double a = median_d(h[0], m[0]), b = median_d(h[1], m[1]);
+
+        return a > 0 ? b / a : -1;
 }
 
 static void usage(void)
@@ -872,6 +901,9 @@ int main(int argc, char **argv)
         struct row rows[16];
         int nrows = 0;
         double floor_med = -1, floor_p99 = -1, spawn_floor = -1, bulk_floor = -1, bulk[3];
+        double noise_ping_med = -1, noise_ping_p99 = -1, noise_exec = -1, noise_start = -1;
+        double noise_read = -1;
+        int failed;
 
         for (int i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "--quick"))
@@ -925,6 +957,12 @@ int main(int argc, char **argv)
                                         fl[i] = spawn_true_once();
                         }
                 spawn_floor = median_d(fl, n);
+                {
+                        double own[64];
+
+                        memcpy(own, s[0], (size_t)n * sizeof(double));
+                        noise_start = self_ratio_d(own, n);
+                }
                 rows[nrows++] = mkrow("start to first reply, median", "ms", median_d(s[0], n),
                                       median_d(s[1], n), "<=", 0.5);
                 /* median_d sorted the samples: the fastest start shows the cost without load. */
@@ -937,7 +975,7 @@ int main(int argc, char **argv)
         pid_t echo_pid;
         long long size = (long long)sb.st_size;
         {
-                long na, nb, block = P->mixed_n / 10;
+                long na = 0, nb = 0, block = P->mixed_n / 10;
                 uint64_t t0;
                 double ta = 0, tb = 0;
 
@@ -946,14 +984,20 @@ int main(int argc, char **argv)
                 agent_spawn(&B);
                 conn_open(&ca, connect_retry(A.sock, A.pid, 1000000, 10.0));
                 conn_open(&cb, connect_retry(B.sock, B.pid, 1000000, 10.0));
-                for (na = nb = 0; na < P->mixed_n || nb < P->mixed_n;) {
-                        t0 = now_ns();
-                        na += mixed_run(&ca, block, small);
-                        ta += (double)(now_ns() - t0) / 1e9;
-                        t0 = now_ns();
-                        nb += mixed_run(&cb, block, small);
-                        tb += (double)(now_ns() - t0) / 1e9;
-                }
+                for (int round = 0; na < P->mixed_n || nb < P->mixed_n; round++)
+                        for (int j = 0; j < 2; j++) {
+                                int k = round % 2 ? 1 - j : j; /* ABBA order */
+
+                                t0 = now_ns();
+                                if (k == 0)
+                                        na += mixed_run(&ca, block, small);
+                                else
+                                        nb += mixed_run(&cb, block, small);
+                                if (k == 0)
+                                        ta += (double)(now_ns() - t0) / 1e9;
+                                else
+                                        tb += (double)(now_ns() - t0) / 1e9;
+                        }
                 rows[nrows++] = mkrow("peak RSS after mixed cmds (VmHWM)", "MiB",
                                       proc_kb(A.pid, "VmHWM") / 1024.0,
                                       proc_kb(B.pid, "VmHWM") / 1024.0, "<=", 0.25);
@@ -982,13 +1026,38 @@ int main(int argc, char **argv)
                 cs[2] = &ce;
                 for (int k = 0; k < 3; k++)
                         ping_block(cs[k], lat[k], P->ping_warmup < n ? P->ping_warmup : n);
-                for (int done = 0; done < n; done += P->ping_block) {
+                for (int done = 0, b = 0; done < n; done += P->ping_block, b++) {
                         int m = n - done < P->ping_block ? n - done : P->ping_block;
 
-                        for (int k = 0; k < 3; k++)
+                        /* ABBA order: reference, candidate, floor; then floor, candidate, ... */
+                        for (int j = 0; j < 3; j++) {
+                                int k = b % 2 ? 2 - j : j;
+
                                 ping_block(cs[k], lat[k] + done, m);
+                        }
                 }
                 double med[3], p99[3];
+
+                /* qemu-ga's own blocks, in interleaved halves (see self_ratio_d). */
+                {
+                        static uint64_t half[2][100000];
+                        int hm[2] = {0, 0};
+
+                        for (int done = 0, b = 0; done < n; done += P->ping_block, b++) {
+                                int m = n - done < P->ping_block ? n - done : P->ping_block;
+                                int h = (b / 2) % 2;
+
+                                memcpy(half[h] + hm[h], lat[0] + done, (size_t)m * sizeof(uint64_t));
+                                hm[h] += m;
+                        }
+                        if (hm[0] && hm[1]) {
+                                double m0 = pct_us(half[0], hm[0], 50), m1 = pct_us(half[1], hm[1], 50);
+                                double q0 = pct_us(half[0], hm[0], 99), q1 = pct_us(half[1], hm[1], 99);
+
+                                noise_ping_med = m1 / m0;
+                                noise_ping_p99 = q1 / q0;
+                        }
+                }
 
                 for (int k = 0; k < 3; k++) {
                         med[k] = pct_us(lat[k], n, 50);
@@ -1034,6 +1103,12 @@ int main(int argc, char **argv)
                                     ag[k]->label, s, proc_cpu_s(ag[k]->pid) - c0,
                                     self_cpu_s() - u0);
                         }
+                {
+                        double own[16];
+
+                        memcpy(own, mbs[0], (size_t)reps * sizeof(double));
+                        noise_read = self_ratio_d(own, reps);
+                }
                 rows[nrows++] = mkrow("file-read 1 MiB chunks, median", "MB/s",
                                       median_d(mbs[0], reps), median_d(mbs[1], reps), ">=", 3);
         }
@@ -1047,8 +1122,11 @@ int main(int argc, char **argv)
                 int n = 0;
 
                 printf("[5/6] guest-exec /bin/true + status polls, %d each ...\n", P->exec_n);
-                for (; n < P->exec_n && n + P->exec_block <= 1000; n += P->exec_block)
-                        for (int k = 0; k < 2; k++)
+                for (int b = 0; n < P->exec_n && n + P->exec_block <= 1000;
+                     n += P->exec_block, b++)
+                        for (int j = 0; j < 2; j++) {
+                                int k = b % 2 ? 1 - j : j; /* ABBA order */
+
                                 for (int i = n; i < n + P->exec_block; i++) {
                                         uint64_t t0 = now_ns();
                                         int m = exec_true(k ? &cb : &ca);
@@ -1058,6 +1136,21 @@ int main(int argc, char **argv)
                                         polls[k] += m;
                                         bad[k] |= m < 0;
                                 }
+                        }
+                /* qemu-ga's exec blocks, in interleaved halves: block means. */
+                {
+                        double blk[1000];
+                        int nb = 0;
+
+                        for (int i = 0; i + P->exec_block <= n; i += P->exec_block) {
+                                double t = 0;
+
+                                for (int x = i; x < i + P->exec_block; x++)
+                                        t += ms[0][x];
+                                blk[nb++] = t / P->exec_block;
+                        }
+                        noise_exec = self_ratio_d(blk, nb);
+                }
                 printf("      status polls per exec: %s %.1f, %s %.1f; median exec: %s %.2f ms, "
                        "%s %.2f ms\n",
                        A.label, (double)polls[0] / n, B.label, (double)polls[1] / n, A.label,
@@ -1136,7 +1229,7 @@ int main(int argc, char **argv)
                         for (int i = 0; i < nrows; i++)
                                 if (!strcmp(rows[i].name, order[o]))
                                         sorted[m++] = rows[i];
-                print_table(sorted, m, &A, &B);
+                failed = print_table(sorted, m, &A, &B);
                 printf("socket floor (trivial C echo server, same request and reply bytes): "
                        "median %.2f us, p99 %.2f us\n",
                        floor_med, floor_p99);
@@ -1145,6 +1238,24 @@ int main(int argc, char **argv)
                        bulk_floor);
                 printf("process start floor (fork, exec /bin/true, until reaped): median %.2f ms\n",
                        spawn_floor);
+                {
+                        const double nv[] = {noise_ping_med, noise_ping_p99, noise_exec,
+                                             noise_read, noise_start};
+                        const char *const nn[] = {"ping median", "ping p99", "exec mean",
+                                                  "1 MiB reads", "start"};
+
+                        printf("noise floor, qemu-ga against itself (interleaved halves of its "
+                               "own samples):");
+                        for (size_t i = 0; i < sizeof(nv) / sizeof(nv[0]); i++)
+                                printf(nv[i] > 0 ? "%s %s %.3f" : "%s %s n/a (too few samples)",
+                                       i ? "," : "", nn[i], nv[i]);
+                        printf("\n");
+                }
+        }
+        if (failed) {
+                printf("agent_bench: %d row(s) missed their target or could not be measured\n",
+                       failed);
+                return 1;
         }
         return 0;
 }

@@ -4,20 +4,23 @@
 # guest-bench.sh [--guest DIR] [--quick] [path/to/tether-agent-static]
 #
 # The in-guest benchmark: the same test guest (tools/mkguest.sh: Debian kernel + busybox
-# initramfs) booted under TCG once with tether-agent and once with Debian's qemu-ga 7.2, both
-# driven by the same Python client (bench/guest_bench.py) through QEMU's virtio-serial chardev
-# socket. Prints one table of tether-agent / qemu-ga ratios. Not a test: it does not run in CI.
-# Needs root (mkguest.sh) and about 2.5 minutes (plus 20 s to build the images when the agent
-# changed); one QEMU runs at a time.
+# initramfs) booted under TCG with tether-agent and with Debian's qemu-ga 7.2, 3 boots each (or
+# --boots N) in alternate order (T Q, Q T, T Q), all driven by the same Python client
+# (bench/guest_bench.py) through QEMU's virtio-serial chardev socket. Prints one table of
+# tether-agent / qemu-ga ratios and qemu-ga against itself (its boot 2 over its boot 1, one
+# first and one second in its pair) as the noise floor; exits 1 when a row misses its target or
+# an agent answers with errors. Not a test: it does not run in CI. Needs root (mkguest.sh) and
+# about 6 minutes (plus 20 s to build the images when the agent changed); one QEMU at a time.
 #
 #   path/to/tether-agent-static  the agent to put in the guest
 #                    (default: build/src/agent/tether-agent-static; build one with
 #                    meson compile -C BUILD src/agent/tether-agent-static)
 #   --guest DIR      where the guest images go (default /tmp/guestbench-guest); they are
 #                    rebuilt only when the agent binary or mkguest.sh changed
-#   --quick          harness check only: 300 pings, 150 mixed commands, 5 s windows, 1 boot
+#   --quick          harness check only: 300 pings, 150 mixed commands, 5 s windows, 3 boots
+#   --boots N        boots per agent (default 3, at least 3)
 #
-# Measures (one boot per agent, then more boots only for the start-up time):
+# Measures, in every boot (RTTs pooled over boots, the other rows the median over boots):
 #   - guest-ping round trip: 200 warm-up, then 2000 sequential pings from one client on one
 #     connection; median and p99. The client floor (the same loop against a trivial echo
 #     server on a unix socket) is printed under the table.
@@ -32,9 +35,9 @@
 #     /proc/uptime); the client reconnects after ~25 s and reads the samples back. The same
 #     with the client connected and idle is the sanity check (both agents should be ~0).
 #   - QEMU start to first reply: from spawning tools/run-guest.sh to the first guest-ping
-#     reply (connects retried every 10 ms, a ping resent every 250 ms); median of 3 boots per
-#     agent, alternating. Those extra boots repeat the ping run, printed under the table
-#     (not in it) to show how much the RTT moves between boots with the machine's load.
+#     reply (connects retried every 10 ms, a ping resent every 250 ms); median of the boots.
+#     Each boot's RTT is printed under the table too, to show how much it moves between boots
+#     with the machine's load.
 # As root the client and QEMU (its descendant) run at nice -10 (BENCH_NICE=0 turns that off),
 # as bench/agent-bench.sh does, because the machine is shared.
 set -euo pipefail
@@ -43,12 +46,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 guest=/tmp/guestbench-guest
 quick=()
+boots=()
 agent=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--guest) guest=${2:?}; shift 2 ;;
-	--quick) quick=(--pings 300 --warmup 50 --mix 150 --window 5 --boots 1); shift ;;
-	-h|--help) sed -n '4,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--quick) quick=(--pings 300 --warmup 50 --mix 150 --window 5 --boots 3); shift ;;
+	--boots) boots=(--boots "${2:?}"); shift 2 ;;
+	-h|--help) sed -n '4,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "guest-bench: unknown option $1" >&2; exit 2 ;;
 	*) agent=$1; shift ;;
 	esac
@@ -83,4 +88,4 @@ fi
 echo "agent: $agent ($(stat -L -c %s "$agent") bytes); qemu-ga: $(qemu-ga --version | head -n1)"
 echo "initrd sizes: tether $(stat -c %s "$guest/initrd.img"), qemu-ga $(stat -c %s "$guest/initrd-qemu-ga.img") bytes; priority: ${prio[*]:-normal}"
 "${prio[@]}" python3 "$here/guest_bench.py" --guest "$guest" --run-guest "$root/tools/run-guest.sh" \
-	--run-dir "$run" "${quick[@]}"
+	--run-dir "$run" "${quick[@]}" "${boots[@]}"

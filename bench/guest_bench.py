@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""In-guest benchmark: the same test guest booted once with tether-agent and once with qemu-ga.
+"""In-guest benchmark: the same test guest booted with tether-agent and with qemu-ga, at least 3
+boots each in alternate order (T Q, Q T, T Q, ...), every figure from every boot.
 
 Driven by bench/guest-bench.sh, which builds the guest images and explains the method. This
 client talks to each agent through QEMU's virtio-serial chardev socket and prints one table of
@@ -385,13 +386,13 @@ def wakeups(o, c, path, name, connected):
     return (sb - sa) / (ub - ua), sb - sa, ub - ua, ta, c
 
 
-def main_guest(o, variant, res):
+def main_guest(o, variant, res, k):
     name = AGENT_NAMES[variant]
-    g = Guest(o, variant, f"{variant}-main")
+    g = Guest(o, variant, f"{variant}-boot{k}")
     try:
         t, c = g.first_reply()
-        res["boot"].append(t)
-        log(f"{variant}: first reply {t:.2f} s after spawning QEMU (pid {g.pid})")
+        res["boot"] = t
+        log(f"{variant}: boot {k}: first reply {t:.2f} s after spawning QEMU (pid {g.pid})")
         info = c.check("guest-info")
         res["version"] = info.get("version")
         st = agent_status(c, name)
@@ -402,7 +403,7 @@ def main_guest(o, variant, res):
         # warm-up, then the round trips
         ping_loop(c.sock, o.warmup)
         res["rtt"], load = timed_pings(c, g.pid, o.pings)
-        res["rtt_boots"] = [(statistics.median(res["rtt"]), pct(res["rtt"], 99), load)]
+        res["rtt_boot"] = (statistics.median(res["rtt"]), pct(res["rtt"], 99), load)
         log(f"{variant}: {o.pings} pings, median {statistics.median(res['rtt']):.0f} us, "
             f"p99 {pct(res['rtt'], 99):.0f} us; other host load {load:.2f} CPUs")
 
@@ -426,21 +427,47 @@ def main_guest(o, variant, res):
         g.stop()
 
 
-def boot_only(o, variant, res, k):
-    g = Guest(o, variant, f"{variant}-boot{k}")
-    try:
-        t, c = g.first_reply()
-        res["boot"].append(t)
-        # The same pings once more, only to show how much the RTT moves from boot to boot.
-        agent_status(c, AGENT_NAMES[variant])
-        ping_loop(c.sock, o.warmup)
-        r, load = timed_pings(c, g.pid, o.pings)
-        res["rtt_boots"].append((statistics.median(r), pct(r, 99), load))
-        c.close()
-        log(f"{variant}: boot {k}: first reply {t:.2f} s; pings median {statistics.median(r):.0f} us, "
-            f"p99 {pct(r, 99):.0f} us; other host load {load:.2f} CPUs")
-    finally:
-        g.stop()
+def combine(rs):
+    """One agent's boots as one result: RTTs pooled, the other figures the median over boots."""
+    med = statistics.median
+    lat = {}
+    errs = {}
+    for r in rs:
+        for name, xs in r["lat"].items():
+            lat.setdefault(name, []).extend(xs)
+        for name, n in r["errs"].items():
+            errs[name] = errs.get(name, 0) + n
+    return {
+        "runs": rs,
+        "version": rs[0].get("version"),
+        "threads": rs[0]["threads"],
+        "boot": [r["boot"] for r in rs],
+        "rtt": [x for r in rs for x in r["rtt"]],
+        "rtt_boots": [r["rtt_boot"] for r in rs],
+        "ncmds": med([r["ncmds"] for r in rs]),
+        "lat": lat,
+        "errs": errs,
+        "mix_s": med([r["mix_s"] for r in rs]),
+        "rss": med([r["rss"] for r in rs]),
+        "hwm": med([r["hwm"] for r in rs]),
+        "rss_parts": "; ".join(r["rss_parts"] for r in rs),
+        "idle_rss": med([r["idle_rss"] for r in rs]),
+        "wake_conn": med([r["wake_conn"] for r in rs]),
+        "wake_disc": med([r["wake_disc"] for r in rs]),
+        "wake_disc_raw": tuple(sum(r["wake_disc_raw"][i] for r in rs) for i in range(2))
+        + (rs[0]["wake_disc_raw"][2],),
+        "wake_disc_zero": all(r["wake_disc_raw"][0] == 0 for r in rs),
+    }
+
+
+def self_ratio(rs):
+    """qemu-ga against itself, the noise floor: its second boot (first in its pair) over its
+    first (second in its pair), for the ping median and p99, VmRSS after the mix and start."""
+    a, b = rs[0], rs[1]
+    return {"ping median": statistics.median(b["rtt"]) / statistics.median(a["rtt"]),
+            "ping p99": pct(b["rtt"], 99) / pct(a["rtt"], 99),
+            "VmRSS": b["rss"] / a["rss"],
+            "start": b["boot"] / a["boot"]}
 
 
 def fmt_ratio(a, b):
@@ -465,21 +492,26 @@ def main():
     ap.add_argument("--mix", type=int, default=1000)
     ap.add_argument("--window", type=float, default=20)
     ap.add_argument("--settle", type=float, default=2)
-    ap.add_argument("--boots", type=int, default=3)
+    ap.add_argument("--boots", type=int, default=3,
+                    help="boots per agent, alternate order (at least 3)")
     o = ap.parse_args()
+    if o.boots < 3:
+        ap.error("--boots must be at least 3: one boot per agent is not a fair comparison")
     AGENT_NAMES["tether"] = o.tether_name
     become_subreaper()
 
     load0 = open("/proc/loadavg").read().split()[:3]
     t_start = time.monotonic()
     floor = client_floor(o.run_dir, o.pings)
-    R = {v: {"boot": []} for v in ("tether", "qemu-ga")}
-    for v in ("tether", "qemu-ga"):
-        main_guest(o, v, R[v])
-    for k in range(2, o.boots + 1):
+    runs = {v: [] for v in ("tether", "qemu-ga")}
+    for k in range(1, o.boots + 1):
+        # Alternate order: T Q, Q T, T Q, ... so that neither agent always boots first.
         for v in (("tether", "qemu-ga") if k % 2 else ("qemu-ga", "tether")):
-            boot_only(o, v, R[v], k)
+            res = {}
+            main_guest(o, v, res, k)
+            runs[v].append(res)
     load1 = open("/proc/loadavg").read().split()[:3]
+    R = {v: combine(rs) for v, rs in runs.items()}
     T, Q = R["tether"], R["qemu-ga"]
 
     rows = []
@@ -496,11 +528,12 @@ def main():
     row("guest-ping RTT, median", statistics.median(T["rtt"]), statistics.median(Q["rtt"]),
         "us", 0.8)
     row("guest-ping RTT, p99", pct(T["rtt"], 99), pct(Q["rtt"], 99), "us", 0.8)
-    row(f"VmRSS after {T['ncmds']}/{Q['ncmds']} mixed cmds", T["rss"], Q["rss"], "kB", 0.25)
+    row(f"VmRSS after {T['ncmds']:.0f}/{Q['ncmds']:.0f} mixed cmds, median of boots", T["rss"],
+        Q["rss"], "kB", 0.25)
     row("VmHWM after the same", T["hwm"], Q["hwm"], "kB", 0.25)
     tw, qw = T["wake_disc"], Q["wake_disc"]
     rows.append(("wakeups/s, host side disconnected", f"{tw:.2f}", f"{qw:.2f}",
-                 fmt_ratio(tw, qw), "tether 0", "PASS" if T["wake_disc_raw"][0] == 0 else "FAIL"))
+                 fmt_ratio(tw, qw), "tether 0", "PASS" if T["wake_disc_zero"] else "FAIL"))
     rows.append(("wakeups/s, connected idle (check)", f"{T['wake_conn']:.2f}",
                  f"{Q['wake_conn']:.2f}", fmt_ratio(T["wake_conn"], Q["wake_conn"]),
                  "~0 both", "-"))
@@ -523,14 +556,18 @@ def main():
     print()
     print(f"client floor (same Python ping loop against a Python echo server on a unix socket): "
           f"median {statistics.median(floor):.0f} us, p99 {pct(floor, 99):.0f} us")
-    print("RTT in the main boot (the table) and again in the start-up boots, not in the table: "
-          "median/p99 us @ other host load in CPUs")
+    print(f"boots: {o.boots} per agent in alternate order (T Q, Q T, ...); the RTT rows pool every "
+          "boot's pings, the other rows are medians over boots. Per boot, median/p99 us @ other "
+          "host load in CPUs:")
     for v, X in (("tether", T), ("qemu-ga", Q)):
         print(f"  {v:8s} " + "; ".join(f"{m:.0f}/{p:.0f} @ {ld:.2f}" for m, p, ld in X["rtt_boots"]))
     print("boots (s): tether " + ", ".join(f"{x:.2f}" for x in T["boot"]) +
           "; qemu-ga " + ", ".join(f"{x:.2f}" for x in Q["boot"]))
-    print("disconnected raw: tether %d switches in %.1f s (%d threads); "
+    print("disconnected raw, summed over boots: tether %d switches in %.1f s (%d threads); "
           "qemu-ga %d switches in %.1f s (%d threads)" % (*T["wake_disc_raw"], *Q["wake_disc_raw"]))
+    noise = self_ratio(Q["runs"])
+    print("noise floor, qemu-ga against itself (its boot 2, first of its pair, over boot 1, "
+          "second of its pair): " + ", ".join(f"{k} {v:.3f}" for k, v in noise.items()))
     print(f"mix wall time: tether {T['mix_s']:.1f} s, qemu-ga {Q['mix_s']:.1f} s; "
           f"error replies: tether {T['errs'] or 'none'}, qemu-ga {Q['errs'] or 'none'}")
     print("VmRSS after the mix, RssAnon/RssFile/RssShmem kB: tether %s, qemu-ga %s"
@@ -541,6 +578,11 @@ def main():
         if name in Q["lat"]:
             a, b = statistics.median(T["lat"][name]), statistics.median(Q["lat"][name])
             print(f"  {name:32s} {a:8.2f} {b:8.2f}  ratio {fmt_ratio(a, b)}  (n={len(T['lat'][name])}/{len(Q['lat'][name])})")
+    failed = [r[0] for r in rows if r[5].startswith("FAIL")]
+    if failed or T["errs"] or Q["errs"]:
+        print(f"guest-bench: FAILED: {', '.join(failed) or 'no row'} missed the target; error "
+              f"replies: tether {T['errs'] or 'none'}, qemu-ga {Q['errs'] or 'none'}")
+        return 1
     return 0
 
 

@@ -218,6 +218,22 @@ gone() {
 median() { [ -s "$1" ] && sort -n "$1" | awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2);
         if (NR % 2) print v[m]; else printf "%.1f\n", (v[m] + v[m + 1]) / 2 }'; }
 spread() { [ -s "$1" ] && sort -n "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
+# libvirt against itself, the noise floor: the median of one half of its samples over the other,
+# the halves interleaved in pairs of rounds (0,1,4,5,... against 2,3,6,7,...) so that each has
+# as many rounds in the first slot as in the second. "n/a" with fewer than 4 samples.
+selfratio() {
+        [ -s "$1" ] || { echo n/a; return; }
+        awk '{ h = int((NR - 1) / 2) % 2; v[h, ++n[h]] = $1 }
+        function med(k,   i, j, t, m) {
+                for (i = 1; i <= n[k]; i++) a[i] = v[k, i]
+                for (i = 2; i <= n[k]; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+                        t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+                m = int((n[k] + 1) / 2)
+                return n[k] % 2 ? a[m] : (a[m] + a[m + 1]) / 2
+        }
+        END { if (n[0] < 2 || n[1] < 2) { print "n/a"; exit }
+              x = med(0); y = med(1); if (x > 0) printf "%.3f\n", y / x; else print "n/a" }' "$1"
+}
 
 # ABBA order for round i: T first on even rounds, L first on odd ones.
 order() { if [ $(($1 % 2)) -eq 0 ]; then echo "T L"; else echo "L T"; fi; }
@@ -412,34 +428,39 @@ row() { # row MEASURE LABEL TARGET UNIT
         local m=$1 label=$2 target=$3 unit=$4 t l ratio verdict
         if [ "$m" = save ] || [ "$m" = restore ]; then
                 if ! $sr_ok; then
-                        printf '| %-38s | %26s | %26s | %7s | %6s | %s |\n' "$label" \
-                                "n/a" "n/a" "n/a" "<= $target" "n/a (not implemented yet)"
+                        printf '| %-38s | %26s | %26s | %7s | %7s | %6s | %s |\n' "$label" \
+                                "n/a" "n/a" "n/a" "n/a" "<= $target" "FAIL (not implemented yet)"
+                        failed_rows=$((failed_rows + 1))
                         return
                 fi
         fi
         t=$(median "$tmp/s.$m.T") l=$(median "$tmp/s.$m.L")
         if [ -z "$t" ] || [ -z "$l" ]; then
                 [ "$unit" = ms ] && t=${t:+$t ms} && l=${l:+$l ms}
-                printf '| %-38s | %26s | %26s | %7s | %6s | %s |\n' "$label" "${t:-n/a}" \
-                        "${l:-n/a}" "n/a" "<= $target" "FAIL (no data)"
+                printf '| %-38s | %26s | %26s | %7s | %7s | %6s | %s |\n' "$label" "${t:-n/a}" \
+                        "${l:-n/a}" "n/a" "n/a" "<= $target" "FAIL (no data)"
+                failed_rows=$((failed_rows + 1))
                 return
         fi
         ratio=$(awk -v a="$t" -v b="$l" 'BEGIN { printf "%.3f", a / b }')
         verdict=$(awk -v r="$ratio" -v g="$target" 'BEGIN { print (r <= g) ? "PASS" : "FAIL" }')
         [ "$(fails "$m")" != 0 ] && verdict="$verdict*"
+        [ "$verdict" = PASS ] || failed_rows=$((failed_rows + 1))
+        noise=$(selfratio "$tmp/s.$m.L")
         if [ "$unit" = MiB ]; then
                 t=$(awk -v v="$t" 'BEGIN { printf "%.1f MiB", v / 1024 }')
                 l=$(awk -v v="$l" 'BEGIN { printf "%.1f MiB", v / 1024 }')
         else
                 t="$t ms ($(spread "$tmp/s.$m.T"))" l="$l ms ($(spread "$tmp/s.$m.L"))"
         fi
-        printf '| %-38s | %26s | %26s | %7s | %6s | %s |\n' "$label" "$t" "$l" "$ratio" \
-                "<= $target" "$verdict"
+        printf '| %-38s | %26s | %26s | %7s | %7s | %6s | %s |\n' "$label" "$t" "$l" "$ratio" \
+                "$noise" "<= $target" "$verdict"
 }
+failed_rows=0
 echo
 echo "Median wall time of the CLI command (min-max in brackets); ratio = tether / libvirt."
-printf '| %-38s | %26s | %26s | %7s | %6s | %s |\n' measure "tether" "libvirt" ratio target result
-echo "|----------------------------------------|----------------------------|----------------------------|---------|--------|--------|"
+printf '| %-38s | %26s | %26s | %7s | %7s | %6s | %s |\n' measure "tether" "libvirt" ratio "L vs L" target result
+echo "|----------------------------------------|----------------------------|----------------------------|---------|---------|--------|--------|"
 row start "start (command to running)" 0.3 ms
 row suspend "suspend" 0.3 ms
 row resume "resume" 0.3 ms
@@ -450,8 +471,13 @@ row list "list --all, $list_n defined domains" 0.2 ms
 row rss "daemon RSS, $list_n defined + 2 running" 0.2 MiB
 echo
 echo "runs per side: start/destroy $rounds, suspend/resume $((3 * rounds)) (+1 warm-up round), save/restore $sr_rounds, list 15; ABBA order."
+echo "'L vs L' is libvirt against itself, the noise floor: the medians of two interleaved halves of its own samples (rounds 0,1,4,5,... over 2,3,6,7,...); n/a with fewer than 4 samples."
 [ -s "$tmp/failures" ] && echo "failures (marked *): $(sort "$tmp/failures" | uniq -c | tr -s ' \n' ' ')"
 $started_libvirt && echo "note: this run started virtlogd and libvirtd; they are left running."
 $shared || echo "libvirt: a private libvirtd + virtlogd of this run (reaped by bench/host_reaper.py)."
 $shared && echo "libvirt: the shared system libvirtd (its zombies are reaped by this machine's PID 1)."
+if [ "$failed_rows" != 0 ]; then
+        echo "host-bench: FAILED: $failed_rows row(s) missed their target or have no data" >&2
+        exit 1
+fi
 exit 0

@@ -7,7 +7,7 @@ packages=(
   # build
   gcc clang meson ninja-build pkg-config libjansson-dev libcmocka-dev libxml2-dev libevent-dev
   # tests and tools
-  python3 file cpio gzip xz-utils e2fsprogs kmod
+  python3 file cpio gzip xz-utils e2fsprogs kmod gcovr
   # the real components the tests run against
   qemu-system-x86 qemu-utils qemu-guest-agent busybox-static
   libvirt-daemon-system libvirt-clients openssh-server openssh-client gvncviewer

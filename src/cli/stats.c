@@ -365,10 +365,11 @@ int cli_print_domstats(json_t *ret, const struct cli_opts *o)
         for (size_t g = 0; g < TT_ARRAY_SIZE(stats_groups); g++)
                 any_group = any_group || cli_flag(o, stats_groups[g].flag);
         json_array_foreach(doms, i, dom) {
-                json_t *kv = json_object();
+                json_t *kv;
 
                 if (!domstats_keep(dom, o))
                         continue;
+                kv = json_object();
                 json_object_set(kv, "name", json_object_get(dom, "name"));
                 /* No group option means every group, as virsh asks for stats = 0. */
                 for (size_t g = 0; g < TT_ARRAY_SIZE(stats_groups); g++)

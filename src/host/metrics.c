@@ -682,8 +682,15 @@ static void http_request(struct evhttp_request *req, void *opaque)
                 return;
         }
         if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+                /* Not evhttp_send_error(): it drops the output headers, Allow with them. */
+                body = evbuffer_new();
                 evhttp_add_header(out, "Allow", "GET, HEAD");
-                evhttp_send_error(req, 405, "Method Not Allowed");
+                evhttp_add_header(out, "Content-Type", "text/plain; charset=utf-8");
+                if (body)
+                        evbuffer_add_printf(body, "405 Method Not Allowed\n");
+                evhttp_send_reply(req, 405, "Method Not Allowed", body);
+                if (body)
+                        evbuffer_free(body);
                 return;
         }
         body = evbuffer_new();

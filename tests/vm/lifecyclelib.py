@@ -42,7 +42,9 @@ class Results:
 
     def run_suite(self, t, body, *args, keep=False):
         """Run body(t, *args); a crash of the test is a failed check, not a traceback-only
-        exit; t is always cleaned up. Returns the exit status."""
+        exit; t is always cleaned up. Then tetherd's log and the CLI's stderr must hold no
+        sanitizer report (the ASan+UBSan build: tools/run-tests.sh --sanitize); tetherd is
+        stopped with SIGTERM first, so LeakSanitizer runs at its exit. Returns the exit status."""
         t0 = time.monotonic()
         try:
             body(t, *args)
@@ -51,6 +53,9 @@ class Results:
             traceback.print_exc()
             self.check("test ran to the end", False, repr(e))
         finally:
+            t.shutdown()
+            report = t.sanitizer_report()
+            self.check("no sanitizer report from tetherd or tether", report is None, report or "")
             if self.failed:
                 # What tetherd said is the first thing to read about a failure in CI.
                 try:
@@ -83,6 +88,21 @@ def load_guest_env(guest_dir):
     return env
 
 
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer print: any of them in
+# tetherd's log or the CLI's stderr fails the suite.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                   "ERROR: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_excerpt(text):
+    """The text from the first sanitizer mark on (at most 4000 characters), or None."""
+    at = [text.find(m) for m in SANITIZER_MARKS if m in text]
+    if not at:
+        return None
+    start = text.rfind("\n", 0, min(at)) + 1
+    return text[start:start + 4000]
+
+
 class Tether:
     """A tetherd of our own (by PID) and the tether CLI pointed at it."""
 
@@ -92,6 +112,9 @@ class Tether:
         self.root = tempfile.mkdtemp(prefix=prefix)
         self.proc = None
         self.log = os.path.join(self.root, "tetherd.log")
+        # Sanitizer reports the CLI printed on stderr, and tetherd exits other than a clean
+        # one after SIGTERM (an ASan abort, LeakSanitizer's exit code).
+        self.reports = []
 
     @property
     def sock(self):
@@ -127,6 +150,9 @@ class Tether:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            self.reports.append(f"tetherd did not exit within 10 s of signal {int(sig)}")
+        if sig == signal.SIGTERM and self.proc.returncode not in (0, -signal.SIGTERM):
+            self.reports.append(f"tetherd exited with status {self.proc.returncode} on SIGTERM")
         self.proc = None
         # the socket file stays after SIGKILL; the next daemon replaces it
         if sig == signal.SIGKILL:
@@ -135,6 +161,9 @@ class Tether:
     def cli(self, *args, timeout=120):
         p = subprocess.run([self.tether, "--root", self.root] + list(args),
                            capture_output=True, text=True, timeout=timeout)
+        report = sanitizer_excerpt(p.stderr)
+        if report:
+            self.reports.append(f"tether {' '.join(args)}:\n{report}")
         return p.returncode, p.stdout, p.stderr.strip()
 
     def cli_bg(self, *args):
@@ -191,7 +220,19 @@ class Tether:
         except (OSError, ValueError):
             return None
 
-    def cleanup(self, keep=False):
+    def sanitizer_report(self):
+        """None, or what went wrong: a sanitizer report in tetherd's log (every daemon this
+        object started appends to it) or the CLI's stderr, or an unclean exit on SIGTERM."""
+        try:
+            with open(self.log, errors="replace") as f:
+                log = sanitizer_excerpt(f.read())
+        except OSError:
+            log = None
+        found = ([f"tetherd.log:\n{log}"] if log else []) + self.reports
+        return "\n".join(found) if found else None
+
+    def shutdown(self):
+        """Our QEMUs killed, tetherd stopped with SIGTERM; the temp root stays."""
         # Our own QEMUs, by the pids tetherd recorded.
         for d in os.listdir(os.path.join(self.root, "run/tether/domains")) \
                 if os.path.isdir(os.path.join(self.root, "run/tether/domains")) else []:
@@ -202,6 +243,9 @@ class Tether:
                 except ProcessLookupError:
                     pass
         self.stop_daemon()
+
+    def cleanup(self, keep=False):
+        self.shutdown()
         if not keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
