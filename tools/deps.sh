@@ -24,3 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# QEMU's own user: tetherd runs every QEMU as tether-qemu (-runas), never as root.
+if ! getent passwd tether-qemu >/dev/null; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin tether-qemu
+fi

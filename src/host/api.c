@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/api.h"
+#include "host/policy.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/guest_ops.h"
@@ -536,7 +537,8 @@ static void dispatch(struct api_client *c, json_t *msg)
                                      v->name);
                         goto done;
                 }
-                if (wire_args_check(v->args, args, &err) == 0)
+                if (wire_args_check(v->args, args, &err) == 0 &&
+                    policy_check(c->srv->d, c->uid, v->name, args, &err) == 0)
                         r = v->fn(c->srv->d, args, call, &ret, &err);
                 goto done;
         }

@@ -437,6 +437,14 @@ static int build(struct builder *b, const struct domain *def, const struct qemu_
                 add(b, "-pidfile");
                 add(b, "%s", rt->pidfile);
         }
+        if (rt->runas) {
+                add(b, "-runas");
+                add(b, "%s", rt->runas);
+        }
+        if (rt->sandbox) {
+                add(b, "-sandbox");
+                add(b, "%s", rt->sandbox);
+        }
         if (rt->incoming_defer) {
                 add(b, "-incoming");
                 add(b, "defer");

@@ -8,6 +8,7 @@
 #include "host/api.h"
 #include "host/metrics.h"
 #include "host/monitor.h"
+#include "host/policy.h"
 #include "host/tetherd.h"
 #include "host/vm.h"
 
@@ -16,11 +17,13 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,26 +35,37 @@ struct tetherd_conf {
         char *metrics_listen;      /* [monitor] metrics-listen, or NULL: no HTTP server */
         char *push_url;            /* [monitor] push-url, or NULL: no pushes */
         struct monitor_config mon; /* [monitor] *-interval */
+        char *qemu_user;           /* [security] qemu-user: NULL = tether-qemu, "" = root */
+        char *emulators;           /* [security] emulators, space-separated, or NULL: found */
+        char *image_dirs;          /* [security] image-dirs, space-separated, or NULL: default */
 };
+
+/* QEMU's user when nothing says otherwise. */
+#define TETHERD_QEMU_USER "tether-qemu"
 
 enum conf_type {
         CONF_STRING,  /* a malloc'd char * */
         CONF_SECONDS, /* an int, 0..CONF_MAX_INTERVAL_S */
 };
 
-/* The keys of [monitor], each with where its value goes in struct tetherd_conf. */
+/* The keys of [monitor] and [security], each with where its value goes in struct tetherd_conf. */
 static const struct conf_key {
+        const char *section;  /* [section] it belongs to */
         const char *name;     /* key in the file */
         enum conf_type type;  /* how the value is read */
         size_t offset;        /* field in struct tetherd_conf */
 } conf_keys[] = {
-        {"metrics-listen", CONF_STRING, offsetof(struct tetherd_conf, metrics_listen)},
-        {"push-url", CONF_STRING, offsetof(struct tetherd_conf, push_url)},
-        {"host-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.host_s)},
-        {"stats-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.stats_s)},
-        {"users-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.users_s)},
-        {"filesystems-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.filesystems_s)},
-        {"osinfo-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.osinfo_s)},
+        {"monitor", "metrics-listen", CONF_STRING, offsetof(struct tetherd_conf, metrics_listen)},
+        {"monitor", "push-url", CONF_STRING, offsetof(struct tetherd_conf, push_url)},
+        {"monitor", "host-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.host_s)},
+        {"monitor", "stats-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.stats_s)},
+        {"monitor", "users-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.users_s)},
+        {"monitor", "filesystems-interval", CONF_SECONDS,
+         offsetof(struct tetherd_conf, mon.filesystems_s)},
+        {"monitor", "osinfo-interval", CONF_SECONDS, offsetof(struct tetherd_conf, mon.osinfo_s)},
+        {"security", "qemu-user", CONF_STRING, offsetof(struct tetherd_conf, qemu_user)},
+        {"security", "emulators", CONF_STRING, offsetof(struct tetherd_conf, emulators)},
+        {"security", "image-dirs", CONF_STRING, offsetof(struct tetherd_conf, image_dirs)},
 };
 
 static void usage(FILE *out)
@@ -59,6 +73,7 @@ static void usage(FILE *out)
         fprintf(out,
                 "Usage: tetherd [--root DIR] [--group NAME] [--log FILE] [--verbose]\n"
                 "               [--config FILE] [--metrics-listen ADDR:PORT] [--push-url URL]\n"
+                "               [--qemu-user NAME]\n"
                 "Tether's host daemon: defines, starts and supervises QEMU virtual machines,\n"
                 "and polls them for metrics.\n"
                 "\n"
@@ -66,10 +81,16 @@ static void usage(FILE *out)
                 "                 (default: /etc/tether, /var/lib/tether, /run/tether)\n"
                 "  --group NAME   members of this group may use the control socket (root always)\n"
                 "  --log FILE     log to FILE instead of stderr\n"
-                "  --config FILE  read [monitor] settings from FILE (default: ROOT/etc/tether/\n"
-                "                 tetherd.conf when it exists): metrics-listen, push-url,\n"
+                "  --config FILE  read settings from FILE (default: ROOT/etc/tether/tetherd.conf\n"
+                "                 when it exists). [monitor]: metrics-listen, push-url,\n"
                 "                 host-interval, stats-interval, users-interval,\n"
-                "                 filesystems-interval, osinfo-interval (seconds; 0 = off)\n"
+                "                 filesystems-interval, osinfo-interval (seconds; 0 = off).\n"
+                "                 [security]: qemu-user, emulators (the <emulator> paths a\n"
+                "                 client that is not root may name), image-dirs (the folders its\n"
+                "                 disks, kernel and initrd must lie in); lists are space-separated\n"
+                "  --qemu-user NAME\n"
+                "                 run QEMU as NAME (default: tether-qemu; root or '' keep QEMU\n"
+                "                 running as root)\n"
                 "  --metrics-listen ADDR:PORT\n"
                 "                 serve Prometheus metrics on http://ADDR:PORT/metrics\n"
                 "                 (PORT or :PORT alone: 127.0.0.1; [ADDR]:PORT for IPv6)\n"
@@ -135,14 +156,14 @@ static int conf_set(struct tetherd_conf *conf, const struct conf_key *k, const c
         return 0;
 }
 
-/* A small key = value file: '#' or ';' comments, one [monitor] section. */
+/* A small key = value file: '#' or ';' comments, sections [monitor] and [security]. */
 static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_error *err)
 {
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         _cleanup_free_ char *buf = NULL;
         size_t cap = 0;
         unsigned line = 0;
-        bool in_monitor = false;
+        const char *section = NULL;
 
         if (f == NULL)
                 return tt_error_errno(err, errno, "cannot open config '%s'", path);
@@ -154,10 +175,13 @@ static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_erro
                 if (*s == '\0' || *s == '#' || *s == ';')
                         continue;
                 if (*s == '[') {
-                        if (strcmp(s, "[monitor]") != 0)
+                        if (strcmp(s, "[monitor]") == 0)
+                                section = "monitor";
+                        else if (strcmp(s, "[security]") == 0)
+                                section = "security";
+                        else
                                 return tt_error_set(err, EINVAL, "%s:%u: unknown section %s",
                                                     path, line, s);
-                        in_monitor = true;
                         continue;
                 }
                 eq = strchr(s, '=');
@@ -167,15 +191,17 @@ static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_erro
                 *eq = '\0';
                 key = trim(s);
                 value = trim(eq + 1);
-                if (!in_monitor)
-                        return tt_error_set(err, EINVAL, "%s:%u: key '%s' outside [monitor]",
+                if (section == NULL)
+                        return tt_error_set(err, EINVAL,
+                                            "%s:%u: key '%s' outside [monitor] or [security]",
                                             path, line, key);
                 for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
-                        if (strcmp(conf_keys[i].name, key) == 0)
+                        if (strcmp(conf_keys[i].section, section) == 0 &&
+                            strcmp(conf_keys[i].name, key) == 0)
                                 k = &conf_keys[i];
                 if (k == NULL)
-                        return tt_error_set(err, EINVAL, "%s:%u: unknown key '%s' in [monitor]",
-                                            path, line, key);
+                        return tt_error_set(err, EINVAL, "%s:%u: unknown key '%s' in [%s]",
+                                            path, line, key, section);
                 if (conf_set(conf, k, value, path, line, err) < 0)
                         return -1;
         }
@@ -199,6 +225,69 @@ static int conf_read(struct tetherd_conf *conf, const struct store *st, const ch
         return conf_load(conf, dflt, err);
 }
 
+/*
+ * QEMU's user (resolved now: the child that execs QEMU may not call getpwnam), the emulators
+ * and image folders a client that is not root may name.
+ */
+static int security_setup(struct tetherd *d, const struct tetherd_conf *conf, const char *root,
+                          struct tt_error *err)
+{
+        const char *user = conf->qemu_user ? conf->qemu_user : TETHERD_QEMU_USER;
+
+        d->request_uid = TETHERD_SELF;
+        d->emulators = conf->emulators ? policy_split_list(conf->emulators)
+                                       : policy_default_emulators();
+        d->image_dirs = conf->image_dirs ? policy_split_list(conf->image_dirs)
+                                         : policy_default_image_dirs(root);
+        if (d->emulators == NULL || d->image_dirs == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        if (*user == '\0' || strcmp(user, "root") == 0) {
+                tt_info("QEMU runs as root (qemu-user '%s')", user);
+                return 0;
+        }
+        if (geteuid() != 0) {
+                /* Only root can hand QEMU to another user; a developer's tetherd keeps its own. */
+                tt_info("QEMU runs as tetherd's own user (uid %u): tetherd is not root",
+                        (unsigned)geteuid());
+                return 0;
+        }
+        {
+                struct passwd *pw = getpwnam(user);
+                int n = 64;
+
+                if (pw == NULL)
+                        return tt_error_set(err, EINVAL,
+                                            "QEMU's user '%s' does not exist: create it "
+                                            "(useradd --system --no-create-home --shell "
+                                            "/usr/sbin/nologin %s) or choose another with "
+                                            "--qemu-user (root: QEMU runs as root)",
+                                            user, user);
+                if (pw->pw_uid == 0)
+                        return 0;
+                d->qemu_uid = pw->pw_uid;
+                d->qemu_gid = pw->pw_gid;
+                for (;;) {
+                        gid_t *g = realloc(d->qemu_groups, (size_t)n * sizeof(gid_t));
+                        int want = n;
+
+                        if (g == NULL)
+                                return tt_error_set(err, ENOMEM, "out of memory");
+                        d->qemu_groups = g;
+                        if (getgrouplist(user, pw->pw_gid, g, &want) >= 0) {
+                                d->n_qemu_groups = want;
+                                break;
+                        }
+                        n = want > n ? want : n * 2;
+                }
+                d->qemu_user = strdup(user);
+                if (d->qemu_user == NULL)
+                        return tt_error_set(err, ENOMEM, "out of memory");
+                d->qemu_drop = true;
+                tt_info("QEMU runs as '%s' (uid %u)", user, (unsigned)d->qemu_uid);
+        }
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
@@ -208,13 +297,14 @@ int main(int argc, char **argv)
                 {"config", required_argument, NULL, 'c'},
                 {"metrics-listen", required_argument, NULL, 'm'},
                 {"push-url", required_argument, NULL, 'p'},
+                {"qemu-user", required_argument, NULL, 'u'},
                 {NULL, 0, NULL, 0},
         };
         struct tetherd d = {0};
         struct tt_error err = {0};
         struct tetherd_conf conf = {0};
         const char *root = NULL, *logfile = NULL, *config = NULL;
-        const char *opt_listen = NULL, *opt_push = NULL;
+        const char *opt_listen = NULL, *opt_push = NULL, *opt_qemu_user = NULL;
         _cleanup_free_ char *sock = NULL;
         struct event *sigs[4] = {0};
         const int signums[4] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -248,6 +338,9 @@ int main(int argc, char **argv)
                 case 'p':
                         opt_push = optarg;
                         break;
+                case 'u':
+                        opt_qemu_user = optarg;
+                        break;
                 case 'v':
                         tt_log_set_level(TT_LOG_DEBUG);
                         break;
@@ -266,6 +359,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "tetherd: cannot open log '%s': %s\n", logfile, strerror(errno));
                 return EXIT_FAILURE;
         }
+        /* Nothing tetherd creates is for others unless it says so (the control socket, the
+           folders on the way to it). */
+        umask(077);
         signal(SIGPIPE, SIG_IGN);
         monitor_config_default(&conf.mon);
         d.base = event_base_new();
@@ -275,7 +371,11 @@ int main(int argc, char **argv)
         /* The command line wins over the file. */
         if ((opt_listen && conf_set(&conf, &conf_keys[0], opt_listen, "--metrics-listen", 0,
                                     &err) < 0) ||
-            (opt_push && conf_set(&conf, &conf_keys[1], opt_push, "--push-url", 0, &err) < 0))
+            (opt_push && conf_set(&conf, &conf_keys[1], opt_push, "--push-url", 0, &err) < 0) ||
+            (opt_qemu_user &&
+             conf_set(&conf, &conf_keys[7], opt_qemu_user, "--qemu-user", 0, &err) < 0))
+                goto out;
+        if (security_setup(&d, &conf, root, &err) < 0)
                 goto out;
         sock = store_socket_path(&d.store);
         if (sock == NULL || api_listen(&d, sock, &err) < 0)
@@ -313,5 +413,12 @@ out:
                 event_base_free(d.base);
         free(conf.metrics_listen);
         free(conf.push_url);
+        free(conf.qemu_user);
+        free(conf.emulators);
+        free(conf.image_dirs);
+        free(d.qemu_user);
+        free(d.qemu_groups);
+        policy_strv_free(d.emulators);
+        policy_strv_free(d.image_dirs);
         return status;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/vm-int.h"
+#include "host/dac.h"
 #include "host/guest.h"
 #include "host/monitor.h"
+#include "host/policy.h"
 #include "common/base64.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
@@ -271,6 +273,8 @@ void vm_stopped(struct vm *vm, enum vm_event ev)
         vm->fake_reboot = false;
         vm->id = -1;
         vm_apply(vm, ev, NULL);
+        /* The images QEMU's user was given go back to their owners. */
+        dac_restore(vm->d, name);
         store_remove_run(&vm->d->store, name);
         domain_free(vm->live);
         vm->live = NULL;
@@ -536,18 +540,53 @@ static void start_ready(void *opaque, json_t *ret, const struct tt_error *err)
         qmp_command(vm->qmp, "cont", NULL, VM_QMP_TIMEOUT_MS, start_cont_done, vm);
 }
 
+/* In the child: close every descriptor from 3 up but the n sorted ones in keep. */
+static void close_all_but(const int *keep, size_t n)
+{
+        unsigned from = 3;
+
+        for (size_t i = 0; i <= n; i++) {
+                unsigned to = i < n ? (unsigned)keep[i] : ~0U;
+
+                if (i < n && keep[i] < 3)
+                        continue;
+                if (to > from && close_range(from, to - 1, 0) < 0) {
+                        /* close_range needs Linux 5.9: close one by one up to the limit. */
+                        long max = sysconf(_SC_OPEN_MAX);
+
+                        for (long fd = from; fd < (to == ~0U ? max : (long)to); fd++)
+                                close((int)fd);
+                }
+                from = to + 1;
+        }
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+        return *(const int *)a - *(const int *)b;
+}
+
 /*
  * Fork and exec QEMU with the monitor socket lfd and the n_taps tap descriptors (-1 skipped);
- * stdout and stderr go to the log.
+ * stdout and stderr go to the log. No other descriptor of tetherd reaches QEMU.
  */
 static pid_t spawn_qemu(struct vm *vm, char **argv, int lfd, const int *taps, size_t n_taps,
                         struct tt_error *err)
 {
         _cleanup_free_ char *log = store_log_path(&vm->d->store, vm->def->name);
         _cleanup_close_ int logfd = -1;
+        _cleanup_free_ int *keep = calloc(n_taps + 2, sizeof(int));
+        size_t n_keep = 0;
         sigset_t all;
         pid_t pid;
 
+        if (keep == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        keep[n_keep++] = lfd;
+        for (size_t i = 0; i < n_taps; i++)
+                if (taps[i] >= 0)
+                        keep[n_keep++] = taps[i];
+        qsort(keep, n_keep, sizeof(int), cmp_int);
         logfd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
         if (logfd < 0)
                 return tt_error_errno(err, errno, "cannot open log '%s'", log ? log : "");
@@ -568,6 +607,7 @@ static pid_t spawn_qemu(struct vm *vm, char **argv, int lfd, const int *taps, si
                 dup2(devnull, STDIN_FILENO);
                 dup2(logfd, STDOUT_FILENO);
                 dup2(logfd, STDERR_FILENO);
+                close_all_but(keep, n_keep);
                 fcntl(lfd, F_SETFD, 0);
                 for (size_t i = 0; i < n_taps; i++)
                         if (taps[i] >= 0)
@@ -649,6 +689,11 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
 
         if (!dir || !qmp_path || !agent_path || !pidfile || !livexml_path)
                 return tt_error_set(err, ENOMEM, "out of memory");
+        /* A client that is not root: what the domain names is checked again (a restore's image,
+           files swapped since define). */
+        if (vm->d->request_uid != 0 && vm->d->request_uid != TETHERD_SELF &&
+            policy_check_domain(vm->d, def, err) < 0)
+                return -1;
         vm->live = vm_domain_copy(def, err);
         if (vm->live == NULL)
                 return -1;
@@ -692,12 +737,24 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
                         rt.spice_port = port;
                 g->port = port;
         }
+        if (vm->d->qemu_drop) {
+                /* QEMU opens its files and sockets as root, then runs as its own user. The
+                   sandbox cannot deny set*id: QEMU installs it before -runas calls setuid. */
+                rt.runas = vm->d->qemu_user;
+                rt.sandbox = "on,obsolete=deny,spawn=deny,resourcecontrol=deny";
+        }
         if (qemu_argv_build(vm->live, &rt, &argv, err) < 0)
                 return -1;
+        if (dac_grant(vm->d, vm->def->name, vm->live, err) < 0) {
+                qemu_argv_free(&argv);
+                return -1;
+        }
         pid = spawn_qemu(vm, argv.argv, lfd, taps.fds, taps.n, err);
         qemu_argv_free(&argv);
-        if (pid < 0)
+        if (pid < 0) {
+                dac_restore(vm->d, vm->def->name);
                 return -1;
+        }
         vm->pid = pid;
         vm->is_child = true;
         vm->flags = flags;
