@@ -684,6 +684,29 @@ def policy_cases(p, users):
            "image folder %s\n" % (ok_img, secret, allowed_dirs),
            prefix=member, what="member start after the image became a symlink")
     check(file_state(secret) == before, "the file aimed at by the swap is unchanged")
+    # A FIFO under the image folder: refused at once, the daemon does not block on it.
+    fifo = os.path.join(imgs, "fifo.img")
+    os.mkfifo(fifo, 0o666)
+    path = write(p, "pol-fifo.xml", policy_xml("pol-fifo", uuid_for(121), disk=fifo))
+    expect(p, ["define", path], 0, prefix=member, what="member define with a FIFO disk")
+    t0 = time.time()
+    expect(p, ["start", "pol-fifo"], 1, "",
+           "error: disk image '%s' is not a regular file or a block device\n" % fifo,
+           prefix=member, what="member start with a FIFO disk", timeout=10)
+    check(time.time() - t0 < 5, "the FIFO does not block the start")
+    # QEMU opens a member's image from descriptors tetherd opened, never by its path.
+    os.unlink(ok_img)
+    with open(ok_img, "wb") as f:
+        f.truncate(1 << 20)
+    expect(p, ["start", "pol-ok"], 0, prefix=member, what="member start (fdset)")
+    p.record_qemus()
+    pid = p.status("pol-ok")["pid"]
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        argv = f.read().split(b"\0")
+    check(any(a.startswith(b"driver=file,filename=/dev/fdset/1,") for a in argv) and
+          ok_img.encode() not in b" ".join(argv),
+          "QEMU gets the disk as /dev/fdset/1, not its path", repr(argv))
+    expect(p, ["destroy", "pol-ok"], 0, prefix=member)
 
 
 def test_policy_defaults(g, users):
