@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/api.h"
+#include "host/policy.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/guest_ops.h"
@@ -655,7 +656,8 @@ static void dispatch(struct api_client *c, json_t *msg)
                              "is allowed for root (uid 0) only",
                              rq.verb->name);
         } else if (pr == 0 && rq.verb) {
-                r = rq.verb->fn(c->srv->d, rq.args, call, &ret, &err);
+                if (policy_check(c->srv->d, c->uid, rq.verb->name, rq.args, &err) == 0)
+                        r = rq.verb->fn(c->srv->d, rq.args, call, &ret, &err);
         } else if (pr == 0) {
                 /* The guest-agent verbs: their own table (guest_ops.c). */
                 struct vm *vm = arg_vm(c->srv->d, rq.args, &err);

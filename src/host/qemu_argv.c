@@ -154,7 +154,8 @@ static int disk_index(const struct domain_disk *d)
         return idx - 1;
 }
 
-static void add_disks(struct builder *b, const struct domain *def, const unsigned *disk_boot)
+static void add_disks(struct builder *b, const struct domain *def, const unsigned *disk_boot,
+                      const struct qemu_argv_runtime *rt)
 {
         bool q35 = domain_machine_is_q35(def);
 
@@ -165,10 +166,27 @@ static void add_disks(struct builder *b, const struct domain *def, const unsigne
                 char drive[48] = "", boot[24] = "";
 
                 if (d->source) {
+                        bool fdset = i < rt->n_disk_fds && rt->disk_fds[2 * i] >= 0;
+
+                        /* tetherd opened the image: QEMU, unprivileged, reopens it read-only
+                           or read-write (auto-read-only) from the set, never by its path. */
+                        for (size_t k = 0; fdset && k < 2; k++) {
+                                if (rt->disk_fds[2 * i + k] < 0)
+                                        continue;
+                                add(b, "-add-fd");
+                                add(b, "fd=%d,set=%zu,opaque=libvirt-%zu-storage-%s",
+                                    rt->disk_fds[2 * i + k], i + 1, i + 1, k ? "rw" : "ro");
+                        }
                         add(b, "-blockdev");
-                        add(b, "driver=file,filename=%s,node-name=libvirt-%zu-storage,"
-                               "auto-read-only=on,discard=unmap",
-                            esc(b, d->source), i + 1);
+                        if (fdset)
+                                add(b, "driver=file,filename=/dev/fdset/%zu,"
+                                       "node-name=libvirt-%zu-storage,auto-read-only=on,"
+                                       "discard=unmap",
+                                    i + 1, i + 1);
+                        else
+                                add(b, "driver=file,filename=%s,node-name=libvirt-%zu-storage,"
+                                       "auto-read-only=on,discard=unmap",
+                                    esc(b, d->source), i + 1);
                         add(b, "-blockdev");
                         add(b, "node-name=libvirt-%zu-format,read-only=%s,driver=%s,file=libvirt-%zu-storage",
                             i + 1, ro ? "on" : "off", d->format == DOMAIN_FORMAT_QCOW2 ? "qcow2" : "raw",
@@ -405,7 +423,7 @@ static int build(struct builder *b, const struct domain *def, const struct qemu_
                 add(b, "virtio-serial-pci,id=virtio-serial0");
         }
 
-        add_disks(b, def, disk_boot);
+        add_disks(b, def, disk_boot, rt);
         if (add_nets(b, def, rt, net_boot, err) < 0)
                 return -1;
         for (size_t i = 0; i < def->n_serials; i++)
@@ -436,6 +454,14 @@ static int build(struct builder *b, const struct domain *def, const struct qemu_
         if (rt->pidfile) {
                 add(b, "-pidfile");
                 add(b, "%s", rt->pidfile);
+        }
+        if (rt->runas) {
+                add(b, "-runas");
+                add(b, "%s", rt->runas);
+        }
+        if (rt->sandbox) {
+                add(b, "-sandbox");
+                add(b, "%s", rt->sandbox);
         }
         if (rt->incoming_defer) {
                 add(b, "-incoming");

@@ -23,6 +23,14 @@ struct qemu_argv_runtime {
                                               passed as fd=N (tetherd); 0: QEMU binds qmp_socket */
         const char *const *channel_sockets; /* per <channel>, used when it has no source path */
         size_t n_channel_sockets;          /* entries in channel_sockets */
+        const int *disk_fds;               /* per <disk>, two descriptors of its source (read-
+                                              only, read-write; -1 for none): when the first
+                                              is >= 0, QEMU opens /dev/fdset/N (-add-fd), never
+                                              the path */
+        size_t n_disk_fds;                 /* entries in disk_fds / 2 */
+        const char *runas;                 /* -runas USER: QEMU drops root once it has
+                                              opened its files, or NULL */
+        const char *sandbox;               /* -sandbox value (seccomp), or NULL for none */
         int vnc_port;                      /* TCP port chosen for VNC autoport (5900+) */
         int spice_port;                    /* TCP port chosen for SPICE autoport */
         const char *pidfile;               /* -pidfile path, or NULL for none */

@@ -35,7 +35,7 @@ static char *path_printf(const char *fmt, ...)
         return s;
 }
 
-int store_open(struct store *st, const char *root, struct tt_error *err)
+static int store_init(struct store *st, const char *root, struct tt_error *err)
 {
         const char *r = root ? root : "";
         const char *subdirs[] = {"domains", "autostart"};
@@ -74,6 +74,17 @@ int store_open(struct store *st, const char *root, struct tt_error *err)
         }
         free(p);
         return 0;
+}
+
+int store_open(struct store *st, const char *root, struct tt_error *err)
+{
+        /* The folders get the modes named here, whatever tetherd's umask (077): the control
+           socket's folder must stay reachable for the group. */
+        mode_t old_umask = umask(022);
+        int r = store_init(st, root, err);
+
+        umask(old_umask);
+        return r;
 }
 
 void store_close(struct store *st)

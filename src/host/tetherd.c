@@ -8,6 +8,7 @@
 #include "host/api.h"
 #include "host/metrics.h"
 #include "host/monitor.h"
+#include "host/policy.h"
 #include "host/tetherd.h"
 #include "host/vm.h"
 
@@ -16,11 +17,13 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,7 +38,13 @@ struct tetherd_conf {
         char *push_url;            /* [monitor] push-url, or NULL: no pushes */
         struct monitor_config mon; /* [monitor] *-interval */
         int max_clients;           /* [security] max-clients, or 0: the default */
+        char *qemu_user;           /* [security] qemu-user: NULL = tether-qemu, "" = root */
+        char *emulators;           /* [security] emulators, space-separated, or NULL: found */
+        char *image_dirs;          /* [security] image-dirs, space-separated, or NULL: default */
 };
+
+/* QEMU's user when nothing says otherwise. */
+#define TETHERD_QEMU_USER "tether-qemu"
 
 enum conf_type {
         CONF_STRING,  /* a malloc'd char * */
@@ -60,6 +69,9 @@ static const struct conf_key {
         {"[monitor]", "osinfo-interval", CONF_SECONDS,
          offsetof(struct tetherd_conf, mon.osinfo_s)},
         {"[security]", "max-clients", CONF_CLIENTS, offsetof(struct tetherd_conf, max_clients)},
+        {"[security]", "qemu-user", CONF_STRING, offsetof(struct tetherd_conf, qemu_user)},
+        {"[security]", "emulators", CONF_STRING, offsetof(struct tetherd_conf, emulators)},
+        {"[security]", "image-dirs", CONF_STRING, offsetof(struct tetherd_conf, image_dirs)},
 };
 
 static void usage(FILE *out)
@@ -67,6 +79,7 @@ static void usage(FILE *out)
         fprintf(out,
                 "Usage: tetherd [--root DIR] [--group NAME] [--log FILE] [--verbose]\n"
                 "               [--config FILE] [--metrics-listen ADDR:PORT] [--push-url URL]\n"
+                "               [--qemu-user NAME]\n"
                 "Tether's host daemon: defines, starts and supervises QEMU virtual machines,\n"
                 "and polls them for metrics.\n"
                 "\n"
@@ -74,11 +87,17 @@ static void usage(FILE *out)
                 "                 (default: /etc/tether, /var/lib/tether, /run/tether)\n"
                 "  --group NAME   members of this group may use the control socket (root always)\n"
                 "  --log FILE     log to FILE instead of stderr\n"
-                "  --config FILE  read [monitor] settings from FILE (default: ROOT/etc/tether/\n"
-                "                 tetherd.conf when it exists): metrics-listen, push-url,\n"
+                "  --config FILE  read settings from FILE (default: ROOT/etc/tether/tetherd.conf\n"
+                "                 when it exists). [monitor]: metrics-listen, push-url,\n"
                 "                 host-interval, stats-interval, users-interval,\n"
-                "                 filesystems-interval, osinfo-interval (seconds; 0 = off);\n"
-                "                 [security] max-clients (control clients at once, 256)\n"
+                "                 filesystems-interval, osinfo-interval (seconds; 0 = off).\n"
+                "                 [security]: max-clients (control clients at once, 256),\n"
+                "                 qemu-user, emulators (the <emulator> paths a\n"
+                "                 client that is not root may name), image-dirs (the folders its\n"
+                "                 disks, kernel and initrd must lie in); lists are space-separated\n"
+                "  --qemu-user NAME\n"
+                "                 run QEMU as NAME (default: tether-qemu; root or '' keep QEMU\n"
+                "                 running as root)\n"
                 "  --metrics-listen ADDR:PORT\n"
                 "                 serve Prometheus metrics on http://ADDR:PORT/metrics\n"
                 "                 (PORT or :PORT alone: 127.0.0.1; [ADDR]:PORT for IPv6)\n"
@@ -189,7 +208,8 @@ static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_erro
                 key = trim(s);
                 value = trim(eq + 1);
                 if (section == NULL)
-                        return tt_error_set(err, EINVAL, "%s:%u: key '%s' outside [monitor]",
+                        return tt_error_set(err, EINVAL,
+                                            "%s:%u: key '%s' outside [monitor] or [security]",
                                             path, line, key);
                 for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
                         if (strcmp(conf_keys[i].section, section) == 0 &&
@@ -221,6 +241,69 @@ static int conf_read(struct tetherd_conf *conf, const struct store *st, const ch
         return conf_load(conf, dflt, err);
 }
 
+/*
+ * QEMU's user (resolved now: the child that execs QEMU may not call getpwnam), the emulators
+ * and image folders a client that is not root may name.
+ */
+static int security_setup(struct tetherd *d, const struct tetherd_conf *conf, const char *root,
+                          struct tt_error *err)
+{
+        const char *user = conf->qemu_user ? conf->qemu_user : TETHERD_QEMU_USER;
+
+        d->request_uid = TETHERD_SELF;
+        d->emulators = conf->emulators ? policy_split_list(conf->emulators)
+                                       : policy_default_emulators();
+        d->image_dirs = conf->image_dirs ? policy_split_list(conf->image_dirs)
+                                         : policy_default_image_dirs(root);
+        if (d->emulators == NULL || d->image_dirs == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        if (*user == '\0' || strcmp(user, "root") == 0) {
+                tt_info("QEMU runs as root (qemu-user '%s')", user);
+                return 0;
+        }
+        if (geteuid() != 0) {
+                /* Only root can hand QEMU to another user; a developer's tetherd keeps its own. */
+                tt_info("QEMU runs as tetherd's own user (uid %u): tetherd is not root",
+                        (unsigned)geteuid());
+                return 0;
+        }
+        {
+                struct passwd *pw = getpwnam(user);
+                int n = 64;
+
+                if (pw == NULL)
+                        return tt_error_set(err, EINVAL,
+                                            "QEMU's user '%s' does not exist: create it "
+                                            "(useradd --system --no-create-home --shell "
+                                            "/usr/sbin/nologin %s) or choose another with "
+                                            "--qemu-user (root: QEMU runs as root)",
+                                            user, user);
+                if (pw->pw_uid == 0)
+                        return 0;
+                d->qemu_uid = pw->pw_uid;
+                d->qemu_gid = pw->pw_gid;
+                for (;;) {
+                        gid_t *g = realloc(d->qemu_groups, (size_t)n * sizeof(gid_t));
+                        int want = n;
+
+                        if (g == NULL)
+                                return tt_error_set(err, ENOMEM, "out of memory");
+                        d->qemu_groups = g;
+                        if (getgrouplist(user, pw->pw_gid, g, &want) >= 0) {
+                                d->n_qemu_groups = want;
+                                break;
+                        }
+                        n = want > n ? want : n * 2;
+                }
+                d->qemu_user = strdup(user);
+                if (d->qemu_user == NULL)
+                        return tt_error_set(err, ENOMEM, "out of memory");
+                d->qemu_drop = true;
+                tt_info("QEMU runs as '%s' (uid %u)", user, (unsigned)d->qemu_uid);
+        }
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
@@ -230,13 +313,14 @@ int main(int argc, char **argv)
                 {"config", required_argument, NULL, 'c'},
                 {"metrics-listen", required_argument, NULL, 'm'},
                 {"push-url", required_argument, NULL, 'p'},
+                {"qemu-user", required_argument, NULL, 'u'},
                 {NULL, 0, NULL, 0},
         };
         struct tetherd d = {0};
         struct tt_error err = {0};
         struct tetherd_conf conf = {0};
         const char *root = NULL, *logfile = NULL, *config = NULL;
-        const char *opt_listen = NULL, *opt_push = NULL;
+        const char *opt_listen = NULL, *opt_push = NULL, *opt_qemu_user = NULL;
         _cleanup_free_ char *sock = NULL;
         struct event *sigs[4] = {0};
         const int signums[4] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -270,6 +354,9 @@ int main(int argc, char **argv)
                 case 'p':
                         opt_push = optarg;
                         break;
+                case 'u':
+                        opt_qemu_user = optarg;
+                        break;
                 case 'v':
                         tt_log_set_level(TT_LOG_DEBUG);
                         break;
@@ -288,6 +375,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "tetherd: cannot open log '%s': %s\n", logfile, strerror(errno));
                 return EXIT_FAILURE;
         }
+        /* Nothing tetherd creates is for others unless it says so (the control socket, the
+           folders on the way to it). */
+        umask(077);
         signal(SIGPIPE, SIG_IGN);
         monitor_config_default(&conf.mon);
         d.base = event_base_new();
@@ -297,7 +387,11 @@ int main(int argc, char **argv)
         /* The command line wins over the file. */
         if ((opt_listen && conf_set(&conf, &conf_keys[0], opt_listen, "--metrics-listen", 0,
                                     &err) < 0) ||
-            (opt_push && conf_set(&conf, &conf_keys[1], opt_push, "--push-url", 0, &err) < 0))
+            (opt_push && conf_set(&conf, &conf_keys[1], opt_push, "--push-url", 0, &err) < 0) ||
+            (opt_qemu_user &&
+             conf_set(&conf, &conf_keys[8], opt_qemu_user, "--qemu-user", 0, &err) < 0))
+                goto out;
+        if (security_setup(&d, &conf, root, &err) < 0)
                 goto out;
         d.max_clients = (unsigned)conf.max_clients;
         sock = store_socket_path(&d.store);
@@ -336,5 +430,12 @@ out:
                 event_base_free(d.base);
         free(conf.metrics_listen);
         free(conf.push_url);
+        free(conf.qemu_user);
+        free(conf.emulators);
+        free(conf.image_dirs);
+        free(d.qemu_user);
+        free(d.qemu_groups);
+        policy_strv_free(d.emulators);
+        policy_strv_free(d.image_dirs);
         return status;
 }

@@ -24,6 +24,21 @@ struct tetherd {
         unsigned max_clients;     /* [security] max-clients: control clients at once (0: 256) */
         struct monitor *monitor;  /* the monitor service's polling (monitor.c), NULL when off */
         struct metrics *metrics;  /* /metrics server and Pushgateway pushes (metrics.c), or NULL */
+        /* QEMU's user ([security] qemu-user, --qemu-user): QEMU runs unprivileged when set. */
+        bool qemu_drop;           /* false: QEMU runs as tetherd does (root, or the empty name) */
+        char *qemu_user;          /* its name (-runas), when qemu_drop */
+        uid_t qemu_uid;           /* its uid and primary gid */
+        gid_t qemu_gid;
+        gid_t *qemu_groups;       /* its supplementary groups (initgroups), n_qemu_groups of them */
+        int n_qemu_groups;
+        /* What a non-root client's domain may name (policy.c); NULL-terminated, malloc'd. */
+        char **emulators;         /* [security] emulators: the allowed <emulator> paths */
+        char **image_dirs;        /* [security] image-dirs: real paths of the image folders */
+        /* Whose request runs now (policy_check records it; launches happen inside a request).
+           TETHERD_SELF: tetherd itself (autostart at start-up). */
+        uid_t request_uid;
 };
+
+#define TETHERD_SELF ((uid_t)-1)
 
 #endif

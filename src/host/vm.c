@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/vm-int.h"
+#include "host/dac.h"
 #include "host/guest.h"
 #include "host/monitor.h"
+#include "host/policy.h"
 #include "common/base64.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -304,6 +307,8 @@ void vm_stopped(struct vm *vm, enum vm_event ev)
         vm->fake_reboot = false;
         vm->id = -1;
         vm_apply(vm, ev, NULL);
+        /* The images QEMU's user was given go back to their owners. */
+        dac_restore(vm->d, name);
         store_remove_run(&vm->d->store, name);
         domain_free(vm->live);
         vm->live = NULL;
@@ -608,18 +613,57 @@ static void start_ready(void *opaque, json_t *ret, const struct tt_error *err)
         qmp_command(vm->qmp, "cont", NULL, VM_QMP_TIMEOUT_MS, start_cont_done, vm);
 }
 
+/* In the child: close every descriptor from 3 up but the n sorted ones in keep. */
+static void close_all_but(const int *keep, size_t n)
+{
+        unsigned from = 3;
+
+        for (size_t i = 0; i <= n; i++) {
+                unsigned to = i < n ? (unsigned)keep[i] : ~0U;
+
+                if (i < n && keep[i] < 3)
+                        continue;
+                if (to > from && close_range(from, to - 1, 0) < 0) {
+                        /* close_range needs Linux 5.9: close one by one up to the limit. */
+                        long max = sysconf(_SC_OPEN_MAX);
+
+                        for (long fd = from; fd < (to == ~0U ? max : (long)to); fd++)
+                                close((int)fd);
+                }
+                from = to + 1;
+        }
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+        return *(const int *)a - *(const int *)b;
+}
+
 /*
- * Fork and exec QEMU with the monitor socket lfd and the n_taps tap descriptors (-1 skipped);
- * stdout and stderr go to the log.
+ * Fork and exec QEMU with the monitor socket lfd, the n_taps tap descriptors and the n_disks
+ * disk descriptors (-1 skipped); stdout and stderr go to the log. No other descriptor of
+ * tetherd reaches QEMU.
  */
 static pid_t spawn_qemu(struct vm *vm, char **argv, int lfd, const int *taps, size_t n_taps,
-                        struct tt_error *err)
+                        const int *disks, size_t n_disks, struct tt_error *err)
 {
         _cleanup_free_ char *log = store_log_path(&vm->d->store, vm->def->name);
         _cleanup_close_ int logfd = -1;
+        _cleanup_free_ int *keep = calloc(n_taps + n_disks + 2, sizeof(int));
+        size_t n_keep = 0;
         sigset_t all;
         pid_t pid;
 
+        if (keep == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        keep[n_keep++] = lfd;
+        for (size_t i = 0; i < n_taps; i++)
+                if (taps[i] >= 0)
+                        keep[n_keep++] = taps[i];
+        for (size_t i = 0; i < n_disks; i++)
+                if (disks[i] >= 0)
+                        keep[n_keep++] = disks[i];
+        qsort(keep, n_keep, sizeof(int), cmp_int);
         logfd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
         if (logfd < 0)
                 return tt_error_errno(err, errno, "cannot open log '%s'", log ? log : "");
@@ -640,10 +684,9 @@ static pid_t spawn_qemu(struct vm *vm, char **argv, int lfd, const int *taps, si
                 dup2(devnull, STDIN_FILENO);
                 dup2(logfd, STDOUT_FILENO);
                 dup2(logfd, STDERR_FILENO);
-                fcntl(lfd, F_SETFD, 0);
-                for (size_t i = 0; i < n_taps; i++)
-                        if (taps[i] >= 0)
-                                fcntl(taps[i], F_SETFD, 0);
+                close_all_but(keep, n_keep);
+                for (size_t i = 0; i < n_keep; i++)
+                        fcntl(keep[i], F_SETFD, 0);
                 execv(argv[0], argv);
                 dprintf(STDERR_FILENO, "cannot execute %s: %s\n", argv[0], strerror(errno));
                 _exit(127);
@@ -651,7 +694,7 @@ static pid_t spawn_qemu(struct vm *vm, char **argv, int lfd, const int *taps, si
         return pid;
 }
 
-/* The tap descriptors of a start; tetherd's copies close once QEMU has its own. */
+/* The tap (or disk) descriptors of a start; tetherd's copies close once QEMU has its own. */
 struct taps {
         int *fds; /* per <interface>, -1 when it has no tap */
         size_t n; /* entries */
@@ -701,6 +744,93 @@ static int make_taps(struct vm *vm, int **out, struct tt_error *err)
         return 0;
 }
 
+/*
+ * One descriptor of a disk image, opened by tetherd: a client that is not root (or tetherd
+ * itself) gets exactly the real path that the policy checked, with no symlink swapped in
+ * since; never a FIFO (no blocking) or anything but a file or block device. -1 with err set
+ * refuses the start; -1 alone leaves the path to QEMU (root's domains: QEMU's own messages).
+ */
+static int open_disk(struct vm *vm, const char *source, int flags, struct tt_error *err)
+{
+        bool exact = vm->d->request_uid != 0;
+        _cleanup_free_ char *real = exact ? realpath(source, NULL) : NULL;
+        struct open_how how = {.flags = (unsigned)(flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC),
+                               .resolve = RESOLVE_NO_SYMLINKS};
+        struct stat st;
+        int fd;
+
+        if (!exact) {
+                fd = open(source, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        } else if (real == NULL) {
+                fd = -1;
+        } else if (vm->d->request_uid != TETHERD_SELF && !policy_in_image_dirs(vm->d, real)) {
+                tt_error_set(err, POLICY_ERR_DENIED,
+                             "access denied: <disk> source '%s' left the image folders", source);
+                return -1;
+        } else {
+                fd = (int)syscall(SYS_openat2, AT_FDCWD, real, &how, sizeof(how));
+        }
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))) {
+                close(fd);
+                if (exact)
+                        tt_error_set(err, VM_ERR_FAILED,
+                                     "disk image '%s' is not a regular file or a block device",
+                                     source);
+                return -1;
+        }
+        if (fd < 0) {
+                if (exact)
+                        tt_error_errno(err, errno, "cannot open disk image '%s'", source);
+                return -1;
+        }
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        return fd;
+}
+
+/*
+ * QEMU runs unprivileged: tetherd opens each disk image read-only and (when it is writable)
+ * read-write, and QEMU takes them as /dev/fdset/N. QEMU reopens an image when it changes mode
+ * (auto-read-only, and at the end of a save), which by path would fail wherever its folder is
+ * closed to tether-qemu.
+ */
+static int open_disks(struct vm *vm, struct taps *disks, struct tt_error *err)
+{
+        const struct domain *def = vm->live;
+
+        disks->n = 2 * def->n_disks;
+        disks->fds = malloc((disks->n + 1) * sizeof(int));
+        if (disks->fds == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < disks->n; i++)
+                disks->fds[i] = -1;
+        if (!vm->d->qemu_drop)
+                return 0;
+        for (size_t i = 0; i < def->n_disks; i++) {
+                const struct domain_disk *d = &def->disks[i];
+                bool ro = d->readonly || d->device == DOMAIN_DISK_CDROM;
+                struct tt_error derr = {0};
+
+                if (d->source == NULL)
+                        continue;
+                disks->fds[2 * i] = open_disk(vm, d->source, O_RDONLY, &derr);
+                if (disks->fds[2 * i] >= 0 && !ro) {
+                        disks->fds[2 * i + 1] = open_disk(vm, d->source, O_RDWR, &derr);
+                        if (disks->fds[2 * i + 1] < 0) {
+                                /* A read-only file: QEMU says so in its own words. */
+                                close(disks->fds[2 * i]);
+                                disks->fds[2 * i] = -1;
+                        }
+                }
+                if (derr.msg) {
+                        *err = derr;
+                        if (err->code < VM_ERR_NO_DOMAIN && err->code != POLICY_ERR_DENIED)
+                                err->code = VM_ERR_FAILED;
+                        return -1;
+                }
+        }
+        return 0;
+}
+
 /* Start QEMU for def (the domain's own definition, or the one in a save image). */
 static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
                      struct tt_error *err)
@@ -717,10 +847,16 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         struct qemu_argv_runtime rt = {0};
         _cleanup_close_ int lfd = -1;
         __attribute__((cleanup(close_taps_p))) struct taps taps = {0};
+        __attribute__((cleanup(close_taps_p))) struct taps disks = {0};
         pid_t pid;
 
         if (!dir || !qmp_path || !agent_path || !pidfile || !livexml_path)
                 return tt_error_set(err, ENOMEM, "out of memory");
+        /* A client that is not root: what the domain names is checked again (a restore's image,
+           files swapped since define). */
+        if (vm->d->request_uid != 0 && vm->d->request_uid != TETHERD_SELF &&
+            policy_check_domain(vm->d, def, err) < 0)
+                return -1;
         vm->live = vm_domain_copy(def, err);
         if (vm->live == NULL)
                 return -1;
@@ -748,6 +884,10 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         rt.incoming_defer = vm->restoring;
         rt.tap_fds = taps.fds;
         rt.n_tap_fds = taps.n;
+        if (open_disks(vm, &disks, err) < 0)
+                return -1;
+        rt.disk_fds = disks.fds;
+        rt.n_disk_fds = disks.n / 2;
         for (size_t i = 0; i < vm->live->n_graphics; i++) {
                 struct domain_graphics *g = &vm->live->graphics[i];
                 int port;
@@ -764,12 +904,24 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
                         rt.spice_port = port;
                 g->port = port;
         }
+        if (vm->d->qemu_drop) {
+                /* QEMU opens its files and sockets as root, then runs as its own user. The
+                   sandbox cannot deny set*id: QEMU installs it before -runas calls setuid. */
+                rt.runas = vm->d->qemu_user;
+                rt.sandbox = "on,obsolete=deny,spawn=deny,resourcecontrol=deny";
+        }
         if (qemu_argv_build(vm->live, &rt, &argv, err) < 0)
                 return -1;
-        pid = spawn_qemu(vm, argv.argv, lfd, taps.fds, taps.n, err);
-        qemu_argv_free(&argv);
-        if (pid < 0)
+        if (dac_grant(vm->d, vm->def->name, vm->live, err) < 0) {
+                qemu_argv_free(&argv);
                 return -1;
+        }
+        pid = spawn_qemu(vm, argv.argv, lfd, taps.fds, taps.n, disks.fds, disks.n, err);
+        qemu_argv_free(&argv);
+        if (pid < 0) {
+                dac_restore(vm->d, vm->def->name);
+                return -1;
+        }
         vm->pid = pid;
         vm->is_child = true;
         vm->flags = flags;

@@ -6,6 +6,7 @@
 #include "common/fileutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,9 @@ int vm_screenshot(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error 
 {
         static unsigned seq;
         struct vm_call *c;
-        char file[64];
+        char file[64], fdset_path[40];
+        _cleanup_close_ int fd = -1;
+        int fdset;
 
         if (!vm_has_qmp(vm, err))
                 return -1;
@@ -112,17 +115,32 @@ int vm_screenshot(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error 
         c->done = done;
         c->opaque = opaque;
         c->vm = vm;
-        /* QEMU writes the PNG itself (format png, QEMU >= 7.1); we ship it to the client. */
+        /*
+         * QEMU writes the PNG itself (format png, QEMU >= 7.1); we ship it to the client. It
+         * runs as its own user and may not create files in tetherd's folders: tetherd creates
+         * the file and lends QEMU a descriptor of it (add-fd), which screendump opens as
+         * /dev/fdset/N.
+         */
         snprintf(file, sizeof(file), "screenshot-%u.png", ++seq);
         c->path = store_run_path(&vm->d->store, vm->def->name, file);
-        if (c->path == NULL ||
+        fdset = 1000 + (int)(seq % 100000);
+        snprintf(fdset_path, sizeof(fdset_path), "/dev/fdset/%d", fdset);
+        if (c->path)
+                fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 ||
+            qmp_command_fd(vm->qmp, "add-fd", json_pack("{s:i}", "fdset-id", fdset), fd,
+                           VM_QMP_TIMEOUT_MS, vm_reply_ignore, vm) < 0 ||
             qmp_command(vm->qmp, "screendump",
-                        json_pack("{s:s, s:s}", "filename", c->path, "format", "png"),
+                        json_pack("{s:s, s:s}", "filename", fdset_path, "format", "png"),
                         VM_QMP_TIMEOUT_MS, screendump_done, c) < 0) {
+                if (c->path)
+                        unlink(c->path);
                 free(c->path);
                 free(c);
                 return tt_error_set(err, VM_ERR_FAILED, "cannot talk to QEMU for screendump");
         }
+        qmp_command(vm->qmp, "remove-fd", json_pack("{s:i}", "fdset-id", fdset),
+                    VM_QMP_TIMEOUT_MS, vm_reply_ignore, vm);
         return 0;
 }
 

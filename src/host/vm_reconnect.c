@@ -5,6 +5,7 @@
  * it is still that domain's QEMU, and QEMU itself says running or paused.
  */
 #include "host/vm-int.h"
+#include "host/dac.h"
 #include "host/guest.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
@@ -112,6 +113,7 @@ static void reconnect_abandon(struct tetherd *d, const char *name, pid_t pid, co
         } else {
                 tt_warn("%s: %s; its QEMU is gone", name, why);
         }
+        dac_restore(d, name);
         store_remove_run(&d->store, name);
 }
 

@@ -12,7 +12,14 @@ tetherd attacked as a local user would (issue 10), with the real tether CLI and 
   lookup of a domain reference as virsh does (id, then uuid, then name), restore of a FIFO;
 - files that clients name (save, restore, screenshot) are opened by the client with its own
   rights, locally and through the remote `tether proxy` of tether+ssh:// (a real sshd on
-  127.0.0.1): a member cannot make tetherd create, truncate or read what the member could not.
+  127.0.0.1): a member cannot make tetherd create, truncate or read what the member could not;
+- what a domain may name when a client that is not root defines, creates or starts it: the
+  <emulator> allow-list, disks, kernel and initrd under the image folders (no ".." or symlink
+  way out, also when the file is swapped after define), no channel socket paths; root keeps
+  its freedom; the file aimed at is unchanged;
+- QEMU's user: [security] qemu-user and --qemu-user (root or '' keep QEMU as root, an unknown
+  user stops tetherd with a clear message), [security] keys checked; tetherd's umask 077 leaves
+  the control socket reachable and its files private.
 
     python3 test_security.py TETHERD TETHER
 """
@@ -881,6 +888,259 @@ def test_ssh_client_files(g, users, tmp):
         subprocess.run(["userdel", login], capture_output=True)
         check(subprocess.run(["getent", "passwd", login], capture_output=True).returncode == 2,
               "the ssh login user is gone")
+# ---- part 2: what a domain may name, and QEMU's user ----
+
+QEMU = "/usr/bin/qemu-system-x86_64"
+
+
+def policy_xml(name, uuid, emulator=None, disk=None, kernel=None, initrd=None, channel=None):
+    dev = "<emulator>%s</emulator>" % emulator if emulator else ""
+    if disk:
+        dev += ("<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                "<source file='%s'/><target dev='vda' bus='virtio'/></disk>" % disk)
+    if channel is not None:
+        src = "<source mode='bind' path='%s'/>" % channel if channel else ""
+        dev += ("<channel type='unix'>%s<target type='virtio' name='org.qemu.guest_agent.0'/>"
+                "</channel>" % src)
+    os_extra = ""
+    if kernel:
+        os_extra += "<kernel>%s</kernel>" % kernel
+    if initrd:
+        os_extra += "<initrd>%s</initrd>" % initrd
+    return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid>"
+            "<memory unit='MiB'>32</memory><vcpu>1</vcpu>"
+            "<os><type arch='x86_64' machine='pc'>hvm</type>%s</os>"
+            "<devices>%s<memballoon model='none'/></devices></domain>\n"
+            % (name, uuid, os_extra, dev))
+
+
+def file_state(path):
+    st = os.lstat(path)
+    with open(path, "rb") as f:
+        return (st.st_uid, st.st_gid, st.st_mode, st.st_mtime_ns, f.read())
+
+
+class PolicyDaemon(td.Daemon):
+    """A grouped tetherd with [security] emulators and image-dirs set in its tetherd.conf."""
+
+    def __init__(self, tetherd, tether, tmp, users):
+        super().__init__(tetherd, tether, tmp, "policy", group=users.group)
+        self.images = os.path.join(self.root, "images")
+        os.makedirs(os.path.join(self.root, "etc/tether"))
+        os.makedirs(self.images)
+        with open(os.path.join(self.root, "etc/tether/tetherd.conf"), "w") as f:
+            f.write("[security]\nemulators = %s\nimage-dirs = %s\n" % (QEMU, self.images))
+
+
+def test_policy(tetherd, tether, tmp, users):
+    p = PolicyDaemon(tetherd, tether, tmp, users)
+    try:
+        p.start()
+        os.chmod(p.root, 0o755)
+        policy_cases(p, users)
+    finally:
+        p.cleanup()
+
+
+def policy_cases(p, users):
+    member = users.as_member()
+    imgs = p.images
+    allowed_dirs = "(allowed: %s)" % imgs
+    # What an attack aims at: a root-only file; it must stay exactly as it is.
+    secret = os.path.join(p.root, "secret")
+    with open(secret, "w") as f:
+        f.write("root's secret\n")
+    os.chmod(secret, 0o600)
+    before = file_state(secret)
+    ok_img = os.path.join(imgs, "ok.img")
+    with open(ok_img, "wb") as f:
+        f.truncate(1 << 20)
+    os.chmod(ok_img, 0o644)
+    link = os.path.join(imgs, "link.img")
+    os.symlink(secret, link)
+    dotdot = os.path.join(imgs, "..", "secret")
+    cases = [
+        ("emulator", dict(emulator="/bin/sh"),
+         "<emulator> '/bin/sh' is not an allowed emulator (allowed: %s)" % QEMU),
+        ("disk-outside", dict(disk=secret),
+         "<disk> source '%s' is not under an image folder %s" % (secret, allowed_dirs)),
+        ("disk-symlink", dict(disk=link),
+         "<disk> source '%s' resolves to '%s', which is not under an image folder %s"
+         % (link, secret, allowed_dirs)),
+        ("disk-dotdot", dict(disk=dotdot),
+         "<disk> source '%s' resolves to '%s', which is not under an image folder %s"
+         % (dotdot, secret, allowed_dirs)),
+        ("kernel", dict(kernel=secret),
+         "<kernel> '%s' is not under an image folder %s" % (secret, allowed_dirs)),
+        ("initrd", dict(kernel=ok_img, initrd="/etc/passwd"),
+         "<initrd> '/etc/passwd' is not under an image folder %s" % allowed_dirs),
+        ("channel", dict(channel="/tmp/evil.sock"),
+         "<channel> <source path='/tmp/evil.sock'>: channel sockets are tetherd's own, a client "
+         "that is not root may not choose them (leave out <source>)"),
+    ]
+    for i, (tag, kw, rule) in enumerate(cases):
+        name = "pol-" + tag
+        path = write(p, name + ".xml", policy_xml(name, uuid_for(100 + i), **kw))
+        want = "error: access denied: %s\n" % rule
+        expect(p, ["define", path], 1, "", want, prefix=member, what="member define " + tag)
+        expect(p, ["create", path], 1, "", want, prefix=member, what="member create " + tag)
+        check(not os.path.exists(os.path.join(p.root, "etc/tether/domains", name + ".xml")),
+              "a refused define leaves no definition (%s)" % tag)
+        rc, out, err = p.run("list", "--all")
+        check(rc == 0 and name not in out, "a refused define or create lists nothing (%s)" % tag,
+              out)
+        # Root keeps full freedom: the same definition is accepted from uid 0.
+        expect(p, ["define", path], 0, what="root define " + tag)
+        # A member may not start what it could not have defined (QEMU opens it as root).
+        expect(p, ["start", name], 1, "", want, prefix=member, what="member start " + tag)
+        check(not os.path.isdir(os.path.join(p.root, "run/tether/domains", name)),
+              "a refused start leaves no run folder (%s)" % tag)
+        expect(p, ["undefine", name], 0, what="root undefine " + tag)
+    check(file_state(secret) == before, "the file aimed at is unchanged (owner, mode, content)")
+    # What lies under the image folder and names the allowed QEMU is fine for a member.
+    path = write(p, "pol-ok.xml", policy_xml("pol-ok", uuid_for(120), emulator=QEMU,
+                                             disk=ok_img, channel=""))
+    expect(p, ["define", path], 0, prefix=member, what="member define within the rules")
+    expect(p, ["start", "pol-ok"], 0, "Domain 'pol-ok' started\n\n", "", prefix=member,
+           what="member start within the rules")
+    p.record_qemus()
+    expect(p, ["destroy", "pol-ok"], 0, prefix=member, what="member destroy")
+    # The image is swapped for a symlink after define: the start is refused at launch.
+    os.unlink(ok_img)
+    os.symlink(secret, ok_img)
+    expect(p, ["start", "pol-ok"], 1, "",
+           "error: access denied: <disk> source '%s' resolves to '%s', which is not under an "
+           "image folder %s\n" % (ok_img, secret, allowed_dirs),
+           prefix=member, what="member start after the image became a symlink")
+    check(file_state(secret) == before, "the file aimed at by the swap is unchanged")
+    # A FIFO under the image folder: refused at once, the daemon does not block on it.
+    fifo = os.path.join(imgs, "fifo.img")
+    os.mkfifo(fifo, 0o666)
+    path = write(p, "pol-fifo.xml", policy_xml("pol-fifo", uuid_for(121), disk=fifo))
+    expect(p, ["define", path], 0, prefix=member, what="member define with a FIFO disk")
+    t0 = time.time()
+    expect(p, ["start", "pol-fifo"], 1, "",
+           "error: disk image '%s' is not a regular file or a block device\n" % fifo,
+           prefix=member, what="member start with a FIFO disk", timeout=10)
+    check(time.time() - t0 < 5, "the FIFO does not block the start")
+    # QEMU opens a member's image from descriptors tetherd opened, never by its path.
+    os.unlink(ok_img)
+    with open(ok_img, "wb") as f:
+        f.truncate(1 << 20)
+    expect(p, ["start", "pol-ok"], 0, prefix=member, what="member start (fdset)")
+    p.record_qemus()
+    pid = p.status("pol-ok")["pid"]
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        argv = f.read().split(b"\0")
+    check(any(a.startswith(b"driver=file,filename=/dev/fdset/1,") for a in argv) and
+          ok_img.encode() not in b" ".join(argv),
+          "QEMU gets the disk as /dev/fdset/1, not its path", repr(argv))
+    expect(p, ["destroy", "pol-ok"], 0, prefix=member)
+
+
+def test_policy_defaults(g, users):
+    """Without [security]: the QEMUs found, and ROOT/var/lib/tether/images for --root."""
+    path = write(g, "pold-1.xml", policy_xml("pold-1", uuid_for(130), emulator="/bin/sh"))
+    rc, out, err = g.run("define", path, prefix=users.as_member())
+    head = "error: access denied: <emulator> '/bin/sh' is not an allowed emulator (allowed: "
+    check(rc == 1 and err.startswith(head) and QEMU in err[len(head):].split(")")[0].split(),
+          "default emulators: the QEMU binaries found", repr((rc, out, err)))
+    path = write(g, "pold-2.xml", policy_xml("pold-2", uuid_for(131), disk="/etc/passwd"))
+    expect(g, ["define", path], 1, "",
+           "error: access denied: <disk> source '/etc/passwd' is not under an image folder "
+           "(allowed: /var/lib/tether/images %s/var/lib/tether/images)\n" % g.root,
+           prefix=users.as_member(), what="default image folders")
+    imgs = os.path.join(g.root, "var/lib/tether/images")
+    os.makedirs(imgs, exist_ok=True)
+    img = os.path.join(imgs, "d.img")
+    open(img, "wb").close()
+    path = write(g, "pold-3.xml", policy_xml("pold-3", uuid_for(132), disk=img))
+    expect(g, ["define", path], 0, prefix=users.as_member(), what="define under ROOT's images")
+    expect(g, ["undefine", "pold-3"], 0, prefix=users.as_member())
+
+
+def qemu_user_of(d, name):
+    pid = d.status(name)["pid"]
+    user = subprocess.run(["ps", "-o", "user=", "-p", str(pid)], capture_output=True,
+                          text=True).stdout.strip()
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        argv = f.read().split(b"\0")
+    return pid, user, argv
+
+
+def test_qemu_user_options(tetherd, tether, tmp):
+    # The default: tether-qemu, with -runas and the sandbox.
+    d = td.Daemon(tetherd, tether, tmp, "quser-default")
+    try:
+        d.start()
+        d.define("qu-1", uuid_for(140))
+        expect(d, ["start", "qu-1"], 0, "Domain 'qu-1' started\n\n", "")
+        d.record_qemus()
+        pid, user, argv = qemu_user_of(d, "qu-1")
+        check(user == "tether-qemu", "QEMU runs as tether-qemu by default", user)
+        i = argv.index(b"-runas") if b"-runas" in argv else -1
+        check(i > 0 and argv[i + 1] == b"tether-qemu", "QEMU gets -runas tether-qemu",
+              repr(argv))
+        i = argv.index(b"-sandbox") if b"-sandbox" in argv else -1
+        check(i > 0 and argv[i + 1] == b"on,obsolete=deny,spawn=deny,resourcecontrol=deny",
+              "QEMU gets -sandbox", repr(argv))
+        # umask 077: tetherd's own files are private, the socket's folder stays reachable.
+        for rel, mode in [("run/tether", 0o755), ("run/tether/domains", 0o755),
+                          ("run/tether/domains/qu-1", 0o700),
+                          ("run/tether/domains/qu-1/status.json", 0o600),
+                          ("var/lib/tether/log/qu-1.log", 0o600),
+                          ("etc/tether/domains/qu-1.xml", 0o600)]:
+            got = os.stat(os.path.join(d.root, rel)).st_mode & 0o777
+            check(got == mode, "mode of %s is %o" % (rel, mode), "%o" % got)
+        expect(d, ["destroy", "qu-1"], 0)
+    finally:
+        d.cleanup()
+    # --qemu-user root, and qemu-user = (empty) in the config: QEMU stays root, as before.
+    for tag, extra, conf in [("quser-root", ["--qemu-user", "root"], None),
+                             ("quser-empty", [], "[security]\nqemu-user =\n")]:
+        d = td.Daemon(tetherd, tether, tmp, tag)
+        if conf:
+            os.makedirs(os.path.join(d.root, "etc/tether"))
+            with open(os.path.join(d.root, "etc/tether/tetherd.conf"), "w") as f:
+                f.write(conf)
+        try:
+            start_with(d, extra)
+            d.define("qu-2", uuid_for(141))
+            expect(d, ["start", "qu-2"], 0, "Domain 'qu-2' started\n\n", "")
+            d.record_qemus()
+            pid, user, argv = qemu_user_of(d, "qu-2")
+            check(user == "root" and b"-runas" not in argv and b"-sandbox" not in argv,
+                  "%s: QEMU runs as root, without -runas and -sandbox" % tag,
+                  repr((user, argv)))
+            expect(d, ["destroy", "qu-2"], 0)
+        finally:
+            d.cleanup()
+    # Errors at start-up: an unknown user, an unknown [security] key.
+    root = os.path.join(tmp, "quser-bad")
+    p = subprocess.run([tetherd, "--root", root, "--qemu-user", "nosuchuser"],
+                       capture_output=True, text=True, timeout=20)
+    check(p.returncode == 1 and "tetherd: error: QEMU's user 'nosuchuser' does not exist: "
+          "create it (useradd --system --no-create-home --shell /usr/sbin/nologin nosuchuser) "
+          "or choose another with --qemu-user (root: QEMU runs as root)\n" in p.stderr,
+          "an unknown QEMU user stops tetherd with a clear message", repr((p.returncode,
+                                                                        p.stderr)))
+    conf = os.path.join(tmp, "bad.conf")
+    with open(conf, "w") as f:
+        f.write("[security]\nqemu-users = x\n")
+    p = subprocess.run([tetherd, "--root", root, "--config", conf],
+                       capture_output=True, text=True, timeout=20)
+    check(p.returncode == 1 and
+          "%s:2: unknown key 'qemu-users' in [security]\n" % conf in p.stderr,
+          "an unknown [security] key is refused", repr((p.returncode, p.stderr)))
+
+
+def start_with(d, extra):
+    """Daemon.start with extra options."""
+    os.makedirs(d.root, exist_ok=True)
+    argv = [d.tetherd, "--root", d.root, "--log", d.log] + extra
+    d.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=open(d.log + ".stderr", "ab"))
+    check(wait_for(lambda: os.path.exists(d.sock), 10), "tetherd %s comes up" % " ".join(extra))
 
 
 def main():
@@ -919,7 +1179,11 @@ def main():
                           lambda: test_save_sync_off_loop(tetherd, tether, tmp)),
                          ("client files", lambda: test_client_files(g, users, tmp)),
                          ("client screenshot", lambda: test_client_screenshot(g, users, tmp)),
-                         ("ssh client files", lambda: test_ssh_client_files(g, users, tmp))]:
+                         ("ssh client files", lambda: test_ssh_client_files(g, users, tmp)),
+                         ("policy", lambda: test_policy(tetherd, tether, tmp, users)),
+                         ("policy defaults", lambda: test_policy_defaults(g, users)),
+                         ("qemu user options",
+                          lambda: test_qemu_user_options(tetherd, tether, tmp))]:
             t0 = time.time()
             try:
                 fn()

@@ -5,6 +5,10 @@
 - on_reboot destroy: QEMU runs with -no-reboot, and a reboot from inside the guest shuts the
   domain off ("shut off (shutdown)") instead of being ignored (the guest used to reboot), even
   with on_poweroff restart (the reboot follows on_reboot, not the power-off action).
+- QEMU without root: `ps` shows tether-qemu; /proc/PID/status has no capabilities and
+  seccomp mode 2; QEMU's fd table holds only what it was given (a descriptor tetherd inherited
+  without close-on-exec does not reach it); a disk image (root 0600) belongs to tether-qemu for
+  the run and gets its owner and mode back after destroy, and after a tetherd restart + destroy.
 
   tests/vm/test_security.py --tetherd build/src/host/tetherd --tether build/src/cli/tether
                             [--guest DIR] [--keep]
@@ -14,6 +18,10 @@ One guest, one tetherd. Prints "N passed, N failed"; exits 1 on any failure.
 
 import argparse
 import os
+import pwd
+import shutil
+import signal
+import subprocess
 import sys
 import time
 
@@ -56,11 +64,111 @@ def run(t, a):
     check("its QEMU is gone", qemu_pids_named("rd") == [], repr(qemu_pids_named("rd")))
     rc, out, err = t.cli("domid", "rd")
     check("no id once shut off", (rc, out.strip()) == (0, "-"), repr((rc, out, err)))
+    unprivileged_qemu(t, genv)
     t.stop_daemon()
     log = open(t.log, errors="replace").read()
     check("no sanitizer report from tetherd",
           not any(m in log for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:")),
           log[-2000:])
+
+
+def start_daemon_with_fd(t, fd):
+    """Tether.start_daemon, but tetherd inherits fd (no close-on-exec): QEMU must not."""
+    logf = open(t.log, "a")
+    t.proc = subprocess.Popen([t.tetherd, "--root", t.root, "--verbose"], stdout=logf,
+                              stderr=subprocess.STDOUT, pass_fds=(fd,))
+    logf.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not os.path.exists(t.sock):
+        time.sleep(0.05)
+    time.sleep(0.2)
+
+
+def owner(path):
+    st = os.stat(path)
+    return (st.st_uid, st.st_gid, st.st_mode & 0o7777)
+
+
+def unprivileged_qemu(t, genv):
+    qemu = pwd.getpwnam("tether-qemu")
+    disk = os.path.join(t.root, "qu-disk.img")
+    shutil.copyfile(genv["TETHER_GUEST_DATA"], disk)
+    os.chown(disk, 0, 0)
+    os.chmod(disk, 0o600)
+    canary = os.path.join(t.root, "canary")
+    # tetherd gets a descriptor without close-on-exec, as from a careless parent.
+    t.stop_daemon()
+    cfd = os.open(canary, os.O_WRONLY | os.O_CREAT, 0o600)
+    start_daemon_with_fd(t, cfd)
+    os.close(cfd)
+    path = write(os.path.join(t.root, "qu.xml"), domain_xml("qu", genv, disk=disk,
+                                                            memory_mib=192))
+    rc, out, err = t.cli("define", path)
+    check("define qu", rc == 0, err)
+    rc, out, err = t.cli("start", "qu")
+    check("start qu", rc == 0, err)
+    pid = t.qemu_pid("qu")
+    user = subprocess.run(["ps", "-o", "user=", "-p", str(pid)], capture_output=True,
+                          text=True).stdout.strip()
+    check("ps shows QEMU running as tether-qemu", user == "tether-qemu", user)
+    status = dict(ln.split(":", 1) for ln in open(f"/proc/{pid}/status").read().splitlines())
+    caps = {k: status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapAmb")}
+    check("QEMU has no capabilities", set(caps.values()) == {"0000000000000000"}, repr(caps))
+    check("QEMU runs under a seccomp filter (mode 2)", status["Seccomp"].strip() == "2",
+          status["Seccomp"])
+    # The guest boots and its agent answers: QEMU works without root.
+    t.agent("qu").wait(60)
+    check("the guest agent answers under the unprivileged QEMU", True)
+    check("the disk belongs to tether-qemu for the run",
+          owner(disk) == (qemu.pw_uid, qemu.pw_gid, 0o600), repr(owner(disk)))
+    log = os.path.join(t.root, "var/lib/tether/log/qu.log")
+    allowed_files = {"/dev/null", log, disk, t.run_path("qu", "qemu.pid")}
+    fds = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            fds[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
+    odd = {fd: target for fd, target in fds.items()
+           if target not in allowed_files and
+           not target.startswith(("socket:", "anon_inode:", "pipe:", "/dev/pts/", "/dev/ptmx"))}
+    check("QEMU's fds are only its own: stdio, the log, its disk, pidfile, sockets, eventfds",
+          odd == {}, repr(odd))
+    files = sorted(set(v for v in fds.values() if not v.startswith("anon_inode:")))
+    check("the descriptor tetherd inherited does not reach QEMU",
+          canary not in fds.values(), repr(files))
+    check("stdin is /dev/null, stdout and stderr the log",
+          (fds.get(0), fds.get(1), fds.get(2)) == ("/dev/null", log, log), repr(files))
+    rc, out, err = t.cli("destroy", "qu")
+    check("destroy qu", rc == 0, err)
+    check("destroy gives the disk back: root 0600",
+          owner(disk) == (0, 0, 0o600), repr(owner(disk)))
+    check("no dac.json left", not os.path.exists(t.run_path("qu", "dac.json")))
+    # Again, with tetherd restarted while QEMU runs: the new tetherd restores the owner.
+    rc, out, err = t.cli("start", "qu")
+    check("start qu again", rc == 0, err)
+    pid = t.qemu_pid("qu")
+    check("the disk is tether-qemu's again", owner(disk)[0] == qemu.pw_uid, repr(owner(disk)))
+    t.stop_daemon()
+    check("QEMU outlives tetherd", pid is not None and os.path.exists(f"/proc/{pid}"))
+    t.start_daemon()
+    check("the disk stays tether-qemu's while QEMU runs on",
+          owner(disk)[0] == qemu.pw_uid, repr(owner(disk)))
+    rc, out, err = t.cli("destroy", "qu")
+    check("destroy qu after a tetherd restart", rc == 0, err)
+    check("after a restart, destroy gives the disk back: root 0600",
+          owner(disk) == (0, 0, 0o600), repr(owner(disk)))
+    # The same when QEMU dies while tetherd is away (the reconnect finds it gone).
+    rc, out, err = t.cli("start", "qu")
+    pid = t.qemu_pid("qu")
+    t.stop_daemon()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    t.start_daemon()
+    check("QEMU died while tetherd was away: the disk is given back",
+          owner(disk) == (0, 0, 0o600), repr(owner(disk)))
 
 
 def main():
