@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What a non-root client's domain may name (policy.h). */
 #include "host/policy.h"
+#include "host/backing.h"
+#include "host/vm.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 void policy_strv_free(char **v)
@@ -193,6 +198,67 @@ static int check_file(struct tetherd *d, const char *element, const char *path,
                             element, path, allowed ? allowed : "?");
 }
 
+/* A file by its real path, read-only, with no symlink followed, never a FIFO or a device. */
+static int open_exact(const char *real, const char *what, struct tt_error *err)
+{
+        struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+                               .resolve = RESOLVE_NO_SYMLINKS};
+        int fd = (int)syscall(SYS_openat2, AT_FDCWD, real, &how, sizeof(how));
+        struct stat st;
+
+        if (fd < 0)
+                return tt_error_errno(err, errno, "cannot open %s '%s'", what, real);
+        if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+                close(fd);
+                return tt_error_set(err, VM_ERR_FAILED,
+                                    "%s '%s' is not a regular file or a block device", what,
+                                    real);
+        }
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        return fd;
+}
+
+int policy_open_backing(void *opaque, const char *path, const char *image, struct tt_error *err)
+{
+        struct tetherd *d = opaque;
+        _cleanup_free_ char *real = realpath(path, NULL);
+
+        if (real == NULL || !policy_in_image_dirs(d, real)) {
+                _cleanup_free_ char *allowed = join_list(d->image_dirs);
+
+                return tt_error_set(err, POLICY_ERR_DENIED,
+                                    "access denied: the backing file '%s' of disk image '%s' "
+                                    "is not under an image folder (allowed: %s)",
+                                    path, image, allowed ? allowed : "?");
+        }
+        return open_exact(real, "backing file", err);
+}
+
+/* The backing chain of a qcow2 disk, walked and checked by path (define, create). */
+static int check_backing(struct tetherd *d, const struct domain_disk *disk, struct tt_error *err)
+{
+        _cleanup_free_ char *real = NULL;
+        _cleanup_close_ int fd = -1;
+        struct tt_error oerr = {0};
+        struct backing_link *links;
+        size_t n;
+
+        if (disk->source == NULL || disk->format != DOMAIN_FORMAT_QCOW2)
+                return 0;
+        real = realpath(disk->source, NULL);
+        fd = real ? open_exact(real, "disk image", &oerr) : -1;
+        tt_error_clear(&oerr);
+        if (fd < 0)
+                return 0; /* no image yet: the start says so, and checks again */
+        if (backing_walk(fd, real, policy_open_backing, d, &links, &n, err) < 0) {
+                if (err->code != POLICY_ERR_DENIED)
+                        err->code = VM_ERR_CONFIG;
+                return -1;
+        }
+        backing_links_free(links, n);
+        return 0;
+}
+
 int policy_check_domain(struct tetherd *d, const struct domain *def, struct tt_error *err)
 {
         bool ok = false;
@@ -208,7 +274,8 @@ int policy_check_domain(struct tetherd *d, const struct domain *def, struct tt_e
                                     def->emulator, allowed ? allowed : "?");
         }
         for (size_t i = 0; i < def->n_disks; i++)
-                if (check_file(d, "<disk> source", def->disks[i].source, err) < 0)
+                if (check_file(d, "<disk> source", def->disks[i].source, err) < 0 ||
+                    check_backing(d, &def->disks[i], err) < 0)
                         return -1;
         if (check_file(d, "<kernel>", def->kernel, err) < 0 ||
             check_file(d, "<initrd>", def->initrd, err) < 0)

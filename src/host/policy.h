@@ -3,7 +3,8 @@
  * What a domain may name when a client that is not root defines, creates, starts or restores
  * it (issue 10): its <emulator> is on the allow-list ([security] emulators), its disk sources,
  * kernel and initrd lie under an image folder ([security] image-dirs; real paths, so neither
- * ".." nor a symlink leads out), and its channels use tetherd's own socket paths. Root keeps
+ * ".." nor a symlink leads out), and so do the backing files of its qcow2 images (backing.h),
+ * and its channels use tetherd's own socket paths. Root keeps
  * full freedom. Every refusal names the element and the rule.
  */
 #ifndef TT_HOST_POLICY_H
@@ -27,6 +28,12 @@ int policy_check(struct tetherd *d, uid_t uid, const char *verb, json_t *args,
                  struct tt_error *err);
 /* Check a definition for a non-root request (also at each launch: start, restore). */
 int policy_check_domain(struct tetherd *d, const struct domain *def, struct tt_error *err);
+/*
+ * backing_open_fn (backing.h) for a client that is not root: the backing file's real path must
+ * lie under an image folder; it is opened read-only without following a symlink. opaque is
+ * the struct tetherd.
+ */
+int policy_open_backing(void *opaque, const char *path, const char *image, struct tt_error *err);
 /* Does the real path lie under one of the image folders? */
 bool policy_in_image_dirs(const struct tetherd *d, const char *real);
 

@@ -154,6 +154,48 @@ static int disk_index(const struct domain_disk *d)
         return idx - 1;
 }
 
+/* ",backing=libvirt-DISK-bDEPTH-format": the node of a backing link (depth 1: the first). */
+static const char *backing_ref(char *buf, size_t size, size_t disk, size_t depth)
+{
+        snprintf(buf, size, ",backing=libvirt-%zu-b%zu-format", disk + 1, depth);
+        return buf;
+}
+
+/*
+ * The backing chain that tetherd opened below disk i: each link as a descriptor in a set of
+ * its own (numbered after the disks' sets), a read-only file node and a format node naming
+ * the link below it, from the bottom up so that each node exists before it is named. Returns
+ * the links added.
+ */
+static size_t add_backing_chain(struct builder *b, const struct domain *def,
+                                const struct qemu_argv_runtime *rt, size_t i)
+{
+        size_t first = 0, n = 0;
+        char ref[80];
+
+        while (first < rt->n_backing && rt->backing[first].disk != i)
+                first++;
+        while (first + n < rt->n_backing && rt->backing[first + n].disk == i)
+                n++;
+        for (size_t k = n; k > 0; k--) {
+                const struct qemu_backing *l = &rt->backing[first + k - 1];
+                size_t set = def->n_disks + 1 + first + k - 1;
+
+                add(b, "-add-fd");
+                add(b, "fd=%d,set=%zu,opaque=libvirt-%zu-b%zu-storage", l->fd, set, i + 1, k);
+                add(b, "-blockdev");
+                add(b, "driver=file,filename=/dev/fdset/%zu,node-name=libvirt-%zu-b%zu-storage,"
+                       "read-only=on",
+                    set, i + 1, k);
+                add(b, "-blockdev");
+                add(b, "node-name=libvirt-%zu-b%zu-format,read-only=on,driver=%s,"
+                       "file=libvirt-%zu-b%zu-storage%s",
+                    i + 1, k, l->qcow2 ? "qcow2" : "raw", i + 1, k,
+                    l->qcow2 && k < n ? backing_ref(ref, sizeof(ref), i, k + 1) : "");
+        }
+        return n;
+}
+
 static void add_disks(struct builder *b, const struct domain *def, const unsigned *disk_boot,
                       const struct qemu_argv_runtime *rt)
 {
@@ -167,6 +209,8 @@ static void add_disks(struct builder *b, const struct domain *def, const unsigne
 
                 if (d->source) {
                         bool fdset = i < rt->n_disk_fds && rt->disk_fds[2 * i] >= 0;
+                        char backing[80];
+                        size_t chain;
 
                         /* tetherd opened the image: QEMU, unprivileged, reopens it read-only
                            or read-write (auto-read-only) from the set, never by its path. */
@@ -187,10 +231,11 @@ static void add_disks(struct builder *b, const struct domain *def, const unsigne
                                 add(b, "driver=file,filename=%s,node-name=libvirt-%zu-storage,"
                                        "auto-read-only=on,discard=unmap",
                                     esc(b, d->source), i + 1);
+                        chain = fdset ? add_backing_chain(b, def, rt, i) : 0;
                         add(b, "-blockdev");
-                        add(b, "node-name=libvirt-%zu-format,read-only=%s,driver=%s,file=libvirt-%zu-storage",
+                        add(b, "node-name=libvirt-%zu-format,read-only=%s,driver=%s,file=libvirt-%zu-storage%s",
                             i + 1, ro ? "on" : "off", d->format == DOMAIN_FORMAT_QCOW2 ? "qcow2" : "raw",
-                            i + 1);
+                            i + 1, chain ? backing_ref(backing, sizeof(backing), i, 1) : "");
                         snprintf(drive, sizeof(drive), ",drive=libvirt-%zu-format", i + 1);
                 }
                 if (disk_boot[i])

@@ -16,6 +16,13 @@
 #include "common/tt_error.h"
 #include "host/domain.h"
 
+/* One backing file below a disk's image, opened by tetherd (backing.h). */
+struct qemu_backing {
+        size_t disk; /* index of the <disk> whose chain it belongs to */
+        int fd;      /* read-only descriptor (-add-fd) */
+        bool qcow2;  /* its format: qcow2, else raw */
+};
+
 /* What only the daemon knows at start time. */
 struct qemu_argv_runtime {
         const char *qmp_socket;            /* QMP monitor socket path (QEMU listens on it) */
@@ -28,6 +35,10 @@ struct qemu_argv_runtime {
                                               is >= 0, QEMU opens /dev/fdset/N (-add-fd), never
                                               the path */
         size_t n_disk_fds;                 /* entries in disk_fds / 2 */
+        const struct qemu_backing *backing; /* backing chains of fdset disks, disk by disk,
+                                               top-down: each link is a node of its own and
+                                               the format node above names it (backing=) */
+        size_t n_backing;                  /* entries in backing */
         const char *runas;                 /* -runas USER: QEMU drops root once it has
                                               opened its files, or NULL */
         const char *sandbox;               /* -sandbox value (seccomp), or NULL for none */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/vm-int.h"
+#include "host/backing.h"
 #include "host/dac.h"
 #include "host/guest.h"
 #include "host/monitor.h"
@@ -787,13 +788,95 @@ static int open_disk(struct vm *vm, const char *source, int flags, struct tt_err
         return fd;
 }
 
+/* backing_open_fn for root's domains and tetherd's own starts: the path as written. */
+static int open_backing_plain(void *opaque, const char *path, const char *image,
+                              struct tt_error *err)
+{
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        struct stat st;
+
+        (void)opaque;
+        if (fd < 0)
+                return tt_error_errno(err, errno, "cannot open the backing file '%s' of '%s'",
+                                      path, image);
+        if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+                close(fd);
+                return tt_error_set(err, VM_ERR_FAILED,
+                                    "the backing file '%s' of '%s' is not a regular file or a "
+                                    "block device",
+                                    path, image);
+        }
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        return fd;
+}
+
+/* The disk descriptors of a start: two per <disk>, then the backing files below them. */
+struct disk_fds {
+        int *fds;                     /* 2 per <disk> (read-only, read-write), then backing */
+        size_t n;                     /* entries in fds */
+        struct qemu_backing *backing; /* the backing links, disk by disk, top-down */
+        size_t n_backing;             /* entries in backing */
+};
+
+static void close_disk_fds_p(struct disk_fds *t)
+{
+        for (size_t i = 0; t->fds && i < t->n; i++)
+                if (t->fds[i] >= 0)
+                        close(t->fds[i]);
+        free(t->fds);
+        free(t->backing);
+        t->fds = NULL;
+        t->backing = NULL;
+}
+
+/*
+ * The backing chain below disk i (open read-only as fd): walked, checked and opened by
+ * tetherd (backing.h), appended to out; QEMU never opens a backing file by its name.
+ */
+static int open_chain(struct vm *vm, size_t i, int fd, struct disk_fds *out,
+                      struct tt_error *err)
+{
+        const struct domain_disk *disk = &vm->live->disks[i];
+        bool client = vm->d->request_uid != 0 && vm->d->request_uid != TETHERD_SELF;
+        struct backing_link *links;
+        size_t n;
+        int *fds;
+        struct qemu_backing *b;
+
+        if (disk->format != DOMAIN_FORMAT_QCOW2)
+                return 0;
+        if (backing_walk(fd, disk->source, client ? policy_open_backing : open_backing_plain,
+                         vm->d, &links, &n, err) < 0) {
+                if (err->code < VM_ERR_NO_DOMAIN && err->code != POLICY_ERR_DENIED)
+                        err->code = VM_ERR_FAILED;
+                return -1;
+        }
+        fds = reallocarray(out->fds, out->n + n + 1, sizeof(int));
+        if (fds)
+                out->fds = fds;
+        b = fds ? reallocarray(out->backing, out->n_backing + n + 1, sizeof(*b)) : NULL;
+        if (b == NULL) {
+                backing_links_free(links, n);
+                return tt_error_set(err, ENOMEM, "out of memory");
+        }
+        out->backing = b;
+        for (size_t k = 0; k < n; k++) {
+                out->fds[out->n++] = links[k].fd;
+                out->backing[out->n_backing++] =
+                        (struct qemu_backing){.disk = i, .fd = links[k].fd, .qcow2 = links[k].qcow2};
+                links[k].fd = -1;
+        }
+        backing_links_free(links, n);
+        return 0;
+}
+
 /*
  * QEMU runs unprivileged: tetherd opens each disk image read-only and (when it is writable)
  * read-write, and QEMU takes them as /dev/fdset/N. QEMU reopens an image when it changes mode
  * (auto-read-only, and at the end of a save), which by path would fail wherever its folder is
- * closed to tether-qemu.
+ * closed to tether-qemu. The backing files of qcow2 images are opened here too.
  */
-static int open_disks(struct vm *vm, struct taps *disks, struct tt_error *err)
+static int open_disks(struct vm *vm, struct disk_fds *disks, struct tt_error *err)
 {
         const struct domain *def = vm->live;
 
@@ -827,6 +910,8 @@ static int open_disks(struct vm *vm, struct taps *disks, struct tt_error *err)
                                 err->code = VM_ERR_FAILED;
                         return -1;
                 }
+                if (disks->fds[2 * i] >= 0 && open_chain(vm, i, disks->fds[2 * i], disks, err) < 0)
+                        return -1;
         }
         return 0;
 }
@@ -847,7 +932,7 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         struct qemu_argv_runtime rt = {0};
         _cleanup_close_ int lfd = -1;
         __attribute__((cleanup(close_taps_p))) struct taps taps = {0};
-        __attribute__((cleanup(close_taps_p))) struct taps disks = {0};
+        __attribute__((cleanup(close_disk_fds_p))) struct disk_fds disks = {0};
         pid_t pid;
 
         if (!dir || !qmp_path || !agent_path || !pidfile || !livexml_path)
@@ -887,7 +972,9 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         if (open_disks(vm, &disks, err) < 0)
                 return -1;
         rt.disk_fds = disks.fds;
-        rt.n_disk_fds = disks.n / 2;
+        rt.n_disk_fds = vm->live->n_disks;
+        rt.backing = disks.backing;
+        rt.n_backing = disks.n_backing;
         for (size_t i = 0; i < vm->live->n_graphics; i++) {
                 struct domain_graphics *g = &vm->live->graphics[i];
                 int port;

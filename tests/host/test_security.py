@@ -893,11 +893,12 @@ def test_ssh_client_files(g, users, tmp):
 QEMU = "/usr/bin/qemu-system-x86_64"
 
 
-def policy_xml(name, uuid, emulator=None, disk=None, kernel=None, initrd=None, channel=None):
+def policy_xml(name, uuid, emulator=None, disk=None, kernel=None, initrd=None, channel=None,
+               fmt="raw"):
     dev = "<emulator>%s</emulator>" % emulator if emulator else ""
     if disk:
-        dev += ("<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-                "<source file='%s'/><target dev='vda' bus='virtio'/></disk>" % disk)
+        dev += ("<disk type='file' device='disk'><driver name='qemu' type='%s'/>"
+                "<source file='%s'/><target dev='vda' bus='virtio'/></disk>" % (fmt, disk))
     if channel is not None:
         src = "<source mode='bind' path='%s'/>" % channel if channel else ""
         dev += ("<channel type='unix'>%s<target type='virtio' name='org.qemu.guest_agent.0'/>"
@@ -1036,6 +1037,125 @@ def policy_cases(p, users):
           ok_img.encode() not in b" ".join(argv),
           "QEMU gets the disk as /dev/fdset/1, not its path", repr(argv))
     expect(p, ["destroy", "pol-ok"], 0, prefix=member)
+    backing_cases(p, users, secret, before)
+
+
+def qemu_img(*args):
+    r = subprocess.run(["qemu-img"] + list(args), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("qemu-img %s: %s" % (" ".join(args), r.stderr))
+
+
+def drop_backing_format(path):
+    """qemu-img no longer writes a backing file without its format: rename the extension."""
+    with open(path, "r+b") as f:
+        head = f.read(4096)
+        at = head.find(b"\xe2\x79\x2a\xca")
+        if at < 0:
+            raise RuntimeError("no backing format extension in " + path)
+        f.seek(at)
+        f.write(b"\x0b\xad\x0b\xad")
+
+
+def backing_cases(p, users, secret, before):
+    """qcow2 backing files: tetherd walks each chain itself. A member's chain may not leave the
+    image folders (at define, and at start after the header was rewritten), and QEMU gets
+    every link as a descriptor with the chain spelled out, never a path to open as root."""
+    member = users.as_member()
+    uid, gid = users.member_pw.pw_uid, users.member_pw.pw_gid
+    imgs = p.images
+    allowed = "(allowed: %s)" % imgs
+    evil = os.path.join(imgs, "evil.qcow2")
+    qemu_img("create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", evil)
+    os.chown(evil, uid, gid)
+    want = ("error: access denied: the backing file '%s' of disk image '%s' is not under an "
+            "image folder %s\n" % (secret, evil, allowed))
+    path = write(p, "bk-evil.xml", policy_xml("bk-evil", uuid_for(140), disk=evil, fmt="qcow2"))
+    expect(p, ["define", path], 1, "", want, prefix=member, what="member define, backing outside")
+    expect(p, ["create", path], 1, "", want, prefix=member, what="member create, backing outside")
+    # No format in the header: the backing file is probed, and checked all the same; a chain
+    # that leaves through a second link is caught too.
+    mid = os.path.join(imgs, "mid.qcow2")
+    qemu_img("create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", mid)
+    top = os.path.join(imgs, "top.qcow2")
+    qemu_img("create", "-q", "-f", "qcow2", "-b", "mid.qcow2", "-F", "qcow2", top)
+    drop_backing_format(top)
+    path = write(p, "bk-deep.xml", policy_xml("bk-deep", uuid_for(141), disk=top, fmt="qcow2"))
+    expect(p, ["define", path], 1, "",
+           "error: access denied: the backing file '%s' of disk image '%s' is not under an "
+           "image folder %s\n" % (secret, mid, allowed),
+           prefix=member, what="member define, second link outside, probed format")
+    # A header rewritten after define: the start walks the chain again.
+    clean = os.path.join(imgs, "clean.qcow2")
+    qemu_img("create", "-q", "-f", "qcow2", clean, "1M")
+    os.chown(clean, uid, gid)
+    path = write(p, "bk-swap.xml", policy_xml("bk-swap", uuid_for(142), disk=clean, fmt="qcow2"))
+    expect(p, ["define", path], 0, prefix=member, what="member define, clean qcow2")
+    qemu_img("rebase", "-q", "-u", "-f", "qcow2", "-b", secret, "-F", "raw", clean)
+    expect(p, ["start", "bk-swap"], 1, "",
+           "error: access denied: the backing file '%s' of disk image '%s' is not under an "
+           "image folder %s\n" % (secret, clean, allowed),
+           prefix=member, what="member start after the header named a file outside")
+    check(not os.path.isdir(os.path.join(p.root, "run/tether/domains", "bk-swap")),
+          "a refused start leaves no run folder (backing)")
+    expect(p, ["undefine", "bk-swap"], 0, prefix=member)
+    # A pseudo-protocol name is refused for everyone: tetherd hands QEMU plain files only.
+    qemu_img("rebase", "-q", "-u", "-f", "qcow2", "-b", 'json:{"file.filename":"%s"}' % secret,
+             "-F", "raw", clean)
+    path = write(p, "bk-json.xml", policy_xml("bk-json", uuid_for(143), disk=clean, fmt="qcow2"))
+    expect(p, ["define", path], 0, what="root define, json: backing")
+    expect(p, ["start", "bk-json"], 1, "",
+           "error: disk image '%s': backing file 'json:{\"file.filename\":\"%s\"}' is not a "
+           "plain file (tetherd opens backing files itself and hands QEMU files only)\n"
+           % (clean, secret), what="root start, json: backing")
+    expect(p, ["undefine", "bk-json"], 0)
+    check(file_state(secret) == before, "the file aimed at by the backing chains is unchanged")
+    # Root's chain, in a folder closed to QEMU's user, named relatively: QEMU reads through it
+    # from the descriptors tetherd opened.
+    closed = os.path.join(p.root, "closed")
+    os.makedirs(closed, mode=0o700)
+    base = os.path.join(closed, "base.raw")
+    with open(base, "wb") as f:
+        f.write(b"\x5a" * 512)
+        f.truncate(1 << 20)
+    os.chmod(base, 0o600)
+    qemu_img("create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw",
+             os.path.join(closed, "mid.qcow2"))
+    ctop = os.path.join(closed, "top.qcow2")
+    qemu_img("create", "-q", "-f", "qcow2", "-b", "mid.qcow2", "-F", "qcow2", ctop)
+    path = write(p, "bk-root.xml", policy_xml("bk-root", uuid_for(144), disk=ctop, fmt="qcow2"))
+    expect(p, ["define", path], 0, what="root define, chain in a closed folder")
+    expect(p, ["start", "bk-root"], 0, "Domain 'bk-root' started\n\n", "",
+           what="root start, chain in a closed folder")
+    p.record_qemus()
+    pid = p.status("bk-root")["pid"]
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        argv = f.read().split(b"\0")
+    joined = b" ".join(argv)
+    check(b"base.raw" not in joined and b"mid.qcow2" not in joined,
+          "no backing file's name reaches QEMU", repr(argv))
+    check(any(a.startswith(b"node-name=libvirt-1-format,") and
+              a.endswith(b",backing=libvirt-1-b1-format") for a in argv) and
+          any(a.startswith(b"node-name=libvirt-1-b1-format,") and b",driver=qcow2," in a and
+              a.endswith(b",backing=libvirt-1-b2-format") for a in argv) and
+          any(a.startswith(b"node-name=libvirt-1-b2-format,") and b",driver=raw," in a
+              for a in argv),
+          "the chain is spelled out: top, then qcow2, then raw", repr(argv))
+    # QEMU opened every link (it reads each header at start): query-block shows the chain.
+    rc, out, err = p.run("qemu-monitor-command", "bk-root", '{"execute": "query-block"}')
+    chain = []
+    try:
+        img = [b for b in json.loads(out)["return"] if b.get("inserted")][0]["inserted"]["image"]
+        while img:
+            chain.append((img["format"], "/dev/fdset/" in img["filename"] and
+                          closed not in img["filename"]))
+            img = img.get("backing-image")
+    except (ValueError, KeyError, IndexError) as e:
+        chain.append(repr(e))
+    check(rc == 0 and chain == [("qcow2", True), ("qcow2", True), ("raw", True)],
+          "QEMU holds the whole chain, each link from a descriptor", repr((rc, chain, out, err)))
+    expect(p, ["destroy", "bk-root"], 0)
+    expect(p, ["undefine", "bk-root"], 0)
 
 
 def test_policy_defaults(g, users):
