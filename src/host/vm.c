@@ -1208,6 +1208,11 @@ static void destroy_tick(evutil_socket_t fd, short what, void *opaque)
                 char msg[200];
 
                 vm->destroying = false;
+                /* QEMU lives on: the domain is what it was before the SIGTERM. */
+                if (vm_apply(vm, VM_EV_KILL_FAILED, NULL) == 0) {
+                        vm->status = vm->dying_from;
+                        vm_save_status(vm);
+                }
                 snprintf(msg, sizeof(msg),
                          "operation failed: failed to terminate process %d with SIGTERM: "
                          "Device or resource busy",
@@ -1220,16 +1225,22 @@ static void destroy_tick(evutil_socket_t fd, short what, void *opaque)
         evtimer_add(vm->timer, &tv);
 }
 
-/* Kill QEMU; the job "destroy" (whose caller is already set) ends when it is gone. */
-void vm_destroy_begin(struct vm *vm, bool graceful)
+/*
+ * Kill QEMU; the job "destroy" (whose caller is already set) ends when it is gone. why is
+ * VM_EV_KILL, VM_EV_KILL_GRACEFUL or VM_EV_KILL_FORCED: the domain is dying until the reap.
+ */
+void vm_destroy_begin(struct vm *vm, enum vm_event why)
 {
         struct timeval tv = {0, 100000};
 
         vm_power_release(vm);
         vm->job = "destroy";
         vm->destroying = true;
-        vm->graceful = graceful;
+        vm->graceful = why == VM_EV_KILL_GRACEFUL;
         vm->kill_ticks = 0;
+        if (vm->status.state != VM_STATE_DYING)
+                vm->dying_from = vm->status;
+        vm_apply(vm, why, NULL);
         kill(vm->pid, SIGTERM);
         if (vm->timer == NULL)
                 vm->timer = evtimer_new(vm->d->base, destroy_tick, vm);
@@ -1251,7 +1262,7 @@ int vm_destroy(struct vm *vm, bool graceful, vm_done_fn done, void *opaque,
                 vm_end_job_error(vm, VM_ERR_FAILED, "operation was interrupted by destroy");
         vm->done = done;
         vm->done_opaque = opaque;
-        vm_destroy_begin(vm, graceful);
+        vm_destroy_begin(vm, graceful ? VM_EV_KILL_GRACEFUL : VM_EV_KILL);
         return 0;
 }
 

@@ -75,6 +75,8 @@ struct vm {
         void *done_opaque;        /* its argument */
         bool destroying;          /* we are killing QEMU: EOF means destroyed */
         bool graceful;            /* destroy --graceful: SIGTERM only */
+        struct vm_status dying_from; /* the state before dying (a graceful destroy that gives
+                                        up goes back to it) */
         bool fake_reboot;         /* reboot --mode acpi: reset + cont on the next SHUTDOWN */
         unsigned flags;           /* enum vm_start_flags of the running start */
         int kill_ticks;           /* 100 ms ticks since SIGTERM */
