@@ -1332,15 +1332,31 @@ int vm_reset(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err)
 
 /* ---- describing ---- */
 
+/* tetherd --report-idle: below this share of one CPU, a running domain's vCPUs are idle. */
+#define VM_IDLE_LOAD 0.01
+
+struct vm_status vm_shown_status(const struct vm *vm)
+{
+        double load;
+
+        if (!vm->d->report_idle || vm->status.state != VM_STATE_RUNNING)
+                return vm->status;
+        load = monitor_vcpu_load(vm);
+        if (load < 0 || load >= VM_IDLE_LOAD)
+                return vm->status;
+        /* libvirt's state 2 ("idle", VIR_DOMAIN_BLOCKED) has no reasons but "unknown". */
+        return (struct vm_status){VM_STATE_BLOCKED, 0};
+}
+
 json_t *vm_describe(struct vm *vm)
 {
         const struct domain *def = vm->live ? vm->live : vm->def;
+        struct vm_status shown = vm_shown_status(vm);
 
         return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:b, s:b, s:b, s:i, s:I, s:I, s:s}",
                          "id", vm->id, "name", def->name, "uuid", def->uuid, "state",
-                         vm_state_name(vm->status.state), "reason",
-                         vm_state_reason_name(vm->status.state, vm->status.reason)
-                                 ?: "unknown",
+                         vm_state_name(shown.state), "reason",
+                         vm_state_reason_name(shown.state, shown.reason) ?: "unknown",
                          "title", def->title, "persistent", vm->persistent, "autostart",
                          vm->autostart, "managed_save",
                          store_has_managed_save(&vm->d->store, def->name), "vcpus",

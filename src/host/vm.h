@@ -148,6 +148,13 @@ int vm_screenshot(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error 
 /* The graphics QEMU listens on: [{"type": "vnc", "listen": "127.0.0.1", "port": 5900}, ...]. */
 json_t *vm_graphics(struct vm *vm, struct tt_error *err);
 
+/*
+ * The state list, domstate and dominfo show: the domain's state, except that with
+ * tetherd --report-idle a running domain whose vCPU threads used less than 1% of a CPU over
+ * the monitor's last sample is idle (libvirt's state 2, reason unknown). Never persisted.
+ */
+struct vm_status vm_shown_status(const struct vm *vm);
+
 /* One row of `list` / the data of `dominfo`: a new JSON object. */
 json_t *vm_describe(struct vm *vm);
 
