@@ -352,6 +352,50 @@ static void on_timer(evutil_socket_t fd, short what, void *opaque)
         finish(hs);
 }
 
+/* The record as a JSON array of names (empty when there is none or it is unreadable). */
+static json_t *record_read(struct tetherd *d)
+{
+        _cleanup_free_ char *path = record_path(d);
+        _cleanup_free_ char *text = NULL;
+        _cleanup_json_ json_t *doc = NULL;
+        struct tt_error err = {0};
+        size_t len = 0;
+        json_t *names;
+
+        if (path == NULL || access(path, F_OK) < 0)
+                return json_array();
+        if (tt_read_file(path, HOSTSTOP_RECORD_MAX, &text, &len, &err) < 0 ||
+            (doc = json_loadb(text, len, 0, NULL)) == NULL ||
+            !json_is_array(names = json_object_get(doc, "domains"))) {
+                tt_err("host stop: ignoring %s: %s", path, err.msg ? err.msg : "invalid JSON");
+                tt_error_clear(&err);
+                return json_array();
+        }
+        return json_incref(names);
+}
+
+/*
+ * Domains an earlier host stop saved and nobody restored since (still shut off with their
+ * managed-save image) stay in the record: the next --on-boot start brings them back too.
+ */
+static void record_carry(struct hoststop *hs)
+{
+        _cleanup_json_ json_t *old = record_read(hs->d);
+        size_t i;
+        json_t *jname;
+
+        json_array_foreach(old, i, jname) {
+                const char *name = json_string_value(jname);
+                struct vm *vm = name ? by_name(hs->d, name) : NULL;
+
+                if (vm && !vm_state_is_active(vm->status.state) &&
+                    store_has_managed_save(&hs->d->store, name))
+                        json_array_append(hs->saved, jname);
+        }
+        if (json_array_size(hs->saved) != json_array_size(old))
+                record_write(hs);
+}
+
 bool hoststop_begin(struct tetherd *d)
 {
         struct hoststop *hs = d->hoststop;
@@ -384,8 +428,7 @@ bool hoststop_begin(struct tetherd *d)
                 if (hs->items[hs->n_items].name)
                         hs->n_items++;
         }
-        /* A stale record from a host stop whose guests were never restored is replaced. */
-        record_write(hs);
+        record_carry(hs);
         tt_info("host stop: %s of %zu running guests, %d at a time, within %d s",
                 action_names[hs->cfg.on_shutdown], hs->n_items, hs->cfg.parallel,
                 hs->cfg.timeout_s);
@@ -410,22 +453,15 @@ void hoststop_boot(struct tetherd *d)
 {
         struct hoststop *hs = d->hoststop;
         _cleanup_free_ char *path = record_path(d);
-        _cleanup_free_ char *text = NULL;
-        _cleanup_json_ json_t *doc = NULL;
+        _cleanup_json_ json_t *names = NULL;
         struct tt_error err = {0};
-        size_t len = 0, i;
+        size_t i;
         json_t *jname;
 
         if (path == NULL || access(path, F_OK) < 0)
                 return;
-        if (tt_read_file(path, HOSTSTOP_RECORD_MAX, &text, &len, &err) < 0 ||
-            (doc = json_loadb(text, len, 0, NULL)) == NULL) {
-                tt_err("on-boot: cannot read %s: %s", path, err.msg ? err.msg : "invalid JSON");
-                tt_error_clear(&err);
-                unlink(path);
-                return;
-        }
-        json_array_foreach(json_object_get(doc, "domains"), i, jname) {
+        names = record_read(d);
+        json_array_foreach(names, i, jname) {
                 const char *name = json_string_value(jname);
                 struct vm *vm = name ? by_name(d, name) : NULL;
                 char *copy;
@@ -437,6 +473,11 @@ void hoststop_boot(struct tetherd *d)
                 }
                 if (vm_state_is_active(vm->status.state))
                         continue; /* autostart restored it already */
+                if (!store_has_managed_save(&d->store, name)) {
+                        tt_info("on-boot: %s: its managed-save image is gone: left shut off",
+                                name);
+                        continue;
+                }
                 if (hs && hs->cfg.on_boot == HOSTBOOT_IGNORE) {
                         tt_info("on-boot: %s: saved by the last host stop; left saved "
                                 "(on-boot ignore)",
@@ -448,10 +489,13 @@ void hoststop_boot(struct tetherd *d)
                         tt_info("on-boot: %s: restoring (saved by the last host stop)", name);
                         continue;
                 }
-                tt_err("on-boot: %s: cannot restore: %s", name, err.msg ? err.msg : "out of memory");
+                tt_err("on-boot: %s: cannot restore: %s", name,
+                       err.msg ? err.msg : "out of memory");
                 free(copy);
                 tt_error_clear(&err);
         }
-        /* Each host stop's record is acted on once. */
-        unlink(path);
+        /* With on-boot ignore the record stays: a later start with on-boot start restores
+           whatever is still saved. */
+        if (hs == NULL || hs->cfg.on_boot == HOSTBOOT_START)
+                unlink(path);
 }

@@ -22,7 +22,7 @@ enum hoststop_action {
 
 enum hostboot_action {
         HOSTBOOT_START,  /* restore the domains the last host stop saved (the default) */
-        HOSTBOOT_IGNORE, /* leave them saved */
+        HOSTBOOT_IGNORE, /* leave them saved (and recorded, for a later start) */
 };
 
 struct hoststop_config {
