@@ -258,12 +258,16 @@ static void destroy_done(void *opaque, json_t *ret, const struct tt_error *err)
         item_end(it);
 }
 
-/* Seconds of the timeout left (at least 1: vm_shutdown needs a deadline). */
+/* Whole seconds of the timeout left, rounded up so that no guest is destroyed early (at least
+ * 1: vm_shutdown needs a deadline). */
 static int time_left(const struct hoststop *hs)
 {
         double left = (double)hs->cfg.timeout_s - (now_mono() - hs->start);
+        int whole = (int)left;
 
-        return left < 1 ? 1 : (int)left;
+        if (whole < left)
+                whole++;
+        return whole < 1 ? 1 : whole;
 }
 
 /* Ask one guest; 0 when a job now runs for it, -1 when it is already over (logged). */

@@ -1241,6 +1241,13 @@ void vm_destroy_begin(struct vm *vm, enum vm_event why)
         if (vm->status.state != VM_STATE_DYING)
                 vm->dying_from = vm->status;
         vm_apply(vm, why, NULL);
+        {
+                _cleanup_free_ char *text =
+                        vm_state_format(vm->status.state, vm->status.reason, true);
+
+                tt_info("%s: %s: SIGTERM to QEMU pid %d", vm->def->name, text ? text : "dying",
+                        (int)vm->pid);
+        }
         kill(vm->pid, SIGTERM);
         if (vm->timer == NULL)
                 vm->timer = evtimer_new(vm->d->base, destroy_tick, vm);
