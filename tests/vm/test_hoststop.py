@@ -6,8 +6,10 @@
   tests/vm/test_hoststop.py --tetherd build/src/host/tetherd --tether build/src/cli/tether
                             [--guest DIR] [--keep]
 
-- dying: `destroy` of a SIGSTOPped QEMU (it cannot act on SIGTERM, so tetherd's SIGKILL comes
-  after 10 s) shows `dying (destroyed)` until the reap, then `shut off (destroyed)`; a tetherd
+- dying: `destroy --graceful` of a SIGSTOPped QEMU shows `dying (graceful)` until it gives up
+  (15 s) and the domain is running again; `destroy` of it (it cannot act on SIGTERM, so
+  tetherd's SIGKILL comes after 10 s) shows `dying (destroyed)` until the reap, then
+  `shut off (destroyed)`; a tetherd
   killed while the domain is dying, whose QEMU is gone when it comes back, says shut off
   (destroyed).
 - idle: with --report-idle, an idle guest shows `idle (unknown)`; a busy loop in it (guest-exec)
@@ -160,6 +162,23 @@ def run_dying(t, genv):
           t.state("gd") + err)
     pid = t.qemu_pid("gd")
     os.kill(pid, signal.SIGSTOP)
+
+    # destroy --graceful sends SIGTERM only: dying (graceful), then it gives up after 15 s and
+    # the domain is what it was before.
+    t0 = time.monotonic()
+    bg = t.cli_bg("destroy", "--graceful", "gd")
+    st = wait_for(lambda: t.state("gd") == "dying (graceful)" and "dying (graceful)", 5, 0.05)
+    check("destroy --graceful of a stopped QEMU: dying (graceful)", st == "dying (graceful)",
+          t.state("gd"))
+    out, err = bg.communicate(timeout=60)
+    dt = time.monotonic() - t0
+    check("destroy --graceful gives up after 15 s with libvirt's error",
+          bg.returncode != 0 and err.strip() == f"error: operation failed: failed to terminate "
+          f"process {pid} with SIGTERM: Device or resource busy" and 14 < dt < 40,
+          f"{err.strip()} after {dt:.1f} s")
+    check("and the domain is running (booted) again", t.state("gd") == "running (booted)",
+          t.state("gd"))
+
     t0 = time.monotonic()
     bg = t.cli_bg("destroy", "gd")
     st = wait_for(lambda: t.state("gd") == "dying (destroyed)" and "dying (destroyed)", 5, 0.05)
