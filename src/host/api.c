@@ -445,8 +445,10 @@ static json_t *domstats_row(struct vm *vm)
 
         if (row == NULL)
                 return NULL;
-        json_object_set_new(row, "state_code", json_integer(vm->status.state));
-        json_object_set_new(row, "reason_code", json_integer(vm->status.reason));
+        struct vm_status shown = vm_shown_status(vm);
+
+        json_object_set_new(row, "state_code", json_integer(shown.state));
+        json_object_set_new(row, "reason_code", json_integer(shown.reason));
         json_object_set_new(row, "current_memory_kib",
                             json_integer((json_int_t)(vm->live ? vm->live : vm->def)->current_memory_kib));
         json_object_set_new(row, "active", json_boolean(vm_state_is_active(vm->status.state)));

@@ -36,7 +36,7 @@
 #define METRICS_MAX_ELEMENTS 1024
 
 _Static_assert(VM_STATE_RUNNING == 1 && VM_STATE_PAUSED == 3 && VM_STATE_SHUTOFF == 5 &&
-                       VM_STATE_PMSUSPENDED == 7,
+                       VM_STATE_PMSUSPENDED == 7 && VM_STATE_DYING == 8,
                "tether_domain_state carries libvirt's numbers: enum vm_state must keep them");
 
 enum push_state {
@@ -462,7 +462,7 @@ static const struct family families[] = {
                fam_domain_info),
         CUSTOM("tether_domain_state", G,
                "Domain state in libvirt's numbers: 1 running, 2 blocked, 3 paused, 4 shutdown, "
-               "5 shutoff, 6 crashed, 7 pmsuspended.",
+               "5 shutoff, 6 crashed, 7 pmsuspended, 8 dying (Tether's own: signalled, not reaped).",
                fam_domain_state),
         CUSTOM("tether_domain_state_reason", G, "Reason code of the state, as libvirt's.",
                fam_domain_state_reason),

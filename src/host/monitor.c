@@ -94,6 +94,8 @@ struct mon_vm {
         int failures;                               /* consecutive agent failures */
         double agent_resume;                        /* no agent call before this (backoff) */
         bool load_from_file;                        /* guest-get-load is missing: /proc/loadavg */
+        double vcpu_load;                           /* vCPU threads' CPU use between the last two
+                                                       host samples (1.0 = one CPU), -1: none */
 };
 
 static double now_mono(void)
@@ -146,10 +148,29 @@ static struct monitor *mon_of(const struct vm *vm)
 
 /* ---- the cache ---- */
 
+/* The vCPU threads' time on a CPU in a MON_HOST sample (their schedstat), in seconds. */
+static double vcpu_run_seconds(json_t *host)
+{
+        double sum = 0;
+        size_t i;
+        json_t *c;
+
+        json_array_foreach(json_object_get(host, "vcpus"), i, c)
+                sum += json_number_value(json_object_get(c, "run_seconds"));
+        return sum;
+}
+
 static void sample_set(struct mon_vm *m, enum monitor_source s, json_t *data)
 {
         struct monitor_sample *sm = &m->samples[s];
 
+        if (s == MON_HOST) {
+                double dt = now_mono() - sm->taken_mono;
+
+                m->vcpu_load = sm->data && dt > 0
+                                       ? (vcpu_run_seconds(data) - vcpu_run_seconds(sm->data)) / dt
+                                       : -1;
+        }
         json_decref(sm->data);
         sm->data = data;
         sm->taken = now_real();
@@ -245,9 +266,10 @@ static json_t *host_vcpus(struct mon_vm *m)
                 if (tt_read_file(path, 256, &sched, NULL, NULL) == 0)
                         sscanf(sched, "%llu %llu", &run_ns, &wait_ns);
                 json_array_append_new(
-                        out, json_pack("{s:I, s:I, s:f, s:f}", "vcpu",
+                        out, json_pack("{s:I, s:I, s:f, s:f, s:f}", "vcpu",
                                        json_integer_value(json_object_get(c, "cpu-index")), "tid",
-                                       tid, "seconds", secs < 0 ? 0.0 : secs, "wait_seconds",
+                                       tid, "seconds", secs < 0 ? 0.0 : secs, "run_seconds",
+                                       (double)run_ns / 1e9, "wait_seconds",
                                        (double)wait_ns / 1e9));
         }
         return out;
@@ -643,6 +665,7 @@ static void mon_vm_new(struct vm *vm)
                 return;
         m->vm = vm;
         m->handle = -1;
+        m->vcpu_load = -1;
         vm->mon = m;
 }
 
@@ -754,6 +777,13 @@ void monitor_stop(struct tetherd *d)
         event_free(mon->tick);
         free(mon);
         d->monitor = NULL;
+}
+
+double monitor_vcpu_load(const struct vm *vm)
+{
+        if (vm->mon == NULL || vm->mon->samples[MON_HOST].failing)
+                return -1;
+        return vm->mon->vcpu_load;
 }
 
 const struct monitor_sample *monitor_sample(const struct vm *vm, enum monitor_source s)

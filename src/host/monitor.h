@@ -10,7 +10,8 @@
  *   MON_HOST         {"state": N, "reason": N (libvirt's numbers), "cpu_seconds": F,
  *                     "cpu_user_seconds": F, "cpu_system_seconds": F (QEMU's utime, stime),
  *                     "rss_bytes": N, "max_memory_bytes": N, "current_memory_bytes": N,
- *                     "vcpus": [{"vcpu": N, "tid": N, "seconds": F, "wait_seconds": F}],
+ *                     "vcpus": [{"vcpu": N, "tid": N, "seconds": F (utime+stime, in ticks),
+ *                                "run_seconds": F (on a CPU, schedstat's ns), "wait_seconds": F}],
  *                     "block": [{"device": "vda", "rd_bytes", "wr_bytes", "rd_operations",
  *                                "wr_operations", "flush_operations", "rd_total_time_ns",
  *                                "wr_total_time_ns", "flush_total_time_ns"}],
@@ -87,6 +88,11 @@ void monitor_vm_drop(struct vm *vm);
 
 /* The cached sample of a source; NULL when the domain is not polled. Borrowed. */
 const struct monitor_sample *monitor_sample(const struct vm *vm, enum monitor_source s);
+/*
+ * The vCPU threads' CPU use between the last two host samples (1.0 = one CPU busy), or -1
+ * when there are not two yet or the last round failed (tetherd --report-idle's "idle").
+ */
+double monitor_vcpu_load(const struct vm *vm);
 /* Seconds since that sample was taken (monotonic), or -1 when there is none. */
 double monitor_age(const struct vm *vm, enum monitor_source s);
 /*

@@ -6,6 +6,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/api.h"
+#include "host/hoststop.h"
 #include "host/metrics.h"
 #include "host/monitor.h"
 #include "host/policy.h"
@@ -41,6 +42,11 @@ struct tetherd_conf {
         char *qemu_user;           /* [security] qemu-user: NULL = tether-qemu, "" = root */
         char *emulators;           /* [security] emulators, space-separated, or NULL: found */
         char *image_dirs;          /* [security] image-dirs, space-separated, or NULL: default */
+        bool report_idle;          /* [monitor] report-idle */
+        char *on_shutdown;         /* [lifecycle] on-shutdown, or NULL: ignore */
+        char *on_boot;             /* [lifecycle] on-boot, or NULL: start */
+        int shutdown_timeout;      /* [lifecycle] shutdown-timeout (seconds) */
+        int parallel_shutdown;     /* [lifecycle] parallel-shutdown */
 };
 
 /* QEMU's user when nothing says otherwise. */
@@ -50,6 +56,8 @@ enum conf_type {
         CONF_STRING,  /* a malloc'd char * */
         CONF_SECONDS, /* an int, 0..CONF_MAX_INTERVAL_S */
         CONF_CLIENTS, /* an int, 1..CONF_MAX_CLIENTS */
+        CONF_BOOL,    /* a bool: yes/no, true/false, 1/0, on/off */
+        CONF_PARALLEL, /* an int, 1..HOSTSTOP_PARALLEL_MAX */
 };
 
 /* The keys of [monitor] and [security], each with where its value goes in struct tetherd_conf. */
@@ -72,14 +80,32 @@ static const struct conf_key {
         {"[security]", "qemu-user", CONF_STRING, offsetof(struct tetherd_conf, qemu_user)},
         {"[security]", "emulators", CONF_STRING, offsetof(struct tetherd_conf, emulators)},
         {"[security]", "image-dirs", CONF_STRING, offsetof(struct tetherd_conf, image_dirs)},
+        {"[monitor]", "report-idle", CONF_BOOL, offsetof(struct tetherd_conf, report_idle)},
+        {"[lifecycle]", "on-shutdown", CONF_STRING, offsetof(struct tetherd_conf, on_shutdown)},
+        {"[lifecycle]", "on-boot", CONF_STRING, offsetof(struct tetherd_conf, on_boot)},
+        {"[lifecycle]", "shutdown-timeout", CONF_SECONDS,
+         offsetof(struct tetherd_conf, shutdown_timeout)},
+        {"[lifecycle]", "parallel-shutdown", CONF_PARALLEL,
+         offsetof(struct tetherd_conf, parallel_shutdown)},
 };
+
+/* The key named name (names are unique across sections). */
+static const struct conf_key *conf_key(const char *name)
+{
+        for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
+                if (strcmp(conf_keys[i].name, name) == 0)
+                        return &conf_keys[i];
+        return NULL;
+}
 
 static void usage(FILE *out)
 {
         fprintf(out,
                 "Usage: tetherd [--root DIR] [--group NAME] [--log FILE] [--verbose]\n"
                 "               [--config FILE] [--metrics-listen ADDR:PORT] [--push-url URL]\n"
-                "               [--qemu-user NAME]\n"
+                "               [--qemu-user NAME] [--report-idle]\n"
+                "               [--on-shutdown managedsave|shutdown|ignore] [--on-boot start|ignore]\n"
+                "               [--shutdown-timeout SECONDS] [--parallel-shutdown N]\n"
                 "Tether's host daemon: defines, starts and supervises QEMU virtual machines,\n"
                 "and polls them for metrics.\n"
                 "\n"
@@ -94,7 +120,9 @@ static void usage(FILE *out)
                 "                 [security]: max-clients (control clients at once, 256),\n"
                 "                 qemu-user, emulators (the <emulator> paths a\n"
                 "                 client that is not root may name), image-dirs (the folders its\n"
-                "                 disks, kernel and initrd must lie in); lists are space-separated\n"
+                "                 disks, kernel and initrd must lie in); lists are space-separated.\n"
+                "                 [monitor] report-idle (yes/no). [lifecycle]: on-shutdown,\n"
+                "                 on-boot, shutdown-timeout, parallel-shutdown (as the options)\n"
                 "  --qemu-user NAME\n"
                 "                 run QEMU as NAME (default: tether-qemu; root or '' keep QEMU\n"
                 "                 running as root)\n"
@@ -103,6 +131,19 @@ static void usage(FILE *out)
                 "                 (PORT or :PORT alone: 127.0.0.1; [ADDR]:PORT for IPv6)\n"
                 "  --push-url URL push the metrics to a Pushgateway (http://HOST:PORT) after\n"
                 "                 each host-side round; the group is deleted on exit\n"
+                "  --report-idle  show a running domain whose vCPUs used under 1%% of a CPU over\n"
+                "                 the monitor's last host sample as idle (libvirt's state 2)\n"
+                "  --on-shutdown managedsave|shutdown|ignore\n"
+                "                 on SIGTERM, save or shut down every running guest before\n"
+                "                 exiting (default ignore: QEMUs keep running); a guest still\n"
+                "                 running when the timeout passes is destroyed\n"
+                "  --on-boot start|ignore\n"
+                "                 at start-up, restore the domains the last host stop saved\n"
+                "                 (default start; autostart domains start either way)\n"
+                "  --shutdown-timeout SECONDS\n"
+                "                 the host stop's time budget (default 300)\n"
+                "  --parallel-shutdown N\n"
+                "                 guests saved or shut down at once (default 3)\n"
                 "  -v, --verbose  log QMP events and more\n"
                 "  -V, --version  print the version and exit\n");
 }
@@ -117,6 +158,8 @@ static void on_signal(evutil_socket_t sig, short what, void *opaque)
                         ;
                 return;
         }
+        if (sig == SIGTERM && hoststop_begin(d))
+                return; /* the host stop breaks the loop when the guests are done */
         tt_info("signal %d: exiting (QEMU processes keep running)", (int)sig);
         event_base_loopbreak(d->base);
 }
@@ -168,6 +211,32 @@ static int conf_set(struct tetherd_conf *conf, const struct conf_key *k, const c
                                             path, line, value, k->name, CONF_MAX_CLIENTS);
                 *(int *)field = (int)v;
                 return 0;
+        case CONF_PARALLEL:
+                errno = 0;
+                v = strtoll(value, &end, 10);
+                if (errno || end == value || *end || v < 1 || v > HOSTSTOP_PARALLEL_MAX)
+                        return tt_error_set(err, EINVAL,
+                                            "%s:%u: invalid value '%s' for %s: from 1 to %d",
+                                            path, line, value, k->name, HOSTSTOP_PARALLEL_MAX);
+                *(int *)field = (int)v;
+                return 0;
+        case CONF_BOOL: {
+                static const struct {
+                        const char *word;
+                        bool on;
+                } words[] = {{"yes", true}, {"true", true}, {"on", true}, {"1", true},
+                             {"no", false}, {"false", false}, {"off", false}, {"0", false}};
+
+                for (size_t i = 0; i < TT_ARRAY_SIZE(words); i++) {
+                        if (strcasecmp(value, words[i].word) == 0) {
+                                *(bool *)field = words[i].on;
+                                return 0;
+                        }
+                }
+                return tt_error_set(err, EINVAL,
+                                    "%s:%u: invalid value '%s' for %s: yes or no", path, line,
+                                    value, k->name);
+        }
         }
         return 0;
 }
@@ -209,7 +278,8 @@ static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_erro
                 value = trim(eq + 1);
                 if (section == NULL)
                         return tt_error_set(err, EINVAL,
-                                            "%s:%u: key '%s' outside [monitor] or [security]",
+                                            "%s:%u: key '%s' outside a section ([monitor], "
+                                            "[security] or [lifecycle])",
                                             path, line, key);
                 for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
                         if (strcmp(conf_keys[i].section, section) == 0 &&
@@ -314,6 +384,11 @@ int main(int argc, char **argv)
                 {"metrics-listen", required_argument, NULL, 'm'},
                 {"push-url", required_argument, NULL, 'p'},
                 {"qemu-user", required_argument, NULL, 'u'},
+                {"report-idle", no_argument, NULL, 'I'},
+                {"on-shutdown", required_argument, NULL, 'S'},
+                {"on-boot", required_argument, NULL, 'B'},
+                {"shutdown-timeout", required_argument, NULL, 'T'},
+                {"parallel-shutdown", required_argument, NULL, 'P'},
                 {NULL, 0, NULL, 0},
         };
         struct tetherd d = {0};
@@ -321,6 +396,11 @@ int main(int argc, char **argv)
         struct tetherd_conf conf = {0};
         const char *root = NULL, *logfile = NULL, *config = NULL;
         const char *opt_listen = NULL, *opt_push = NULL, *opt_qemu_user = NULL;
+        /* Lifecycle options given on the command line, applied over the file: key, value. */
+        const char *opt_lifecycle[4][2] = {{0}};
+        size_t n_lifecycle = 0;
+        bool opt_report_idle = false;
+        struct hoststop_config hsc;
         _cleanup_free_ char *sock = NULL;
         struct event *sigs[4] = {0};
         const int signums[4] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -357,6 +437,27 @@ int main(int argc, char **argv)
                 case 'u':
                         opt_qemu_user = optarg;
                         break;
+                case 'I':
+                        opt_report_idle = true;
+                        break;
+                case 'S':
+                case 'B':
+                case 'T':
+                case 'P': {
+                        const char *key = c == 'S'   ? "on-shutdown"
+                                          : c == 'B' ? "on-boot"
+                                          : c == 'T' ? "shutdown-timeout"
+                                                     : "parallel-shutdown";
+                        size_t i;
+
+                        for (i = 0; i < n_lifecycle && strcmp(opt_lifecycle[i][0], key); i++)
+                                ;
+                        opt_lifecycle[i][0] = key;
+                        opt_lifecycle[i][1] = optarg;
+                        if (i == n_lifecycle)
+                                n_lifecycle++;
+                        break;
+                }
                 case 'v':
                         tt_log_set_level(TT_LOG_DEBUG);
                         break;
@@ -380,6 +481,8 @@ int main(int argc, char **argv)
         umask(077);
         signal(SIGPIPE, SIG_IGN);
         monitor_config_default(&conf.mon);
+        conf.shutdown_timeout = HOSTSTOP_TIMEOUT_S;
+        conf.parallel_shutdown = HOSTSTOP_PARALLEL;
         d.base = event_base_new();
         if (d.base == NULL || store_open(&d.store, root, &err) < 0 ||
             conf_read(&conf, &d.store, config, &err) < 0)
@@ -390,6 +493,25 @@ int main(int argc, char **argv)
             (opt_push && conf_set(&conf, &conf_keys[1], opt_push, "--push-url", 0, &err) < 0) ||
             (opt_qemu_user &&
              conf_set(&conf, &conf_keys[8], opt_qemu_user, "--qemu-user", 0, &err) < 0))
+                goto out;
+        for (size_t i = 0; i < n_lifecycle; i++) {
+                char what[40];
+
+                snprintf(what, sizeof(what), "--%s", opt_lifecycle[i][0]);
+                if (conf_set(&conf, conf_key(opt_lifecycle[i][0]), opt_lifecycle[i][1], what, 0,
+                             &err) < 0)
+                        goto out;
+        }
+        if (opt_report_idle)
+                conf.report_idle = true;
+        d.report_idle = conf.report_idle;
+        hoststop_config_default(&hsc);
+        hsc.timeout_s = conf.shutdown_timeout;
+        hsc.parallel = conf.parallel_shutdown;
+        if ((conf.on_shutdown &&
+             hoststop_parse_action(conf.on_shutdown, "on-shutdown", &hsc.on_shutdown, &err) < 0) ||
+            (conf.on_boot && hoststop_parse_boot(conf.on_boot, "on-boot", &hsc.on_boot, &err) < 0) ||
+            hoststop_setup(&d, &hsc, &err) < 0)
                 goto out;
         if (security_setup(&d, &conf, root, &err) < 0)
                 goto out;
@@ -403,6 +525,7 @@ int main(int argc, char **argv)
         }
         if (vm_load_all(&d, &err) < 0)
                 goto out;
+        hoststop_boot(&d);
         /* Always: `tether domstats` reads the same cache as /metrics. */
         if (monitor_start(&d, &conf.mon, &err) < 0)
                 goto out;
@@ -422,6 +545,7 @@ out:
         metrics_close(&d);
         api_close(&d);
         vm_free_all(&d);
+        hoststop_free(&d); /* after the domains: a job they end may still answer a host stop */
         for (size_t i = 0; i < TT_ARRAY_SIZE(sigs); i++)
                 if (sigs[i])
                         event_free(sigs[i]);
@@ -433,6 +557,8 @@ out:
         free(conf.qemu_user);
         free(conf.emulators);
         free(conf.image_dirs);
+        free(conf.on_shutdown);
+        free(conf.on_boot);
         free(d.qemu_user);
         free(d.qemu_groups);
         policy_strv_free(d.emulators);

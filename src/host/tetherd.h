@@ -12,6 +12,7 @@ struct vm;
 struct api_server;
 struct metrics;
 struct monitor;
+struct hoststop;
 
 struct tetherd {
         struct event_base *base;  /* the one event loop */
@@ -37,6 +38,9 @@ struct tetherd {
         /* Whose request runs now (policy_check records it; launches happen inside a request).
            TETHERD_SELF: tetherd itself (autostart at start-up). */
         uid_t request_uid;
+        /* --report-idle ([monitor] report-idle): running domains with idle vCPUs show "idle". */
+        bool report_idle;
+        struct hoststop *hoststop; /* --on-shutdown/--on-boot (hoststop.c), or NULL */
 };
 
 #define TETHERD_SELF ((uid_t)-1)

@@ -50,8 +50,9 @@ void vm_launch_fail(struct vm *vm, const char *fmt, ...) __attribute__((format(p
 /* Launch QEMU for a held job, booting or loading a save image (img and fd taken over). */
 int vm_launch_job(struct vm *vm, unsigned flags, int image_fd, struct saveimage *img,
                   const char *image_path, bool managed, struct tt_error *err);
-/* Kill QEMU; the job "destroy" (whose caller is already set) ends when it is gone. */
-void vm_destroy_begin(struct vm *vm, bool graceful);
+/* Kill QEMU; the job "destroy" (whose caller is already set) ends when it is gone. The domain
+ * is dying meanwhile; why (VM_EV_KILL, _GRACEFUL, _FORCED) gives the reason. */
+void vm_destroy_begin(struct vm *vm, enum vm_event why);
 /* A QMP reply nobody waits for: log a failure. */
 void vm_reply_ignore(void *opaque, json_t *ret, const struct tt_error *err);
 

@@ -1295,6 +1295,11 @@ static void destroy_tick(evutil_socket_t fd, short what, void *opaque)
                 char msg[200];
 
                 vm->destroying = false;
+                /* QEMU lives on: the domain is what it was before the SIGTERM. */
+                if (vm_apply(vm, VM_EV_KILL_FAILED, NULL) == 0) {
+                        vm->status = vm->dying_from;
+                        vm_save_status(vm);
+                }
                 snprintf(msg, sizeof(msg),
                          "operation failed: failed to terminate process %d with SIGTERM: "
                          "Device or resource busy",
@@ -1307,16 +1312,29 @@ static void destroy_tick(evutil_socket_t fd, short what, void *opaque)
         evtimer_add(vm->timer, &tv);
 }
 
-/* Kill QEMU; the job "destroy" (whose caller is already set) ends when it is gone. */
-void vm_destroy_begin(struct vm *vm, bool graceful)
+/*
+ * Kill QEMU; the job "destroy" (whose caller is already set) ends when it is gone. why is
+ * VM_EV_KILL, VM_EV_KILL_GRACEFUL or VM_EV_KILL_FORCED: the domain is dying until the reap.
+ */
+void vm_destroy_begin(struct vm *vm, enum vm_event why)
 {
         struct timeval tv = {0, 100000};
 
         vm_power_release(vm);
         vm->job = "destroy";
         vm->destroying = true;
-        vm->graceful = graceful;
+        vm->graceful = why == VM_EV_KILL_GRACEFUL;
         vm->kill_ticks = 0;
+        if (vm->status.state != VM_STATE_DYING)
+                vm->dying_from = vm->status;
+        vm_apply(vm, why, NULL);
+        {
+                _cleanup_free_ char *text =
+                        vm_state_format(vm->status.state, vm->status.reason, true);
+
+                tt_info("%s: %s: SIGTERM to QEMU pid %d", vm->def->name, text ? text : "dying",
+                        (int)vm->pid);
+        }
         kill(vm->pid, SIGTERM);
         if (vm->timer == NULL)
                 vm->timer = evtimer_new(vm->d->base, destroy_tick, vm);
@@ -1338,7 +1356,7 @@ int vm_destroy(struct vm *vm, bool graceful, vm_done_fn done, void *opaque,
                 vm_end_job_error(vm, VM_ERR_FAILED, "operation was interrupted by destroy");
         vm->done = done;
         vm->done_opaque = opaque;
-        vm_destroy_begin(vm, graceful);
+        vm_destroy_begin(vm, graceful ? VM_EV_KILL_GRACEFUL : VM_EV_KILL);
         return 0;
 }
 
@@ -1408,15 +1426,31 @@ int vm_reset(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err)
 
 /* ---- describing ---- */
 
+/* tetherd --report-idle: below this share of one CPU, a running domain's vCPUs are idle. */
+#define VM_IDLE_LOAD 0.01
+
+struct vm_status vm_shown_status(const struct vm *vm)
+{
+        double load;
+
+        if (!vm->d->report_idle || vm->status.state != VM_STATE_RUNNING)
+                return vm->status;
+        load = monitor_vcpu_load(vm);
+        if (load < 0 || load >= VM_IDLE_LOAD)
+                return vm->status;
+        /* libvirt's state 2 ("idle", VIR_DOMAIN_BLOCKED) has no reasons but "unknown". */
+        return (struct vm_status){VM_STATE_BLOCKED, 0};
+}
+
 json_t *vm_describe(struct vm *vm)
 {
         const struct domain *def = vm->live ? vm->live : vm->def;
+        struct vm_status shown = vm_shown_status(vm);
 
         return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:b, s:b, s:b, s:i, s:I, s:I, s:s}",
                          "id", vm->id, "name", def->name, "uuid", def->uuid, "state",
-                         vm_state_name(vm->status.state), "reason",
-                         vm_state_reason_name(vm->status.state, vm->status.reason)
-                                 ?: "unknown",
+                         vm_state_name(shown.state), "reason",
+                         vm_state_reason_name(shown.state, shown.reason) ?: "unknown",
                          "title", def->title, "persistent", vm->persistent, "autostart",
                          vm->autostart, "managed_save",
                          store_has_managed_save(&vm->d->store, def->name), "vcpus",

@@ -75,6 +75,8 @@ struct vm {
         void *done_opaque;        /* its argument */
         bool destroying;          /* we are killing QEMU: EOF means destroyed */
         bool graceful;            /* destroy --graceful: SIGTERM only */
+        struct vm_status dying_from; /* the state before dying (a graceful destroy that gives
+                                        up goes back to it) */
         bool fake_reboot;         /* reboot --mode acpi: reset + cont on the next SHUTDOWN */
         unsigned flags;           /* enum vm_start_flags of the running start */
         int kill_ticks;           /* 100 ms ticks since SIGTERM */
@@ -145,6 +147,13 @@ int vm_qmp_passthrough(struct vm *vm, json_t *cmd, vm_done_fn done, void *opaque
 int vm_screenshot(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
 /* The graphics QEMU listens on: [{"type": "vnc", "listen": "127.0.0.1", "port": 5900}, ...]. */
 json_t *vm_graphics(struct vm *vm, struct tt_error *err);
+
+/*
+ * The state list, domstate and dominfo show: the domain's state, except that with
+ * tetherd --report-idle a running domain whose vCPU threads used less than 1% of a CPU over
+ * the monitor's last sample is idle (libvirt's state 2, reason unknown). Never persisted.
+ */
+struct vm_status vm_shown_status(const struct vm *vm);
 
 /* One row of `list` / the data of `dominfo`: a new JSON object. */
 json_t *vm_describe(struct vm *vm);

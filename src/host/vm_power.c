@@ -89,7 +89,7 @@ static void power_timeout(evutil_socket_t fd, short what, void *opaque)
         if (strcmp(vm->job, "shutdown") == 0 && vm->shutdown.force) {
                 tt_warn("%s: did not shut down within %d s; destroying it", vm->def->name,
                         vm->shutdown.timeout_s);
-                vm_destroy_begin(vm, false); /* the shutdown's caller gets the destroy's reply */
+                vm_destroy_begin(vm, VM_EV_KILL_FORCED); /* its caller gets the destroy's reply */
                 return;
         }
         snprintf(msg, sizeof(msg), "domain %s did not %s within %d s: %s", vm->def->name,

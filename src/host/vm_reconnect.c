@@ -193,6 +193,13 @@ static void vm_reconnect(struct tetherd *d, const char *name)
                 tt_error_clear(&err);
         }
         tt_info("%s: reconnected to QEMU pid %d", name, (int)pid);
+        if (vm->status.state == VM_STATE_DYING) {
+                /* tetherd stopped in the middle of a destroy: finish it (nobody waits). */
+                tt_info("%s: was dying; killing QEMU pid %d", name, (int)pid);
+                vm->done = NULL;
+                vm->done_opaque = NULL;
+                vm_destroy_begin(vm, VM_EV_KILL);
+        }
 }
 
 static void autostart_done(void *opaque, json_t *ret, const struct tt_error *err)

@@ -14,6 +14,7 @@ static const char *const state_names[VM_STATE_LAST] = {
         [VM_STATE_BLOCKED] = "idle",       [VM_STATE_PAUSED] = "paused",
         [VM_STATE_SHUTDOWN] = "in shutdown", [VM_STATE_SHUTOFF] = "shut off",
         [VM_STATE_CRASHED] = "crashed",    [VM_STATE_PMSUSPENDED] = "pmsuspended",
+        [VM_STATE_DYING] = "dying",
 };
 
 /* virsh's reason strings (virshDomain*ReasonTypeToString), indexed by reason code. */
@@ -34,6 +35,7 @@ static const char *const shutoff_reasons[] = {
         "saved",   "failed",   "from snapshot", "daemon", NULL,
 };
 static const char *const crashed_reasons[] = { "unknown", "panicked", NULL };
+static const char *const dying_reasons[] = { "unknown", "destroyed", "graceful", "forced", NULL };
 static const char *const unknown_only[] = { "unknown", NULL };
 
 static const char *const *const reason_names[VM_STATE_LAST] = {
@@ -41,6 +43,7 @@ static const char *const *const reason_names[VM_STATE_LAST] = {
         [VM_STATE_BLOCKED] = unknown_only,      [VM_STATE_PAUSED] = paused_reasons,
         [VM_STATE_SHUTDOWN] = shutdown_reasons, [VM_STATE_SHUTOFF] = shutoff_reasons,
         [VM_STATE_CRASHED] = crashed_reasons,   [VM_STATE_PMSUSPENDED] = unknown_only,
+        [VM_STATE_DYING] = dying_reasons,
 };
 
 /* What an event needs, so that a refused pair gets virsh's message rather than a generic one. */
@@ -85,6 +88,10 @@ static const struct {
         [VM_EV_MONITOR_EOF] = { "monitor-eof", NEEDS_ANY, NULL },
         [VM_EV_RECONNECT_GONE] = { "reconnect-gone", NEEDS_ANY, NULL },
         [VM_EV_RECONNECT_KILLED] = { "reconnect-killed", NEEDS_ANY, NULL },
+        [VM_EV_KILL] = { "kill", NEEDS_ACTIVE, NULL },
+        [VM_EV_KILL_GRACEFUL] = { "kill-graceful", NEEDS_ACTIVE, NULL },
+        [VM_EV_KILL_FORCED] = { "kill-forced", NEEDS_ACTIVE, NULL },
+        [VM_EV_KILL_FAILED] = { "kill-failed", NEEDS_ANY, NULL },
 };
 
 #define ANY VM_REASON_ANY
@@ -134,6 +141,9 @@ const struct vm_transition vm_state_table[] = {
         { S(RUNNING), ANY, E(MONITOR_EOF), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(RUNNING), ANY, E(RECONNECT_GONE), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(RUNNING), ANY, E(RECONNECT_KILLED), S(SHUTOFF), VM_SHUTOFF_DAEMON },
+        { S(RUNNING), ANY, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(RUNNING), ANY, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(RUNNING), ANY, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
 
         /* paused while saving: the save ends one way or the other */
         { S(PAUSED), VM_PAUSED_SAVE, E(SAVED), S(SHUTOFF), VM_SHUTOFF_SAVED },
@@ -158,6 +168,9 @@ const struct vm_transition vm_state_table[] = {
         { S(PAUSED), ANY, E(MONITOR_EOF), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(PAUSED), ANY, E(RECONNECT_GONE), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(PAUSED), ANY, E(RECONNECT_KILLED), S(SHUTOFF), VM_SHUTOFF_DAEMON },
+        { S(PAUSED), ANY, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(PAUSED), ANY, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(PAUSED), ANY, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
 
         /* in shutdown: the guest powered off; QEMU waits (-no-shutdown) until we end it */
         { S(SHUTDOWN), ANY, E(QMP_SHUTDOWN), S(SHUTDOWN), KEEP },
@@ -167,6 +180,9 @@ const struct vm_transition vm_state_table[] = {
         { S(SHUTDOWN), ANY, E(MONITOR_EOF), S(SHUTOFF), VM_SHUTOFF_SHUTDOWN },
         { S(SHUTDOWN), ANY, E(RECONNECT_GONE), S(SHUTOFF), VM_SHUTOFF_SHUTDOWN },
         { S(SHUTDOWN), ANY, E(RECONNECT_KILLED), S(SHUTOFF), VM_SHUTOFF_DAEMON },
+        { S(SHUTDOWN), ANY, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(SHUTDOWN), ANY, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(SHUTDOWN), ANY, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
 
         /* crashed (guest panicked, on_crash=preserve keeps QEMU) */
         { S(CRASHED), ANY, E(SUSPEND), S(PAUSED), VM_PAUSED_USER },
@@ -182,6 +198,9 @@ const struct vm_transition vm_state_table[] = {
         { S(CRASHED), ANY, E(MONITOR_EOF), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(CRASHED), ANY, E(RECONNECT_GONE), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(CRASHED), ANY, E(RECONNECT_KILLED), S(SHUTOFF), VM_SHUTOFF_DAEMON },
+        { S(CRASHED), ANY, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(CRASHED), ANY, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(CRASHED), ANY, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
 
         /* pmsuspended (guest S3; S4 ends with a SHUTDOWN event) */
         { S(PMSUSPENDED), ANY, E(QMP_WAKEUP), S(RUNNING), VM_RUNNING_WAKEUP },
@@ -192,6 +211,22 @@ const struct vm_transition vm_state_table[] = {
         { S(PMSUSPENDED), ANY, E(MONITOR_EOF), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(PMSUSPENDED), ANY, E(RECONNECT_GONE), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(PMSUSPENDED), ANY, E(RECONNECT_KILLED), S(SHUTOFF), VM_SHUTOFF_DAEMON },
+        { S(PMSUSPENDED), ANY, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(PMSUSPENDED), ANY, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(PMSUSPENDED), ANY, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
+
+        /*
+         * dying: QEMU was signalled and is not reaped yet. Its exit (however it is noticed, also
+         * by a restarted daemon) is the destroy's end; QEMU's own events meanwhile change
+         * nothing. A graceful destroy that gives up returns to the state before (the caller
+         * keeps it: the table cannot know it); a restarted daemon carries on killing.
+         */
+        { S(DYING), ANY, E(DESTROYED), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
+        { S(DYING), ANY, E(MONITOR_EOF), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
+        { S(DYING), ANY, E(RECONNECT_GONE), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
+        { S(DYING), ANY, E(RECONNECT_KILLED), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
+        { S(DYING), ANY, E(KILL), S(DYING), KEEP },
+        { S(DYING), ANY, E(KILL_FAILED), S(DYING), KEEP },
 };
 const unsigned vm_state_table_len = TT_ARRAY_SIZE(vm_state_table);
 

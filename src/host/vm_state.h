@@ -19,6 +19,12 @@ enum vm_state {
         VM_STATE_SHUTOFF = 5,
         VM_STATE_CRASHED = 6,
         VM_STATE_PMSUSPENDED = 7,
+        /*
+         * Tether's own (libvirt has none; DESIGN.md's tenth seed state): QEMU has been signalled
+         * (destroy, destroy --graceful, shutdown --force's escalation, host stop) and not yet
+         * reaped. Beyond libvirt's range so that its numbers keep their meaning.
+         */
+        VM_STATE_DYING = 8,
         VM_STATE_LAST,
 };
 
@@ -124,7 +130,20 @@ enum vm_event {
         VM_EV_MONITOR_EOF,        /* QMP socket closed / QEMU exited; the state decides why */
         VM_EV_RECONNECT_GONE,     /* daemon restart: QEMU is no longer there */
         VM_EV_RECONNECT_KILLED,   /* daemon restart: reconnect failed and we killed QEMU */
+        VM_EV_KILL,               /* destroy: SIGTERM sent, QEMU not reaped yet */
+        VM_EV_KILL_GRACEFUL,      /* destroy --graceful: SIGTERM sent */
+        VM_EV_KILL_FORCED,        /* shutdown --force / host stop timed out: SIGTERM sent */
+        VM_EV_KILL_FAILED,        /* destroy --graceful gave up: the caller puts back the state
+                                     the domain had before it was dying */
         VM_EV_LAST,
+};
+
+/* Why a domain is dying (Tether's own reasons). */
+enum vm_dying_reason {
+        VM_DYING_UNKNOWN = 0,
+        VM_DYING_DESTROYED = 1, /* destroy: SIGTERM, SIGKILL after 10 s */
+        VM_DYING_GRACEFUL = 2,  /* destroy --graceful: SIGTERM only */
+        VM_DYING_FORCED = 3,    /* shutdown --force or host stop: the guest did not power off */
 };
 
 /* One row of the state machine. */

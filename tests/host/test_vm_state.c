@@ -106,6 +106,30 @@ static const struct expect {
         { S(PMSUSPENDED), 0, E(MONITOR_EOF), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(PMSUSPENDED), 0, E(RECONNECT_GONE), S(SHUTOFF), VM_SHUTOFF_CRASHED },
         { S(PMSUSPENDED), 0, E(RECONNECT_KILLED), S(SHUTOFF), VM_SHUTOFF_DAEMON },
+        /* dying (Tether's own state): signalled, not reaped */
+        { S(RUNNING), VM_RUNNING_BOOTED, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(RUNNING), VM_RUNNING_RESTORED, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(RUNNING), VM_RUNNING_BOOTED, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
+        { S(PAUSED), VM_PAUSED_USER, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(PAUSED), VM_PAUSED_STARTING_UP, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(PAUSED), VM_PAUSED_USER, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(PAUSED), VM_PAUSED_UNKNOWN, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
+        { S(SHUTDOWN), 0, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(SHUTDOWN), 0, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(SHUTDOWN), 0, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
+        { S(CRASHED), VM_CRASHED_PANICKED, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(CRASHED), VM_CRASHED_PANICKED, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(CRASHED), VM_CRASHED_PANICKED, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
+        { S(PMSUSPENDED), 0, E(KILL), S(DYING), VM_DYING_DESTROYED },
+        { S(PMSUSPENDED), 0, E(KILL_GRACEFUL), S(DYING), VM_DYING_GRACEFUL },
+        { S(PMSUSPENDED), 0, E(KILL_FORCED), S(DYING), VM_DYING_FORCED },
+        { S(DYING), VM_DYING_DESTROYED, E(DESTROYED), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
+        { S(DYING), VM_DYING_GRACEFUL, E(DESTROYED), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
+        { S(DYING), VM_DYING_FORCED, E(MONITOR_EOF), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
+        { S(DYING), VM_DYING_DESTROYED, E(RECONNECT_GONE), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
+        { S(DYING), VM_DYING_GRACEFUL, E(RECONNECT_KILLED), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
+        { S(DYING), VM_DYING_GRACEFUL, E(KILL), S(DYING), VM_DYING_GRACEFUL },
+        { S(DYING), VM_DYING_GRACEFUL, E(KILL_FAILED), S(DYING), VM_DYING_GRACEFUL },
 };
 
 /* One cmocka test per expectation: the row's state is the test's initial state. */
@@ -191,6 +215,17 @@ static const struct refusal {
         { S(RUNNING), VM_RUNNING_BOOTED, E(SAVED), "event 'saved' is not valid in state 'running'" },
         { S(PAUSED), VM_PAUSED_USER, E(SAVED), "event 'saved' is not valid in state 'paused'" },
         { S(RUNNING), VM_RUNNING_BOOTED, E(FAKE_REBOOT), "event 'fake-reboot' is not valid in state 'running'" },
+        /* a dying domain takes no operation, and QEMU's last events change nothing */
+        { S(DYING), VM_DYING_DESTROYED, E(SUSPEND), "domain is not running" },
+        { S(DYING), VM_DYING_DESTROYED, E(RESUME), "domain is already running" },
+        { S(DYING), VM_DYING_DESTROYED, E(SHUTDOWN), "domain is not running" },
+        { S(DYING), VM_DYING_DESTROYED, E(SAVE_BEGIN), "domain is not running" },
+        { S(DYING), VM_DYING_DESTROYED, E(LAUNCH), "domain is already running" },
+        { S(DYING), VM_DYING_DESTROYED, E(KILL_GRACEFUL), "event 'kill-graceful' is not valid in state 'dying'" },
+        { S(DYING), VM_DYING_DESTROYED, E(QMP_SHUTDOWN), "event 'qmp-shutdown' is not valid in state 'dying'" },
+        { S(DYING), VM_DYING_DESTROYED, E(QMP_STOP), "event 'qmp-stop' is not valid in state 'dying'" },
+        { S(SHUTOFF), VM_SHUTOFF_DESTROYED, E(KILL), "domain is not running" },
+        { S(SHUTOFF), VM_SHUTOFF_DESTROYED, E(KILL_FAILED), "event 'kill-failed' is not valid in state 'shut off'" },
 };
 
 static void test_refusal(void **state)
@@ -214,7 +249,7 @@ static void test_bad_input(void **state)
         struct tt_error err = { 0 };
 
         assert_true(vm_state_apply((struct vm_status){ VM_STATE_LAST, 0 }, E(START), &next, &err) < 0);
-        assert_string_equal(err.msg, "invalid state 8 or event 1");
+        assert_string_equal(err.msg, "invalid state 9 or event 1");
         tt_error_clear(&err);
         assert_true(vm_state_apply((struct vm_status){ S(RUNNING), 0 }, VM_EV_LAST, &next, &err) < 0);
         tt_error_clear(&err);
@@ -249,6 +284,12 @@ static void test_format(void **state)
         check_format(S(CRASHED), VM_CRASHED_PANICKED, true, "crashed (panicked)");
         check_format(S(PMSUSPENDED), 0, true, "pmsuspended (unknown)");
         check_format(S(BLOCKED), 0, false, "idle");
+        check_format(S(BLOCKED), 0, true, "idle (unknown)");
+        check_format(S(DYING), VM_DYING_DESTROYED, true, "dying (destroyed)");
+        check_format(S(DYING), VM_DYING_GRACEFUL, true, "dying (graceful)");
+        check_format(S(DYING), VM_DYING_FORCED, true, "dying (forced)");
+        check_format(S(DYING), 0, false, "dying");
+        assert_null(vm_state_reason_name(S(DYING), 4));
         check_format(S(NOSTATE), 0, false, "no state");
         /* a reason outside the state's list prints as unknown rather than garbage */
         check_format(S(CRASHED), 7, true, "crashed (unknown)");
@@ -266,6 +307,32 @@ static void test_is_active(void **state)
         assert_true(vm_state_is_active(S(SHUTDOWN)));
         assert_true(vm_state_is_active(S(CRASHED)));
         assert_true(vm_state_is_active(S(PMSUSPENDED)));
+        assert_true(vm_state_is_active(S(DYING)));
+}
+
+/* A destroy: dying between the signal and the reap, then shut off (destroyed). */
+static void test_dying_sequence(void **state)
+{
+        static const struct {
+                enum vm_event ev;
+                const char *shown;
+        } steps[] = {
+                { E(LAUNCH), "paused (starting up)" }, { E(START), "running (booted)" },
+                { E(KILL), "dying (destroyed)" },      { E(DESTROYED), "shut off (destroyed)" },
+                { E(LAUNCH), "paused (starting up)" }, { E(START), "running (booted)" },
+                { E(KILL_FORCED), "dying (forced)" },  { E(RECONNECT_GONE), "shut off (destroyed)" },
+        };
+        struct vm_status st = { S(SHUTOFF), VM_SHUTOFF_UNKNOWN };
+
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+                struct tt_error err = { 0 };
+                char *s;
+
+                assert_int_equal(vm_state_apply(st, steps[i].ev, &st, &err), 0);
+                s = vm_state_format(st.state, st.reason, true);
+                assert_string_equal(s, steps[i].shown);
+                free(s);
+        }
 }
 
 /* A whole life: start, pause, resume, guest power-off, QEMU gone. */
@@ -299,7 +366,7 @@ int main(void)
 {
         size_t n_exp = sizeof(expects) / sizeof(expects[0]);
         size_t n_ref = sizeof(refusals) / sizeof(refusals[0]);
-        size_t n = n_exp + n_ref + 6, k = 0;
+        size_t n = n_exp + n_ref + 7, k = 0;
         struct CMUnitTest *tests = calloc(n, sizeof(*tests));
         char (*names)[96] = calloc(n_exp + n_ref, sizeof(*names));
         int rc;
@@ -324,6 +391,7 @@ int main(void)
         tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_format);
         tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_is_active);
         tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_sequence);
+        tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_dying_sequence);
         rc = _cmocka_run_group_tests("vm_state", tests, k, NULL, NULL);
         free(tests);
         free(names);
