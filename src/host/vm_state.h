@@ -124,6 +124,9 @@ enum vm_event {
         VM_EV_MONITOR_EOF,        /* QMP socket closed / QEMU exited; the state decides why */
         VM_EV_RECONNECT_GONE,     /* daemon restart: QEMU is no longer there */
         VM_EV_RECONNECT_KILLED,   /* daemon restart: reconnect failed and we killed QEMU */
+        VM_EV_SNAPSHOT_LOADED,    /* snapshot-revert loaded a memory snapshot, vCPUs run */
+        VM_EV_SNAPSHOT_LOADED_PAUSED, /* ... and are left paused */
+        VM_EV_SNAPSHOT_SHUTOFF,   /* snapshot-revert to a shut-off snapshot (disks reverted) */
         VM_EV_LAST,
 };
 
