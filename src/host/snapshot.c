@@ -71,6 +71,8 @@ static int snap_name_check(const char *name, struct tt_error *err)
 
 /* ---- the metadata: libvirt's domainsnapshot XML ---- */
 
+static char *xml_escape(const char *s);
+
 struct snap {
         char *name;        /* <name> */
         char *parent;      /* <parent><name>, NULL for a root */
@@ -290,53 +292,31 @@ static int snap_unlink(struct vm *vm, const char *name, const char *ext)
         return 0;
 }
 
-/* Rewrite a snapshot's <parent> (its parent was deleted): libvirt re-parents the children. */
+/*
+ * Rewrite a snapshot's <parent> (its parent was deleted): libvirt re-parents the children. The
+ * document is our own (snap_format), so its <parent> block has one known shape.
+ */
 static int snap_reparent(struct vm *vm, struct snap *s, const char *parent, struct tt_error *err)
 {
-        xmlDocPtr doc = xmlReadMemory(s->xml, (int)strlen(s->xml), "snapshot.xml", NULL,
-                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-        xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-        xmlChar *out = NULL;
-        int len = 0, rc;
+        _cleanup_free_ char *old = NULL, *new = NULL, *oldname = xml_escape(s->parent);
+        _cleanup_free_ char *newname = parent ? xml_escape(parent) : strdup("");
+        char *at, *out = NULL;
+        int rc;
 
-        if (root == NULL) {
-                xmlFreeDoc(doc);
-                return tt_error_set(err, VM_ERR_CONFIG, "XML error: snapshot '%s'", s->name);
-        }
-        for (xmlNodePtr n = root->children; n; n = n->next) {
-                if (n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST "parent") == 0) {
-                        if (parent) {
-                                for (xmlNodePtr c = n->children; c; c = c->next)
-                                        if (c->type == XML_ELEMENT_NODE &&
-                                            xmlStrcmp(c->name, BAD_CAST "name") == 0)
-                                                xmlNodeSetContent(c, BAD_CAST parent);
-                        } else {
-                                /* The text node before it (indentation) goes too. */
-                                if (n->prev && n->prev->type == XML_TEXT_NODE) {
-                                        xmlNodePtr t = n->prev;
-
-                                        xmlUnlinkNode(t);
-                                        xmlFreeNode(t);
-                                }
-                                xmlUnlinkNode(n);
-                                xmlFreeNode(n);
-                        }
-                        break;
-                }
-        }
-        xmlDocDumpFormatMemory(doc, &out, &len, 0);
-        xmlFreeDoc(doc);
-        if (out == NULL)
+        if (oldname == NULL || newname == NULL ||
+            asprintf(&old, "  <parent>\n    <name>%s</name>\n  </parent>\n", oldname) < 0 ||
+            asprintf(&new, parent ? "  <parent>\n    <name>%s</name>\n  </parent>\n" : "%s",
+                     newname) < 0)
                 return tt_error_set(err, ENOMEM, "out of memory");
-        /* Without the XML declaration, as libvirt writes the document. */
-        {
-                const char *body = (const char *)out;
-
-                if (strncmp(body, "<?xml", 5) == 0 && strchr(body, '\n'))
-                        body = strchr(body, '\n') + 1;
-                rc = snap_write(vm, s->name, body, err);
-        }
-        xmlFree(out);
+        at = strstr(s->xml, old);
+        if (at == NULL)
+                return tt_error_set(err, VM_ERR_CONFIG,
+                                    "snapshot '%s': its metadata has no <parent> to change",
+                                    s->name);
+        if (asprintf(&out, "%.*s%s%s", (int)(at - s->xml), s->xml, new, at + strlen(old)) < 0)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        rc = snap_write(vm, s->name, out, err);
+        free(out);
         return rc;
 }
 

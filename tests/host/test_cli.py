@@ -395,8 +395,10 @@ def test_errors(e):
     check(rc == 1 and out == "" and err.startswith("error: ") and "already" in err,
           "start of a running domain is refused", err)
     expect(e, ["undefine", "clitest-trans"], 1, "",
+           "error: Failed to undefine domain 'clitest-trans'\n"
            "error: Requested operation is not valid: cannot undefine transient domain\n")
     expect(e, ["undefine", "clitest-gamma"], 1, "",
+           "error: Failed to undefine domain 'clitest-gamma'\n"
            "error: Requested operation is not valid: Refusing to undefine while domain managed "
            "save image exists\n")
 
