@@ -452,6 +452,21 @@ static char *snap_format(const struct vm *vm, const char *name, const char *desc
 
 enum snapjob_kind { SJ_CREATE, SJ_REVERT, SJ_DELETE };
 
+/* One writable disk of a --disk-only snapshot: its new overlay. */
+struct snap_disk {
+        size_t idx;          /* index in the definition's disks */
+        char *target;        /* vda, ... */
+        char *src;           /* the image it writes to now (the overlay's backing file) */
+        const char *fmt;     /* that image's format */
+        char *overlay;       /* the new qcow2 image */
+        long long size;      /* its virtual size (running: the backing is QEMU's), or -1 */
+        char *top;           /* running: the node the device writes to now */
+        char node[32];       /* running: the overlay's format node ("-f"; "-s" the file) */
+        bool created;        /* the overlay file exists (removed again on failure) */
+        bool added;          /* running: its nodes were added */
+        long long fdset;     /* running: the fdset holding its descriptors, or -1 */
+};
+
 struct snapjob;
 /* The next step of a job, after the previous one ended (errmsg NULL) or failed. */
 typedef void (*snap_next_fn)(struct snapjob *sj, const char *errmsg);
@@ -495,7 +510,11 @@ struct snapjob {
         vm_done_fn caller_done;      /* its completion */
         void *caller_opaque;         /* and argument */
         /* disk-only overlays: one per disk (NULL where none) */
-        char **overlays;             /* new image paths */
+        char **overlays;             /* new image paths, by index in the definition */
+        struct snap_disk *sdisks;    /* the writable disks and their overlays */
+        size_t n_sdisks;             /* how many */
+        size_t sd_i;                 /* the one in progress (QMP steps) */
+        int sd_fd;                   /* its overlay, open for add-fd, or -1 */
 };
 
 static void strv_free(char **v)
@@ -523,7 +542,16 @@ static void snapjob_free(struct snapjob *sj)
         free(sj->error);
         strv_free(sj->disks);
         strv_free(sj->queue);
-        strv_free(sj->overlays);
+        free(sj->overlays); /* its strings are the sdisks' */
+        for (size_t i = 0; i < sj->n_sdisks; i++) {
+                free(sj->sdisks[i].target);
+                free(sj->sdisks[i].src);
+                free(sj->sdisks[i].overlay);
+                free(sj->sdisks[i].top);
+        }
+        free(sj->sdisks);
+        if (sj->sd_fd >= 0)
+                close(sj->sd_fd);
         free(sj);
 }
 
@@ -732,9 +760,9 @@ static void img_status(evutil_socket_t fd, short what, void *opaque)
         if (n != (ssize_t)sizeof(status) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 char msg[SNAP_IMG_OUTPUT + 256];
 
-                snprintf(msg, sizeof(msg), "internal error: qemu-img snapshot %s '%s' failed: %s",
-                         sj->img_op, sj->disks[sj->disk_i],
-                         out[0] ? out : "no message");
+                snprintf(msg, sizeof(msg), "internal error: qemu-img %s%s '%s' failed: %s",
+                         strcmp(sj->img_op, "create") == 0 ? "" : "snapshot ", sj->img_op,
+                         sj->disks[sj->disk_i], out[0] ? out : "no message");
                 sj->next(sj, msg);
                 return;
         }
@@ -749,11 +777,43 @@ static void img_status(evutil_socket_t fd, short what, void *opaque)
  */
 static int img_spawn(struct snapjob *sj, const char *path, struct tt_error *err)
 {
+        const char *argv[16];
+        char size[32];
         int sp[2], op[2];
         pid_t pid;
         int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         struct timeval tv = {SNAP_IMG_TIMEOUT_S, 0};
 
+        /* The command line is made before the fork: the child only execs it. */
+        if (strcmp(sj->img_op, "create") == 0) {
+                const struct snap_disk *sd = &sj->sdisks[sj->disk_i];
+                size_t n = 0;
+
+                argv[n++] = "qemu-img";
+                argv[n++] = "create";
+                argv[n++] = "-q";
+                argv[n++] = "-f";
+                argv[n++] = "qcow2";
+                argv[n++] = "-F";
+                argv[n++] = sd->fmt;
+                argv[n++] = "-b";
+                argv[n++] = sd->src;
+                if (sd->size >= 0)
+                        argv[n++] = "-u"; /* QEMU holds the backing file: give its size */
+                argv[n++] = sd->overlay;
+                if (sd->size >= 0) {
+                        snprintf(size, sizeof(size), "%lld", sd->size);
+                        argv[n++] = size;
+                }
+                argv[n] = NULL;
+        } else {
+                argv[0] = "qemu-img";
+                argv[1] = "snapshot";
+                argv[2] = sj->img_op;
+                argv[3] = sj->tag;
+                argv[4] = path;
+                argv[5] = NULL;
+        }
         if (devnull < 0)
                 return tt_error_errno(err, errno, "cannot open /dev/null");
         if (pipe2(sp, O_CLOEXEC) < 0) {
@@ -784,9 +844,6 @@ static int img_spawn(struct snapjob *sj, const char *path, struct tt_error *err)
                 setpgid(0, 0);
                 child = fork();
                 if (child == 0) {
-                        const char *argv[] = {"qemu-img", "snapshot", sj->img_op, sj->tag,
-                                              path, NULL};
-
                         dup2(devnull, 0);
                         dup2(op[1], 1);
                         dup2(op[1], 2);
@@ -895,7 +952,7 @@ static struct snapjob *snapjob_new(struct vm *vm, enum snapjob_kind kind, const 
                 return NULL;
         sj->d = vm->d;
         sj->kind = kind;
-        sj->status_fd = sj->out_fd = -1;
+        sj->status_fd = sj->out_fd = sj->sd_fd = -1;
         sj->domain = strdup(vm->def->name);
         sj->name = name ? strdup(name) : NULL;
         sj->tag = sj->name;
@@ -971,9 +1028,416 @@ static void create_record(struct snapjob *sj, const char *errmsg)
         sj_finish(sj, NULL);
 }
 
+/* ---- --disk-only: external snapshots, a qcow2 overlay per writable disk ---- */
+
+/* libvirt's default overlay name: the image's name with its suffix replaced by the snapshot's. */
+static char *overlay_path(const char *src, const char *name)
+{
+        const char *slash = strrchr(src, '/');
+        const char *dot = strrchr(src, '.');
+        char *p = NULL;
+        int n;
+
+        if (dot && (slash == NULL || dot > slash + 1))
+                n = asprintf(&p, "%.*s.%s", (int)(dot - src), src, name);
+        else
+                n = asprintf(&p, "%s.%s", src, name);
+        return n < 0 ? NULL : p;
+}
+
+static int disk_only_prepare(struct snapjob *sj, struct vm *vm, struct tt_error *err)
+{
+        const struct domain *def = vm->live ? vm->live : vm->def;
+
+        sj->sdisks = calloc(def->n_disks + 1, sizeof(*sj->sdisks));
+        sj->overlays = calloc(def->n_disks + 1, sizeof(char *));
+        sj->disks = calloc(def->n_disks + 1, sizeof(char *));
+        if (sj->sdisks == NULL || sj->overlays == NULL || sj->disks == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < def->n_disks; i++) {
+                const struct domain_disk *dk = &def->disks[i];
+                struct snap_disk *sd;
+
+                if (!disk_writable(dk))
+                        continue;
+                sd = &sj->sdisks[sj->n_sdisks++];
+                sd->idx = i;
+                sd->size = -1;
+                sd->fdset = -1;
+                sd->fmt = dk->format == DOMAIN_FORMAT_QCOW2 ? "qcow2" : "raw";
+                sd->target = strdup(dk->target);
+                sd->src = strdup(dk->source);
+                sd->overlay = overlay_path(dk->source, sj->name);
+                if (sd->target == NULL || sd->src == NULL || sd->overlay == NULL)
+                        return tt_error_set(err, ENOMEM, "out of memory");
+                if (access(sd->overlay, F_OK) == 0)
+                        return tt_error_set(err, VM_ERR_CONFIG,
+                                            "unsupported configuration: external snapshot file "
+                                            "for disk %s already exists and is not a block "
+                                            "device: %s",
+                                            dk->target, sd->overlay);
+                snprintf(sd->node, sizeof(sd->node), "tether-%06lld-%zu", sj->ctime % 1000000,
+                         sj->n_sdisks - 1);
+                sj->overlays[i] = sd->overlay;
+                sj->disks[sj->n_sdisks - 1] = strdup(sd->overlay);
+                if (sj->disks[sj->n_sdisks - 1] == NULL)
+                        return tt_error_set(err, ENOMEM, "out of memory");
+        }
+        if (sj->n_sdisks == 0)
+                return tt_error_set(err, VM_ERR_CONFIG,
+                                    "unsupported configuration: No block device can accept "
+                                    "snapshots");
+        return 0;
+}
+
+static void dk_switch_defs(struct snapjob *sj, struct vm *vm);
+static void dk_add_next(struct snapjob *sj);
+
+/* A disk-only snapshot failed: its nodes go from QEMU, its overlay files from the disk. */
+static void dk_fail(struct snapjob *sj, const char *errmsg)
+{
+        struct vm *vm = sj_vm(sj);
+        char name[40];
+
+        for (size_t k = 0; k < sj->n_sdisks; k++) {
+                struct snap_disk *sd = &sj->sdisks[k];
+
+                if (vm && vm->qmp && sd->added) {
+                        snprintf(name, sizeof(name), "%s-f", sd->node);
+                        qmp_command(vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name", name),
+                                    VM_QMP_TIMEOUT_MS, qjob_dismissed, NULL);
+                        snprintf(name, sizeof(name), "%s-s", sd->node);
+                        qmp_command(vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name", name),
+                                    VM_QMP_TIMEOUT_MS, qjob_dismissed, NULL);
+                }
+                if (vm && vm->qmp && sd->fdset >= 0)
+                        qmp_command(vm->qmp, "remove-fd",
+                                    json_pack("{s:I}", "fdset-id", (json_int_t)sd->fdset),
+                                    VM_QMP_TIMEOUT_MS, qjob_dismissed, NULL);
+                /* The overlays did not exist before (checked): none of them is anyone's. */
+                if (unlink(sd->overlay) < 0 && errno != ENOENT)
+                        tt_warn("%s: cannot remove '%s': %s", sj->domain, sd->overlay,
+                                strerror(errno));
+        }
+        create_taken(sj, errmsg);
+}
+
+/* Every device writes to its overlay now. */
+static void dk_switched(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct snapjob *sj = opaque;
+        struct vm *vm = sj_vm(sj);
+
+        if (vm == NULL) {
+                sj_finish(sj, NULL);
+                return;
+        }
+        if (err) {
+                dk_fail(sj, err->msg);
+                return;
+        }
+        dk_switch_defs(sj, vm);
+        create_taken(sj, NULL);
+}
+
+/* Every overlay is a node: switch all devices at once (one transaction). */
+static void dk_transaction(struct snapjob *sj, struct vm *vm)
+{
+        json_t *actions = json_array();
+        char overlay[40];
+
+        for (size_t k = 0; k < sj->n_sdisks; k++) {
+                snprintf(overlay, sizeof(overlay), "%s-f", sj->sdisks[k].node);
+                json_array_append_new(actions,
+                                      json_pack("{s:s, s:{s:s, s:s}}", "type", "blockdev-snapshot",
+                                                "data", "node", sj->sdisks[k].top, "overlay",
+                                                overlay));
+        }
+        if (qmp_command(vm->qmp, "transaction", json_pack("{s:o}", "actions", actions),
+                        VM_QMP_TIMEOUT_MS, dk_switched, sj) < 0)
+                dk_fail(sj, "operation failed: cannot talk to QEMU");
+}
+
+static bool dk_step_ok(struct snapjob *sj, const struct tt_error *err)
+{
+        if (sj_vm(sj) == NULL) {
+                sj_finish(sj, NULL);
+                return false;
+        }
+        if (err) {
+                dk_fail(sj, err->msg);
+                return false;
+        }
+        return true;
+}
+
+static void dk_format_added(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct snapjob *sj = opaque;
+
+        if (!dk_step_ok(sj, err))
+                return;
+        sj->sdisks[sj->sd_i].added = true;
+        sj->sd_i++;
+        dk_add_next(sj);
+}
+
+static void dk_file_added(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct snapjob *sj = opaque;
+        struct snap_disk *sd = &sj->sdisks[sj->sd_i];
+        char file[40], fmt[40];
+
+        if (!dk_step_ok(sj, err))
+                return;
+        snprintf(file, sizeof(file), "%s-s", sd->node);
+        snprintf(fmt, sizeof(fmt), "%s-f", sd->node);
+        /* backing null: blockdev-snapshot puts the device's current node under it. */
+        if (qmp_command(sj_vm(sj)->qmp, "blockdev-add",
+                        json_pack("{s:s, s:s, s:s, s:n}", "driver", "qcow2", "node-name", fmt,
+                                  "file", file, "backing"),
+                        VM_QMP_TIMEOUT_MS, dk_format_added, sj) < 0)
+                dk_fail(sj, "operation failed: cannot talk to QEMU");
+}
+
+/* The overlay's descriptors are in an fdset: QEMU opens it as /dev/fdset/N, never by path. */
+static void dk_fds_added(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct snapjob *sj = opaque;
+        struct snap_disk *sd = &sj->sdisks[sj->sd_i];
+        char file[40], path[48];
+
+        if (sj->sd_fd >= 0)
+                close(sj->sd_fd);
+        sj->sd_fd = -1;
+        if (!dk_step_ok(sj, err))
+                return;
+        snprintf(file, sizeof(file), "%s-s", sd->node);
+        snprintf(path, sizeof(path), "/dev/fdset/%lld", sd->fdset);
+        if (qmp_command(sj_vm(sj)->qmp, "blockdev-add",
+                        json_pack("{s:s, s:s, s:s, s:s}", "driver", "file", "node-name", file,
+                                  "filename", path, "discard", "unmap"),
+                        VM_QMP_TIMEOUT_MS, dk_file_added, sj) < 0)
+                dk_fail(sj, "operation failed: cannot talk to QEMU");
+}
+
+/* The read-write descriptor is in: add a read-only one (QEMU reopens backing files so). */
+static void dk_rw_added(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct snapjob *sj = opaque;
+        struct snap_disk *sd = &sj->sdisks[sj->sd_i];
+
+        if (sj->sd_fd >= 0)
+                close(sj->sd_fd);
+        sj->sd_fd = -1;
+        if (!dk_step_ok(sj, err))
+                return;
+        sd->fdset = json_integer_value(json_object_get(ret, "fdset-id"));
+        sj->sd_fd = open(sd->overlay, O_RDONLY | O_CLOEXEC);
+        if (sj->sd_fd < 0) {
+                char msg[600];
+
+                snprintf(msg, sizeof(msg), "cannot open '%s': %s", sd->overlay, strerror(errno));
+                dk_fail(sj, msg);
+                return;
+        }
+        if (qmp_command_fd(sj_vm(sj)->qmp, "add-fd",
+                           json_pack("{s:I, s:s}", "fdset-id", (json_int_t)sd->fdset, "opaque",
+                                     "tether-snapshot-ro"),
+                           sj->sd_fd, VM_QMP_TIMEOUT_MS, dk_fds_added, sj) < 0)
+                dk_fail(sj, "operation failed: cannot talk to QEMU");
+}
+
+static void dk_add_next(struct snapjob *sj)
+{
+        struct vm *vm = sj_vm(sj);
+        struct snap_disk *sd;
+
+        if (vm == NULL) {
+                sj_finish(sj, NULL);
+                return;
+        }
+        if (sj->sd_i == sj->n_sdisks) {
+                dk_transaction(sj, vm);
+                return;
+        }
+        sd = &sj->sdisks[sj->sd_i];
+        sj->sd_fd = open(sd->overlay, O_RDWR | O_CLOEXEC);
+        if (sj->sd_fd < 0) {
+                char msg[600];
+
+                snprintf(msg, sizeof(msg), "cannot open '%s': %s", sd->overlay, strerror(errno));
+                dk_fail(sj, msg);
+                return;
+        }
+        if (qmp_command_fd(vm->qmp, "add-fd", json_pack("{s:s}", "opaque", "tether-snapshot-rw"),
+                           sj->sd_fd, VM_QMP_TIMEOUT_MS, dk_rw_added, sj) < 0)
+                dk_fail(sj, "operation failed: cannot talk to QEMU");
+}
+
+/* The overlay files exist: a running domain's devices move onto them; else the definition. */
+static void dk_images_made(struct snapjob *sj, const char *errmsg)
+{
+        struct vm *vm = sj_vm(sj);
+
+        if (vm == NULL) {
+                sj_finish(sj, NULL);
+                return;
+        }
+        if (errmsg) {
+                dk_fail(sj, errmsg);
+                return;
+        }
+        if (!vm_state_is_active(vm->status.state)) {
+                dk_switch_defs(sj, vm);
+                create_taken(sj, NULL);
+                return;
+        }
+        sj->sd_i = 0;
+        dk_add_next(sj);
+}
+
+static void dk_make_images(struct snapjob *sj)
+{
+        sj->img_op = "create";
+        sj->disk_i = 0;
+        sj->next = dk_images_made;
+        img_next_disk(sj);
+}
+
+/* Is qdev (query-block's) the device with id? virtio-blk's is its backend under the id. */
+static bool qdev_is(const char *qdev, const char *id)
+{
+        static const char prefix[] = "/machine/peripheral/";
+        size_t n = strlen(id);
+
+        if (qdev == NULL)
+                return false;
+        if (strcmp(qdev, id) == 0)
+                return true;
+        return strncmp(qdev, prefix, sizeof(prefix) - 1) == 0 &&
+               strncmp(qdev + sizeof(prefix) - 1, id, n) == 0 &&
+               qdev[sizeof(prefix) - 1 + n] == '/';
+}
+
+/* The id qemu_argv.c gives a disk's device. */
+static void disk_device_id(const struct domain_disk *dk, char *buf, size_t len)
+{
+        int idx = 0;
+
+        for (const char *c = dk->target + 2; *c; c++)
+                idx = idx * 26 + (*c - 'a' + 1);
+        idx--;
+        if (dk->bus == DOMAIN_BUS_VIRTIO)
+                snprintf(buf, len, "virtio-disk%d", idx);
+        else if (dk->bus == DOMAIN_BUS_SATA)
+                snprintf(buf, len, "sata0-0-%d", idx);
+        else
+                snprintf(buf, len, "ide0-%d-%d", idx / 2, idx % 2);
+}
+
+/* query-block: each device's top node (what it writes to now) and its size. */
+static void dk_blocks(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        struct snapjob *sj = opaque;
+        struct vm *vm = sj_vm(sj);
+
+        if (!dk_step_ok(sj, err))
+                return;
+        for (size_t k = 0; k < sj->n_sdisks; k++) {
+                struct snap_disk *sd = &sj->sdisks[k];
+                char id[48];
+                size_t i;
+                json_t *b;
+
+                disk_device_id(&vm->live->disks[sd->idx], id, sizeof(id));
+                json_array_foreach(ret, i, b) {
+                        json_t *ins = json_object_get(b, "inserted");
+                        const char *node = json_string_value(json_object_get(ins, "node-name"));
+
+                        if (!qdev_is(json_string_value(json_object_get(b, "qdev")), id) || !node)
+                                continue;
+                        sd->top = strdup(node);
+                        sd->size = json_integer_value(
+                                json_object_get(json_object_get(ins, "image"), "virtual-size"));
+                }
+                if (sd->top == NULL) {
+                        char msg[200];
+
+                        snprintf(msg, sizeof(msg),
+                                 "internal error: QEMU has no block device for disk %s",
+                                 sd->target);
+                        dk_fail(sj, msg);
+                        return;
+                }
+        }
+        dk_make_images(sj);
+}
+
+/* The definition (and the live one) point at the overlays, as libvirt's do after the snapshot. */
+static void dk_switch_defs(struct snapjob *sj, struct vm *vm)
+{
+        struct tt_error err = {0};
+
+        for (size_t k = 0; k < sj->n_sdisks; k++) {
+                struct snap_disk *sd = &sj->sdisks[k];
+                struct domain *defs[2] = {vm->live, vm->def};
+
+                for (size_t j = 0; j < 2; j++) {
+                        struct domain *def = defs[j];
+
+                        if (def == NULL || (j == 1 && vm->def == vm->live))
+                                continue;
+                        for (size_t i = 0; i < def->n_disks; i++) {
+                                struct domain_disk *dk = &def->disks[i];
+                                char *copy;
+
+                                if (dk->source == NULL || strcmp(dk->target, sd->target) != 0 ||
+                                    strcmp(dk->source, sd->src) != 0)
+                                        continue;
+                                copy = strdup(sd->overlay);
+                                if (copy == NULL)
+                                        continue;
+                                free(dk->source);
+                                dk->source = copy;
+                                dk->format = DOMAIN_FORMAT_QCOW2;
+                                dk->has_driver = true;
+                        }
+                }
+        }
+        if (vm->persistent) {
+                _cleanup_free_ char *xml = domain_format(vm->def);
+
+                if (xml == NULL ||
+                    store_save_def(&vm->d->store, vm->def->name, xml, &err) < 0) {
+                        tt_err("%s: cannot save the definition with its overlays: %s",
+                               vm->def->name, err.msg ? err.msg : "out of memory");
+                        tt_error_clear(&err);
+                }
+        }
+        if (vm->live) {
+                _cleanup_free_ char *xml = domain_format(vm->live);
+                _cleanup_free_ char *path =
+                        store_run_path(&vm->d->store, vm->def->name, "domain.xml");
+
+                if (xml == NULL || path == NULL ||
+                    tt_write_file_atomic(path, xml, strlen(xml), 0600, &err) < 0) {
+                        tt_err("%s: cannot save the live definition with its overlays: %s",
+                               vm->def->name, err.msg ? err.msg : "out of memory");
+                        tt_error_clear(&err);
+                }
+        }
+}
+
 static void create_take(struct snapjob *sj, struct vm *vm)
 {
-        if (vm_state_is_active(vm->status.state))
+        if (sj->disk_only && vm_state_is_active(vm->status.state)) {
+                if (qmp_command(vm->qmp, "query-block", NULL, VM_QMP_TIMEOUT_MS, dk_blocks, sj) <
+                    0)
+                        dk_fail(sj, "operation failed: cannot talk to QEMU");
+        } else if (sj->disk_only) {
+                dk_make_images(sj);
+        } else if (vm_state_is_active(vm->status.state))
                 qjob_run(sj, vm, "snapshot-save", create_taken);
         else
                 img_run(sj, vm, "-c", create_taken);
@@ -1012,10 +1476,7 @@ static int snap_create(struct vm *vm, json_t *args, vm_done_fn done, void *opaqu
         time_t now = time(NULL);
         _cleanup_free_ char *pending = NULL;
 
-        if (json_is_true(json_object_get(args, "disk-only")))
-                return tt_error_set(err, VM_ERR_CONFIG,
-                                    "unsupported configuration: --disk-only (external) snapshots "
-                                    "are not supported by tether yet");
+        bool disk_only = json_is_true(json_object_get(args, "disk-only"));
         if (name == NULL) {
                 snprintf(defname, sizeof(defname), "%lld", (long long)now);
                 name = defname;
@@ -1033,7 +1494,7 @@ static int snap_create(struct vm *vm, json_t *args, vm_done_fn done, void *opaqu
         if (json_is_true(json_object_get(args, "quiesce")) && !active)
                 return tt_error_set(err, VM_ERR_INVALID_OP,
                                     "Requested operation is not valid: domain is not running");
-        if (check_internal(active ? vm->live : vm->def, err) < 0)
+        if (!disk_only && check_internal(active ? vm->live : vm->def, err) < 0)
                 return -1;
         if (snap_set_load(vm, &set, err) < 0)
                 return -1;
@@ -1050,8 +1511,15 @@ static int snap_create(struct vm *vm, json_t *args, vm_done_fn done, void *opaqu
         sj->parent = set.current ? strdup(set.current) : NULL;
         snap_set_clear(&set);
         sj->description = desc ? strdup(desc) : NULL;
-        sj->state = strdup(active ? vm_state_name(vm->status.state) : "shutoff");
+        sj->state = strdup(!active     ? "shutoff"
+                           : disk_only ? "disk-snapshot"
+                                       : vm_state_name(vm->status.state));
         sj->ctime = (long long)now;
+        sj->disk_only = disk_only;
+        if (disk_only && disk_only_prepare(sj, vm, err) < 0) {
+                snapjob_free(sj);
+                return -1;
+        }
         sj->quiesce = json_is_true(json_object_get(args, "quiesce"));
         sj->no_metadata = json_is_true(json_object_get(args, "no-metadata"));
         if (sj->state == NULL || take_job(vm, sj, "snapshot-create", done, opaque, err) < 0) {

@@ -14,6 +14,8 @@ virsh's (libvirt 9.0's test driver, same tree of snapshots). Prints "N passed, N
 """
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import signal
@@ -39,6 +41,17 @@ def img_tags(path):
     out = subprocess.run(["qemu-img", "snapshot", "-U", "-l", path], capture_output=True,
                          text=True).stdout
     return [ln.split()[1] for ln in out.splitlines()[2:] if ln.split()]
+
+
+def img_info(path):
+    p = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True,
+                       text=True)
+    return json.loads(p.stdout) if p.returncode == 0 else {}
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def wait_for(cond, timeout, step=0.1):
@@ -257,6 +270,53 @@ def run(t, genv):
     tags = [x for x in img_tags(disk) if x != "k1"]
     check("no snapshot left in the image but k1 (made by QEMU after the kill)", tags == [],
           str(img_tags(disk)))
+
+    # ---- --disk-only: a qcow2 overlay per disk, the guest still writing ----
+    rc, out, err = t.cli("start", "snap1")
+    check("start snap1 again", rc == 0, out + err)
+    ag.wait(120)
+    check("data disk mounted again",
+          wait_for(lambda: ag.sh("grep -q ' /mnt/data ' /proc/mounts")[0] == 0, 60))
+    base_sum = sha256(disk)
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "d1", "--disk-only")
+    check("snapshot-create-as --disk-only", rc == 0 and out == "Domain snapshot d1 created\n",
+          repr(out) + err)
+    overlay = os.path.join(root, "data.d1")
+    info = img_info(overlay)
+    check("the overlay is qcow2 over the old image",
+          info.get("format") == "qcow2" and info.get("backing-filename") == disk
+          and info.get("backing-filename-format") == "qcow2", str(info))
+    rc, out, _ = t.cli("dumpxml", "snap1")
+    check("the running definition points at the overlay", f"<source file='{overlay}'/>" in out,
+          out)
+    rc, out, _ = t.cli("dumpxml", "snap1", "--inactive")
+    check("and so does the persistent one", f"<source file='{overlay}'/>" in out, out)
+    rc, out, _ = t.cli("snapshot-info", "snap1", "d1")
+    check("snapshot-info of a disk-only snapshot",
+          "State:          disk-snapshot\nLocation:       external\n" in out, out)
+    size0 = img_info(overlay).get("actual-size", 0)
+    code, _ = ag.sh("dd if=/dev/urandom of=/mnt/data/big bs=1M count=8 2>/dev/null && "
+                    "echo MARK-D > /mnt/data/marker && sync")
+    check("the guest writes after the snapshot", code == 0)
+    size1 = img_info(overlay).get("actual-size", 0)
+    check("its writes land in the overlay", size1 >= size0 + 8 * 1024 * 1024,
+          f"{size0} -> {size1}")
+    check("the old image is unchanged", sha256(disk) == base_sum)
+    code, text = ag.sh("cat /mnt/data/marker")
+    check("and reads its own writes", text == "MARK-D\n", text)
+    rc, out, err = t.cli("snapshot-delete", "snap1", "d1")
+    check("deleting an external snapshot is refused as libvirt 9.0 does",
+          rc == 1 and err == "error: Failed to delete snapshot d1\nerror: unsupported "
+                             "configuration: deletion of 1 external disk snapshots not "
+                             "supported yet", err)
+    rc, out, err = t.cli("snapshot-revert", "snap1", "d1")
+    check("reverting to it too",
+          rc == 1 and err == "error: unsupported configuration: revert to external snapshot "
+                             "not supported yet", err)
+    rc, out, err = t.cli("snapshot-delete", "snap1", "d1", "--metadata")
+    check("snapshot-delete --metadata", rc == 0 and out == "Domain snapshot d1 deleted\n\n",
+          out + err)
+    rc, out, err = t.cli("destroy", "snap1")
     rc, out, err = t.cli("undefine", "snap1", "--snapshots-metadata")
     check("undefine --snapshots-metadata", rc == 0, out + err)
 
