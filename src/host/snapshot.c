@@ -1474,7 +1474,6 @@ static int snap_create(struct vm *vm, json_t *args, vm_done_fn done, void *opaqu
         struct snapjob *sj;
         char defname[32];
         time_t now = time(NULL);
-        _cleanup_free_ char *pending = NULL;
 
         bool disk_only = json_is_true(json_object_get(args, "disk-only"));
         if (name == NULL) {

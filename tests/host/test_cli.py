@@ -251,7 +251,8 @@ def test_list(e, update):
     check([d["name"] for d in doms] == ["clitest-alpha", "clitest-Beta", "clitest-trans",
                                          "clitest-delta", "clitest-Echo", "clitest-gamma"],
           "list --json: virsh's order (active by id, then inactive by name, case-insensitively)")
-    check(all(list(d.keys()) == DOMAIN_KEYS for d in doms), "list --json: stable keys",
+    check(all(list(d.keys()) == DOMAIN_KEYS + ["has_snapshot"] for d in doms),
+          "list --json: stable keys",
           repr([list(d.keys()) for d in doms]))
     # Options that virsh refuses together.
     expect(e, ["list", "--table", "--name"], 1, "",
