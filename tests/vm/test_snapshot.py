@@ -124,6 +124,29 @@ def run(t, genv):
           rc == 1 and err == "error: Failed to undefine domain 'snap1'\nerror: Requested "
                              "operation is not valid: cannot delete inactive domain with 1 "
                              "snapshots", err)
+    sx = write(os.path.join(root, "snap.xml"), "<domainsnapshot>\n  <name>fromfile</name>\n"
+               "  <description>from a file</description>\n</domainsnapshot>\n")
+    rc, out, err = t.cli("snapshot-create", "snap1", sx)
+    check("snapshot-create XMLFILE", rc == 0 and out == f"Domain snapshot fromfile created from "
+                                                        f"'{sx}'\n", repr(out) + err)
+    rc, out, err = t.cli("--json", "snapshot-info", "snap1", "fromfile")
+    info = json.loads(out) if rc == 0 else {}
+    check("snapshot-info --json", info.get("description") == "from a file"
+          and info.get("parent") == "off1" and info.get("current") is True
+          and info.get("location") == "internal", out + err)
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "nometa", "--no-metadata")
+    check("--no-metadata: taken", rc == 0 and out == "Domain snapshot nometa created\n",
+          out + err)
+    rc, out, _ = t.cli("snapshot-list", "snap1", "--name")
+    check("--no-metadata: not listed, and current unchanged",
+          out == "fromfile\noff1\n\n" and "nometa" in img_tags(disk), out)
+    subprocess.run(["qemu-img", "snapshot", "-d", "nometa", disk], check=True)
+    rc, out, err = t.cli("snapshot-delete", "snap1", "fromfile")
+    check("snapshot-delete of a shut-off snapshot",
+          rc == 0 and out == "Domain snapshot fromfile deleted\n\n"
+          and img_tags(disk) == ["off1"], out + err + str(img_tags(disk)))
+    rc, out, _ = t.cli("snapshot-current", "snap1", "--name")
+    check("current goes back to the parent", out == "off1\n", out)
 
     # ---- running: QMP snapshot-save / snapshot-load ----
     rc, out, err = t.cli("start", "snap1")
