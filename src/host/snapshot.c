@@ -264,7 +264,8 @@ static int snap_set_current(struct vm *vm, const char *name, struct tt_error *er
                         return tt_error_errno(err, errno, "cannot remove '%s'", path);
                 return 0;
         }
-        return tt_write_file_atomic(path, name, strlen(name), 0600, err);
+        /* Replace without fsync: a crash of the machine may only leave the previous one. */
+        return tt_write_file_replace(path, name, strlen(name), 0600, err);
 }
 
 static int snap_write(struct vm *vm, const char *name, const char *xml, struct tt_error *err)
@@ -472,10 +473,13 @@ struct snapjob;
 typedef void (*snap_next_fn)(struct snapjob *sj, const char *errmsg);
 
 /* A snapshot job while it runs; it holds the domain's job (vm->job == jobname). */
+#define SNAPJOB_MAGIC 0x534e4150u /* "SNAP": vm->job points into a live snapjob */
+
 struct snapjob {
+        char jobname[24];            /* vm->job while ours ("snapshot-create", ...); first */
+        unsigned magic;              /* SNAPJOB_MAGIC */
         struct tetherd *d;           /* the daemon */
         char *domain;                /* the domain's name: it is looked up again at each step */
-        char jobname[24];            /* vm->job while ours ("snapshot-create", ...) */
         enum snapjob_kind kind;      /* what runs */
         char *name;                  /* the snapshot */
         const char *tag;             /* the one the QMP job or qemu-img works on (name, or a
@@ -492,6 +496,9 @@ struct snapjob {
         char *error;                 /* the first failure, reported at the end */
         /* a QMP job */
         char job_id[48];             /* its job-id */
+        bool polling;                /* query-jobs polls it (a timer or a query in flight) */
+        bool starting;               /* create_start() runs: an end now is deferred to it */
+        bool finished;               /* ... and one came */
         struct event *timer;         /* query-jobs polling */
         struct timespec deadline;    /* when it is failed */
         snap_next_fn next;           /* what follows the QMP job or the qemu-img runs */
@@ -578,6 +585,10 @@ static void sj_finish(struct snapjob *sj, const char *errmsg)
 
         if (errmsg)
                 sj_note_error(sj, errmsg);
+        if (sj->starting) {
+                sj->finished = true;
+                return;
+        }
         if (vm && sj->kind == SJ_CREATE)
                 snap_unlink(vm, sj->name, ".pending");
         if (vm) {
@@ -634,6 +645,7 @@ static void qjob_polled(void *opaque, json_t *ret, const struct tt_error *err)
                 if (id == NULL || strcmp(id, sj->job_id) != 0 || status == NULL)
                         continue;
                 if (strcmp(status, "concluded") == 0 || strcmp(status, "null") == 0) {
+                        sj->polling = false;
                         qjob_end(sj, vm, error);
                         return;
                 }
@@ -684,7 +696,30 @@ static void qjob_started(void *opaque, json_t *ret, const struct tt_error *err)
                 sj->next(sj, err->msg);
                 return;
         }
+        sj->polling = true;
         qjob_poll_arm(sj);
+}
+
+void snapshot_on_qmp_event(struct vm *vm, const char *name, json_t *data)
+{
+        struct snapjob *sj;
+        const char *id, *status;
+
+        if (strcmp(name, "JOB_STATUS_CHANGE") != 0 || vm->job == NULL ||
+            strncmp(vm->job, "snapshot-", 9) != 0)
+                return;
+        /* vm->job is the jobname of the running snapjob (its first member). */
+        sj = (struct snapjob *)(void *)vm->job;
+        id = json_string_value(json_object_get(data, "id"));
+        status = json_string_value(json_object_get(data, "status"));
+        if (sj->magic != SNAPJOB_MAGIC || !sj->polling || id == NULL || status == NULL ||
+            strcmp(id, sj->job_id) != 0 || strcmp(status, "concluded") != 0)
+                return;
+        /* The job ended: ask for its result now rather than at the next poll. */
+        if (sj->timer && evtimer_pending(sj->timer, NULL)) {
+                event_del(sj->timer);
+                qjob_tick(-1, EV_TIMEOUT, sj);
+        }
 }
 
 /*
@@ -951,6 +986,7 @@ static struct snapjob *snapjob_new(struct vm *vm, enum snapjob_kind kind, const 
         if (sj == NULL)
                 return NULL;
         sj->d = vm->d;
+        sj->magic = SNAPJOB_MAGIC;
         sj->kind = kind;
         sj->status_fd = sj->out_fd = sj->sd_fd = -1;
         sj->domain = strdup(vm->def->name);
@@ -966,6 +1002,65 @@ static struct snapjob *snapjob_new(struct vm *vm, enum snapjob_kind kind, const 
 /* ---- create ---- */
 
 static void create_record(struct snapjob *sj, const char *errmsg);
+
+/*
+ * The metadata, complete, as NAME.pending (written atomically while QEMU or qemu-img takes the
+ * snapshot, off the reply's path): a daemon killed before the job ends leaves only it, and
+ * snap_set_load() drops it. The job's success renames it into place.
+ */
+static void create_pending(struct snapjob *sj, struct vm *vm)
+{
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_free_ char *path = NULL;
+        struct tt_error err = {0};
+
+        if (sj->no_metadata)
+                return;
+        xml = snap_format(vm, sj->name, sj->description, sj->state, sj->parent, sj->ctime,
+                          strcmp(sj->state, "shutoff") != 0 && !sj->disk_only,
+                          (const char *const *)sj->overlays);
+        path = snap_path(vm, sj->name, ".pending");
+        if (xml == NULL || path == NULL) {
+                sj_note_error(sj, "out of memory");
+                return;
+        }
+        if (tt_write_file_atomic(path, xml, strlen(xml), 0600, &err) < 0) {
+                sj_note_error(sj, err.msg);
+                tt_error_clear(&err);
+        }
+}
+
+/* NAME.pending becomes NAME.xml: one rename, then the folder is synced. */
+static int snap_commit(struct vm *vm, const char *name, struct tt_error *err)
+{
+        _cleanup_free_ char *from = snap_path(vm, name, ".pending");
+        _cleanup_free_ char *to = snap_path(vm, name, ".xml");
+        _cleanup_free_ char *dir = snap_dir(vm);
+        _cleanup_close_ int dfd = -1;
+
+        if (from == NULL || to == NULL || dir == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        if (rename(from, to) < 0)
+                return tt_error_errno(err, errno, "cannot record snapshot '%s'", name);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0)
+                return tt_error_errno(err, errno, "cannot sync '%s'", dir);
+        return 0;
+}
+
+static void create_take(struct snapjob *sj, struct vm *vm);
+
+/* Start taking the snapshot, and write its metadata while that runs. */
+static void create_start(struct snapjob *sj, struct vm *vm)
+{
+        sj->starting = true;
+        create_take(sj, vm);
+        if (!sj->finished)
+                create_pending(sj, vm);
+        sj->starting = false;
+        if (sj->finished)
+                sj_finish(sj, NULL);
+}
 
 static void thawed(void *opaque, json_t *reply, const struct tt_error *err)
 {
@@ -1004,7 +1099,6 @@ static void create_record(struct snapjob *sj, const char *errmsg)
 {
         struct vm *vm = sj_vm(sj);
         struct tt_error err = {0};
-        _cleanup_free_ char *xml = NULL;
 
         if (errmsg)
                 sj_note_error(sj, errmsg);
@@ -1012,14 +1106,7 @@ static void create_record(struct snapjob *sj, const char *errmsg)
                 sj_finish(sj, NULL);
                 return;
         }
-        xml = snap_format(vm, sj->name, sj->description, sj->state, sj->parent, sj->ctime,
-                          strcmp(sj->state, "shutoff") != 0 && !sj->disk_only,
-                          (const char *const *)sj->overlays);
-        if (xml == NULL) {
-                sj_finish(sj, "out of memory");
-                return;
-        }
-        if (snap_write(vm, sj->name, xml, &err) < 0 || snap_set_current(vm, sj->name, &err) < 0) {
+        if (snap_commit(vm, sj->name, &err) < 0 || snap_set_current(vm, sj->name, &err) < 0) {
                 sj_finish(sj, err.msg);
                 tt_error_clear(&err);
                 return;
@@ -1461,7 +1548,7 @@ static void frozen(void *opaque, json_t *reply, const struct tt_error *err)
                 return;
         }
         sj->frozen = true;
-        create_take(sj, vm);
+        create_start(sj, vm);
 }
 
 static int snap_create(struct vm *vm, json_t *args, vm_done_fn done, void *opaque,
@@ -1525,13 +1612,10 @@ static int snap_create(struct vm *vm, json_t *args, vm_done_fn done, void *opaqu
                 snapjob_free(sj);
                 return err && err->msg ? -1 : tt_error_set(err, ENOMEM, "out of memory");
         }
-        /* The marker that a job is under way: a daemon killed now leaves only it. */
         {
                 _cleanup_free_ char *dir = snap_dir(vm);
-                _cleanup_free_ char *path = snap_path(vm, sj->name, ".pending");
 
-                if (dir == NULL || path == NULL || tt_mkdir_p(dir, 0700, err) < 0 ||
-                    tt_write_file_atomic(path, "", 0, 0600, err) < 0) {
+                if (dir == NULL || tt_mkdir_p(dir, 0700, err) < 0) {
                         vm_release_job(vm, err);
                         snapjob_free(sj);
                         return -1;
@@ -1550,7 +1634,7 @@ static int snap_create(struct vm *vm, json_t *args, vm_done_fn done, void *opaqu
                 }
                 return 1;
         }
-        create_take(sj, vm);
+        create_start(sj, vm);
         return 1;
 }
 

@@ -37,6 +37,8 @@ const struct wire_arg *snapshot_op_args(const struct snapshot_op_def *def);
 int snapshot_op_run(struct tetherd *d, const struct snapshot_op_def *def, json_t *args,
                     vm_done_fn done, void *opaque, json_t **ret, struct tt_error *err);
 
+/* A QMP event of the domain: JOB_STATUS_CHANGE ends a snapshot job's wait at once. */
+void snapshot_on_qmp_event(struct vm *vm, const char *name, json_t *data);
 /* How many snapshots (with metadata) the domain has; 0 when none or unreadable. */
 int snapshot_count(struct vm *vm);
 /* undefine: an inactive domain with snapshots is refused unless with_metadata (virsh's

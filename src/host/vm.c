@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/vm-int.h"
+#include "host/snapshot.h"
 #include "host/dac.h"
 #include "host/guest.h"
 #include "host/monitor.h"
@@ -485,6 +486,7 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
         tt_debug("%s: QMP event %s", vm->def->name, name);
         /* VSERPORT_CHANGE, and the events that end guest-shutdown or guest-suspend-*. */
         guest_on_qmp_event(vm, name, data);
+        snapshot_on_qmp_event(vm, name, data);
         if (strcmp(name, "SHUTDOWN") == 0) {
                 /* Our own SIGTERM (destroy) or quit (save) makes QEMU say SHUTDOWN: EOF follows. */
                 if (vm->destroying || vm->saved)
