@@ -589,8 +589,13 @@ static void sj_finish(struct snapjob *sj, const char *errmsg)
                 sj->finished = true;
                 return;
         }
-        if (vm && sj->kind == SJ_CREATE)
-                snap_unlink(vm, sj->name, ".pending");
+        if (sj->kind == SJ_CREATE) {
+                /* Also when the job was taken from us (QEMU died): nothing half-made stays. */
+                struct vm *owner = vm ? vm : vm_lookup_name(sj->d, sj->domain);
+
+                if (owner && (owner->job == NULL || owner->job == sj->jobname))
+                        snap_unlink(owner, sj->name, ".pending");
+        }
         if (vm) {
                 if (sj->error) {
                         tt_err("%s: %s", vm->def->name, sj->error);

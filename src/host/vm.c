@@ -344,6 +344,10 @@ void vm_finish_stop(struct vm *vm, enum vm_event ev)
                                  "internal error: QEMU exited while starting: %s",
                                  tail && *tail ? tail : "no message");
                 vm_end_job_error(vm, VM_ERR_FAILED, msg);
+        } else if (job && strncmp(job, "snapshot-", 9) == 0) {
+                /* QEMU went away under a snapshot job: it failed (snapshot.c drops its state). */
+                vm_end_job_error(vm, VM_ERR_FAILED,
+                                 "operation failed: domain is not running");
         } else if (job) {
                 /* The final state, so that shutdown --wait can tell shutdown from destroyed. */
                 _cleanup_json_ json_t *ret = json_pack(

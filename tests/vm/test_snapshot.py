@@ -260,9 +260,23 @@ def run(t, genv):
     rc, out, _ = t.cli("snapshot-current", "snap1", "--name")
     check("current goes to the parent", out == "s1\n", out)
 
+    # ---- QEMU killed during snapshot-save: the job fails, nothing is listed ----
+    pending = os.path.join(root, "var/lib/tether/snapshot/snap1/dead.pending")
+    qpid = t.qemu_pid("snap1")
+    bg = t.cli_bg("snapshot-create-as", "snap1", "dead")
+    seen = wait_for(lambda: os.path.exists(pending), 30, 0.002)
+    os.kill(qpid, signal.SIGKILL)
+    bout, berr = bg.communicate(timeout=60)
+    check("QEMU killed during the job: the job failed",
+          seen and bg.returncode == 1 and berr.startswith("error: ") and "created" not in bout,
+          bout + berr)
+    rc, out, _ = t.cli("snapshot-list", "snap1", "--name")
+    check("and nothing half-made is listed", out == "off1\ns1\n\n" and not os.path.exists(pending),
+          out)
+
     # ---- revert of a shut-off domain to a running snapshot: a fresh QEMU loads it ----
-    rc, out, err = t.cli("destroy", "snap1")
-    check("destroy snap1", rc == 0, out + err)
+    rc, out, err = t.cli("domstate", "snap1")
+    check("snap1 is shut off", out == "shut off\n\n", out)
     rc, out, err = t.cli("snapshot-revert", "snap1", "s1")
     check("revert a shut-off domain to a running snapshot",
           rc == 0 and out == "Domain snapshot s1 reverted\n\n", repr(out) + err)
