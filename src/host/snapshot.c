@@ -463,7 +463,6 @@ struct snap_disk {
         long long size;      /* its virtual size (running: the backing is QEMU's), or -1 */
         char *top;           /* running: the node the device writes to now */
         char node[32];       /* running: the overlay's format node ("-f"; "-s" the file) */
-        bool created;        /* the overlay file exists (removed again on failure) */
         bool added;          /* running: its nodes were added */
         long long fdset;     /* running: the fdset holding its descriptors, or -1 */
 };
@@ -496,6 +495,7 @@ struct snapjob {
         char *error;                 /* the first failure, reported at the end */
         /* a QMP job */
         char job_id[48];             /* its job-id */
+        const char *qcmd;            /* snapshot-save, snapshot-load or snapshot-delete */
         bool polling;                /* query-jobs polls it (a timer or a query in flight) */
         bool starting;               /* create_start() runs: an end now is deferred to it */
         bool finished;               /* ... and one came */
@@ -727,37 +727,79 @@ void snapshot_on_qmp_event(struct vm *vm, const char *name, json_t *data)
         }
 }
 
-/*
- * Run a snapshot-save / -load / -delete job on every writable disk (the first one holds the
- * memory state), then next.
- */
-static void qjob_run(struct snapjob *sj, struct vm *vm, const char *cmd, snap_next_fn next)
+static bool qdev_is(const char *qdev, const char *id);
+static void disk_device_id(const struct domain_disk *dk, char *buf, size_t len);
+
+/* The node disk i's device writes to now (an overlay's after --disk-only), from query-block. */
+static const char *top_node(json_t *blocks, const struct domain_disk *dk)
 {
-        json_t *devices = json_array();
-        json_t *args;
+        char id[48];
+        size_t i;
+        json_t *b;
+
+        disk_device_id(dk, id, sizeof(id));
+        json_array_foreach(blocks, i, b)
+                if (qdev_is(json_string_value(json_object_get(b, "qdev")), id))
+                        return json_string_value(
+                                json_object_get(json_object_get(b, "inserted"), "node-name"));
+        return NULL;
+}
+
+/* query-block answered: start the job on every writable disk's top node. */
+static void qjob_issue(void *opaque, json_t *blocks, const struct tt_error *err)
+{
+        struct snapjob *sj = opaque;
+        struct vm *vm = sj_vm(sj);
+        json_t *devices, *args;
         const char *vmstate = NULL;
         char node[48];
         struct timespec now;
 
-        sj->next = next;
+        if (vm == NULL) {
+                sj_finish(sj, NULL);
+                return;
+        }
+        if (err) {
+                sj->next(sj, err->msg);
+                return;
+        }
+        devices = json_array();
         clock_gettime(CLOCK_MONOTONIC, &now);
         snprintf(sj->job_id, sizeof(sj->job_id), "tether-snapshot-%lld%09ld",
                  (long long)now.tv_sec, now.tv_nsec);
         sj->deadline = now;
         sj->deadline.tv_sec += SNAP_JOB_TIMEOUT_S;
         for (size_t i = 0; i < vm->live->n_disks; i++) {
+                const char *top;
+
                 if (!disk_writable(&vm->live->disks[i]))
                         continue;
-                snprintf(node, sizeof(node), "libvirt-%zu-format", i + 1);
-                json_array_append_new(devices, json_string(node));
+                top = top_node(blocks, &vm->live->disks[i]);
+                if (top == NULL) {
+                        snprintf(node, sizeof(node), "libvirt-%zu-format", i + 1);
+                        top = node;
+                }
+                json_array_append_new(devices, json_string(top));
                 if (vmstate == NULL)
                         vmstate = json_string_value(json_array_get(devices, 0));
         }
         args = json_pack("{s:s, s:s, s:o}", "job-id", sj->job_id, "tag", sj->tag, "devices",
                          devices);
-        if (strcmp(cmd, "snapshot-delete") != 0)
+        if (strcmp(sj->qcmd, "snapshot-delete") != 0)
                 json_object_set_new(args, "vmstate", json_string(vmstate));
-        if (qmp_command(vm->qmp, cmd, args, VM_QMP_TIMEOUT_MS, qjob_started, sj) < 0)
+        if (qmp_command(vm->qmp, sj->qcmd, args, VM_QMP_TIMEOUT_MS, qjob_started, sj) < 0)
+                sj->next(sj, "operation failed: cannot talk to QEMU");
+}
+
+/*
+ * Run a snapshot-save / -load / -delete job on every writable disk (the first one holds the
+ * memory state), then next.
+ */
+static void qjob_run(struct snapjob *sj, struct vm *vm, const char *cmd, snap_next_fn next)
+{
+        sj->next = next;
+        sj->qcmd = cmd;
+        if (qmp_command(vm->qmp, "query-block", NULL, VM_QMP_TIMEOUT_MS, qjob_issue, sj) < 0)
                 next(sj, "operation failed: cannot talk to QEMU");
 }
 
@@ -2069,13 +2111,18 @@ static int snap_dumpxml(struct vm *vm, json_t *args, json_t **ret, struct tt_err
 
 int snapshot_count(struct vm *vm)
 {
-        struct snap_set set;
-        int n;
+        _cleanup_free_ char *dir = snap_dir(vm);
+        DIR *dh = dir ? opendir(dir) : NULL;
+        struct dirent *de;
+        int n = 0;
 
-        if (snap_set_load(vm, &set, NULL) < 0)
+        /* `list` asks for every domain: count the documents, parse none. */
+        if (dh == NULL)
                 return 0;
-        n = (int)set.n;
-        snap_set_clear(&set);
+        while ((de = readdir(dh)) != NULL)
+                if (de->d_name[0] != '.' && has_suffix(de->d_name, ".xml"))
+                        n++;
+        closedir(dh);
         return n;
 }
 

@@ -341,6 +341,16 @@ def run(t, genv):
     check("the old image is unchanged", sha256(disk) == base_sum)
     code, text = ag.sh("cat /mnt/data/marker")
     check("and reads its own writes", text == "MARK-D\n", text)
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "i2")
+    check("an internal snapshot on top of the overlay", rc == 0, out + err)
+    check("it is in the overlay", img_tags(overlay) == ["i2"], str(img_tags(overlay)))
+    code, _ = ag.sh("echo MARK-E > /mnt/data/marker && sync")
+    rc, out, err = t.cli("snapshot-revert", "snap1", "i2")
+    ag.wait(60)
+    code, text = ag.sh("cat /mnt/data/marker")
+    check("and reverts", rc == 0 and text == "MARK-D\n", out + err + text)
+    rc, out, err = t.cli("snapshot-delete", "snap1", "i2")
+    check("and goes", rc == 0 and img_tags(overlay) == [], out + err + str(img_tags(overlay)))
     rc, out, err = t.cli("snapshot-delete", "snap1", "d1")
     check("deleting an external snapshot is refused as libvirt 9.0 does",
           rc == 1 and err == "error: Failed to delete snapshot d1\nerror: unsupported "
