@@ -148,4 +148,18 @@ int cli_print_domstats(json_t *ret, const struct cli_opts *o);
 int cli_args_top(json_t *args, const struct cli_opts *o);
 int cli_run_top(struct cli_conn *c, json_t *args, const struct cli_opts *o);
 
+/* ---- snapshots (snapshot.c) ---- */
+int cli_args_snapshot_create_as(json_t *args, const struct cli_opts *o);
+int cli_args_snapshot_create(json_t *args, const struct cli_opts *o);
+int cli_run_snapshot_create(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+int cli_args_snapshot_domain(json_t *args, const struct cli_opts *o);
+int cli_args_snapshot_named(json_t *args, const struct cli_opts *o);
+int cli_run_snapshot_list(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+int cli_run_snapshot_info(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+int cli_run_snapshot_parent(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+int cli_run_snapshot_dumpxml(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+int cli_run_snapshot_current(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+int cli_run_snapshot_revert(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+int cli_run_snapshot_delete(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+
 #endif

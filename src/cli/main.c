@@ -367,8 +367,11 @@ int main(int argc, char **argv)
         }
         error = json_object_get(reply, "error");
         if (error) {
-                /* virsh's own line before libvirt's error, e.g. "Unable to freeze filesystems". */
-                if (verb->fail) {
+                /* virsh's own line before libvirt's error, e.g. "Unable to freeze filesystems";
+                   not when the domain was not found (virsh looks it up first). */
+                const char *class = json_string_value(json_object_get(error, "class"));
+
+                if (verb->fail && !(class && strcmp(class, "NoDomain") == 0)) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
                         fputs("error: ", stderr);

@@ -67,8 +67,8 @@ static bool list_keep(json_t *dom, const struct cli_opts *o)
                 return false;
         if (cli_flag(o, "autostart") != cli_flag(o, "no-autostart") && autostart != cli_flag(o, "autostart"))
                 return false;
-        /* No domain has snapshots yet: --with-snapshot matches none, --without-snapshot all. */
-        if (cli_flag(o, "with-snapshot") && !cli_flag(o, "without-snapshot"))
+        if (cli_flag(o, "with-snapshot") != cli_flag(o, "without-snapshot") &&
+            json_is_true(json_object_get(dom, "has_snapshot")) != cli_flag(o, "with-snapshot"))
                 return false;
         return true;
 }
@@ -641,8 +641,8 @@ static const struct cli_verb verbs[] = {
         {"domname", "dominfo", {NULL}, 1, args_domain, print_domname, NULL, NULL},
         {"dumpxml", "dumpxml", {"inactive"}, 1, args_domain, print_dumpxml, NULL, NULL},
         {"define", "define", {NULL}, 1, args_xml_file, NULL, "Domain '%s' defined from %s", NULL},
-        {"undefine", "undefine", {"managed-save"}, 1, args_domain, NULL,
-         "Domain '%s' has been undefined", NULL},
+        {"undefine", "undefine", {"managed-save", "snapshots-metadata"}, 1, args_domain, NULL,
+         "Domain '%s' has been undefined", NULL, .fail = "Failed to undefine domain '%s'"},
         {"create", "create", {"paused"}, 1, args_xml_file, NULL, "Domain '%s' created from %s",
          NULL},
         {"start", "start", {"paused", "force-boot"}, 1, args_domain, NULL, "Domain '%s' started",
@@ -723,6 +723,36 @@ static const struct cli_verb verbs[] = {
          .many_pos = true, .args = cli_args_domstats, .print = cli_print_domstats},
         {.name = "top", .execute = "domstats", .options = {"interval=#", "sort=*", "once"},
          .args = cli_args_top, .run = cli_run_top},
+
+        /* Snapshots (snapshot.c): the views are computed from one snapshot-list reply. */
+        {.error_newline = true, .name = "snapshot-create-as", .execute = "snapshot-create",
+         .options = {"name=*", "description=*", "disk-only", "quiesce", "atomic", "no-metadata"},
+         .npos = 1, .many_pos = true, .args = cli_args_snapshot_create_as,
+         .run = cli_run_snapshot_create},
+        {.error_newline = true, .name = "snapshot-create", .execute = "snapshot-create",
+         .npos = 1, .many_pos = true, .args = cli_args_snapshot_create,
+         .run = cli_run_snapshot_create},
+        {.error_newline = true, .name = "snapshot-list", .execute = "snapshot-list",
+         .options = {"tree", "parent", "roots", "leaves", "current", "name"}, .npos = 1,
+         .args = cli_args_snapshot_domain, .run = cli_run_snapshot_list},
+        {.error_newline = true, .name = "snapshot-info", .execute = "snapshot-list",
+         .options = {"current", "snapshotname=*"}, .npos = 1, .many_pos = true,
+         .args = cli_args_snapshot_domain, .run = cli_run_snapshot_info},
+        {.error_newline = true, .name = "snapshot-dumpxml", .execute = "snapshot-dumpxml",
+         .options = {"snapshotname=*", "security-info"}, .npos = 1, .many_pos = true,
+         .args = cli_args_snapshot_domain, .run = cli_run_snapshot_dumpxml},
+        {.error_newline = true, .name = "snapshot-current", .execute = "snapshot-list",
+         .options = {"name", "security-info"}, .npos = 1, .args = cli_args_snapshot_domain,
+         .run = cli_run_snapshot_current},
+        {.error_newline = true, .name = "snapshot-parent", .execute = "snapshot-list",
+         .options = {"current", "snapshotname=*"}, .npos = 1, .many_pos = true,
+         .args = cli_args_snapshot_domain, .run = cli_run_snapshot_parent},
+        {.error_newline = true, .name = "snapshot-revert", .execute = "snapshot-revert",
+         .options = {"current", "snapshotname=*", "running", "paused", "force"}, .npos = 1,
+         .many_pos = true, .args = cli_args_snapshot_named, .run = cli_run_snapshot_revert},
+        {.error_newline = true, .name = "snapshot-delete", .execute = "snapshot-delete",
+         .options = {"current", "snapshotname=*", "children", "metadata"}, .npos = 1,
+         .many_pos = true, .args = cli_args_snapshot_named, .run = cli_run_snapshot_delete},
 
         /* Beyond virsh (transfer.c): several agent commands per verb. */
         {.name = "exec", .execute = "agent-command", .options = {"timeout=#", "env=*"}, .npos = 1,

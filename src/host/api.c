@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "host/guest_ops.h"
 #include "host/monitor.h"
+#include "host/snapshot.h"
 #include "host/vm.h"
 #include "wire/wire.h"
 
@@ -186,8 +187,13 @@ static int api_list(struct tetherd *d, json_t *args, struct api_call *call, json
 {
         json_t *list = json_array();
 
-        for (struct vm *vm = d->vms; vm; vm = vm->next)
-                json_array_append_new(list, vm_describe(vm));
+        for (struct vm *vm = d->vms; vm; vm = vm->next) {
+                json_t *row = vm_describe(vm);
+
+                /* list --with-snapshot / --without-snapshot */
+                json_object_set_new(row, "has_snapshot", json_boolean(snapshot_count(vm) > 0));
+                json_array_append_new(list, row);
+        }
         *ret = list;
         return 0;
 }
@@ -238,9 +244,14 @@ static int api_undefine(struct tetherd *d, json_t *args, struct api_call *call, 
                         struct tt_error *err)
 {
         struct vm *vm = arg_vm(d, args, err);
+        _cleanup_free_ char *name = vm ? strdup(vm->def->name) : NULL;
+        bool snaps = arg_bool(args, "snapshots-metadata");
 
-        if (vm == NULL || vm_undefine(vm, arg_bool(args, "managed-save"), err) < 0)
+        if (vm == NULL || snapshot_undefine_check(vm, snaps, err) < 0 ||
+            vm_undefine(vm, arg_bool(args, "managed-save"), err) < 0)
                 return -1;
+        if (snaps && name)
+                snapshot_remove_all(d, name);
         return 0;
 }
 
@@ -496,7 +507,9 @@ static const struct wire_arg args_start[] = {ARG("domain", WIRE_T_STRING),
 static const struct wire_arg args_destroy[] = {ARG("domain", WIRE_T_STRING),
                                                OPT("graceful", WIRE_T_BOOL), {.name = NULL}};
 static const struct wire_arg args_undefine[] = {ARG("domain", WIRE_T_STRING),
-                                                OPT("managed-save", WIRE_T_BOOL), {.name = NULL}};
+                                                OPT("managed-save", WIRE_T_BOOL),
+                                                OPT("snapshots-metadata", WIRE_T_BOOL),
+                                                {.name = NULL}};
 static const struct wire_arg args_autostart[] = {ARG("domain", WIRE_T_STRING),
                                                  OPT("disable", WIRE_T_BOOL), {.name = NULL}};
 static const struct wire_arg args_shutdown[] = {
@@ -579,6 +592,10 @@ int api_request_parse(json_t *msg, struct api_request *r, struct tt_error *err)
         r->guest_op = guest_op_find(r->req.execute);
         if (r->guest_op)
                 return wire_args_check(guest_op_args(r->guest_op), r->args, err) < 0 ? -1 : 0;
+        r->snapshot_op = snapshot_op_find(r->req.execute);
+        if (r->snapshot_op)
+                return wire_args_check(snapshot_op_args(r->snapshot_op), r->args, err) < 0 ? -1
+                                                                                          : 0;
         tt_error_set(err, 0, "The command %s has not been found", r->req.execute);
         return API_REQ_NOT_FOUND;
 }
@@ -587,6 +604,8 @@ const struct wire_arg *api_request_spec(const struct api_request *r)
 {
         if (r->verb)
                 return r->verb->args;
+        if (r->snapshot_op)
+                return snapshot_op_args(r->snapshot_op);
         return r->guest_op ? guest_op_args(r->guest_op) : NULL;
 }
 
@@ -660,6 +679,11 @@ static void dispatch(struct api_client *c, json_t *msg)
         } else if (pr == 0 && rq.verb) {
                 if (policy_check(c->srv->d, c->uid, rq.verb->name, rq.args, &err) == 0)
                         r = rq.verb->fn(c->srv->d, rq.args, call, &ret, &err);
+        } else if (pr == 0 && rq.snapshot_op) {
+                /* The snapshot verbs: their own table (snapshot.c). */
+                if (policy_check(c->srv->d, c->uid, rq.req.execute, rq.args, &err) == 0)
+                        r = snapshot_op_run(c->srv->d, rq.snapshot_op, rq.args, call_done, call,
+                                            &ret, &err);
         } else if (pr == 0) {
                 /* The guest-agent verbs: their own table (guest_ops.c). */
                 struct vm *vm = arg_vm(c->srv->d, rq.args, &err);

@@ -28,6 +28,7 @@
 
 struct api_verb;
 struct guest_op_def;
+struct snapshot_op_def;
 
 /* What a request asks for, before any daemon state is looked at. */
 struct api_request {
@@ -36,6 +37,7 @@ struct api_request {
         bool owns_args;                      /* args was made here (api_request_clear drops it) */
         const struct api_verb *verb;         /* the control verb, or NULL */
         const struct guest_op_def *guest_op; /* or the guest-agent verb, or NULL */
+        const struct snapshot_op_def *snapshot_op; /* or the snapshot verb, or NULL */
 };
 
 /* api_request_parse(): no verb of that name (err says which). */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/vm-int.h"
 #include "host/backing.h"
+#include "host/snapshot.h"
 #include "host/dac.h"
 #include "host/guest.h"
 #include "host/monitor.h"
@@ -344,6 +345,10 @@ void vm_finish_stop(struct vm *vm, enum vm_event ev)
                                  "internal error: QEMU exited while starting: %s",
                                  tail && *tail ? tail : "no message");
                 vm_end_job_error(vm, VM_ERR_FAILED, msg);
+        } else if (job && strncmp(job, "snapshot-", 9) == 0) {
+                /* QEMU went away under a snapshot job: it failed (snapshot.c drops its state). */
+                vm_end_job_error(vm, VM_ERR_FAILED,
+                                 "operation failed: domain is not running");
         } else if (job) {
                 /* The final state, so that shutdown --wait can tell shutdown from destroyed. */
                 _cleanup_json_ json_t *ret = json_pack(
@@ -486,6 +491,7 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
         tt_debug("%s: QMP event %s", vm->def->name, name);
         /* VSERPORT_CHANGE, and the events that end guest-shutdown or guest-suspend-*. */
         guest_on_qmp_event(vm, name, data);
+        snapshot_on_qmp_event(vm, name, data);
         if (strcmp(name, "SHUTDOWN") == 0) {
                 /* Our own SIGTERM (destroy) or quit (save) makes QEMU say SHUTDOWN: EOF follows. */
                 if (vm->destroying || vm->saved)

@@ -92,6 +92,11 @@ static const struct {
         [VM_EV_KILL_GRACEFUL] = { "kill-graceful", NEEDS_ACTIVE, NULL },
         [VM_EV_KILL_FORCED] = { "kill-forced", NEEDS_ACTIVE, NULL },
         [VM_EV_KILL_FAILED] = { "kill-failed", NEEDS_ANY, NULL },
+        [VM_EV_SNAPSHOT_LOADED] = { "snapshot-loaded", NEEDS_ACTIVE, "domain is not running" },
+        [VM_EV_SNAPSHOT_LOADED_PAUSED] = { "snapshot-loaded-paused", NEEDS_ACTIVE,
+                                           "domain is not running" },
+        [VM_EV_SNAPSHOT_SHUTOFF] = { "snapshot-shutoff", NEEDS_INACTIVE,
+                                     "domain is already running" },
 };
 
 #define ANY VM_REASON_ANY
@@ -108,6 +113,8 @@ const struct vm_transition vm_state_table[] = {
         /* shut off: only a launch (start, create, restore) or its failure */
         { S(SHUTOFF), ANY, E(LAUNCH), S(PAUSED), VM_PAUSED_STARTING_UP },
         { S(SHUTOFF), ANY, E(START_FAILED), S(SHUTOFF), VM_SHUTOFF_FAILED },
+        /* ... or a revert of its disks to a shut-off snapshot */
+        { S(SHUTOFF), ANY, E(SNAPSHOT_SHUTOFF), S(SHUTOFF), VM_SHUTOFF_FROM_SNAPSHOT },
         { S(NOSTATE), ANY, E(LAUNCH), S(PAUSED), VM_PAUSED_STARTING_UP },
         { S(NOSTATE), ANY, E(START_FAILED), S(SHUTOFF), VM_SHUTOFF_FAILED },
 
@@ -125,6 +132,8 @@ const struct vm_transition vm_state_table[] = {
 
         /* running */
         { S(RUNNING), ANY, E(SUSPEND), S(PAUSED), VM_PAUSED_USER },
+        { S(RUNNING), ANY, E(SNAPSHOT_LOADED), S(RUNNING), VM_RUNNING_FROM_SNAPSHOT },
+        { S(RUNNING), ANY, E(SNAPSHOT_LOADED_PAUSED), S(PAUSED), VM_PAUSED_FROM_SNAPSHOT },
         { S(RUNNING), ANY, E(SHUTDOWN), S(RUNNING), KEEP },
         { S(RUNNING), ANY, E(REBOOT), S(RUNNING), KEEP },
         { S(RUNNING), ANY, E(RESET), S(RUNNING), KEEP },
@@ -157,6 +166,8 @@ const struct vm_transition vm_state_table[] = {
         /* paused (any other reason) */
         { S(PAUSED), ANY, E(SUSPEND), S(PAUSED), KEEP }, /* libvirt: no-op */
         { S(PAUSED), ANY, E(RESUME), S(RUNNING), VM_RUNNING_UNPAUSED },
+        { S(PAUSED), ANY, E(SNAPSHOT_LOADED), S(RUNNING), VM_RUNNING_FROM_SNAPSHOT },
+        { S(PAUSED), ANY, E(SNAPSHOT_LOADED_PAUSED), S(PAUSED), VM_PAUSED_FROM_SNAPSHOT },
         { S(PAUSED), ANY, E(RESET), S(PAUSED), KEEP },
         { S(PAUSED), ANY, E(DESTROYED), S(SHUTOFF), VM_SHUTOFF_DESTROYED },
         { S(PAUSED), ANY, E(SAVE_BEGIN), S(PAUSED), VM_PAUSED_SAVE },

@@ -135,6 +135,9 @@ enum vm_event {
         VM_EV_KILL_FORCED,        /* shutdown --force / host stop timed out: SIGTERM sent */
         VM_EV_KILL_FAILED,        /* destroy --graceful gave up: the caller puts back the state
                                      the domain had before it was dying */
+        VM_EV_SNAPSHOT_LOADED,    /* snapshot-revert loaded a memory snapshot, vCPUs run */
+        VM_EV_SNAPSHOT_LOADED_PAUSED, /* ... and are left paused */
+        VM_EV_SNAPSHOT_SHUTOFF,   /* snapshot-revert to a shut-off snapshot (disks reverted) */
         VM_EV_LAST,
 };
 

@@ -251,7 +251,8 @@ def test_list(e, update):
     check([d["name"] for d in doms] == ["clitest-alpha", "clitest-Beta", "clitest-trans",
                                          "clitest-delta", "clitest-Echo", "clitest-gamma"],
           "list --json: virsh's order (active by id, then inactive by name, case-insensitively)")
-    check(all(list(d.keys()) == DOMAIN_KEYS for d in doms), "list --json: stable keys",
+    check(all(list(d.keys()) == DOMAIN_KEYS + ["has_snapshot"] for d in doms),
+          "list --json: stable keys",
           repr([list(d.keys()) for d in doms]))
     # Options that virsh refuses together.
     expect(e, ["list", "--table", "--name"], 1, "",
@@ -395,8 +396,10 @@ def test_errors(e):
     check(rc == 1 and out == "" and err.startswith("error: ") and "already" in err,
           "start of a running domain is refused", err)
     expect(e, ["undefine", "clitest-trans"], 1, "",
+           "error: Failed to undefine domain 'clitest-trans'\n"
            "error: Requested operation is not valid: cannot undefine transient domain\n")
     expect(e, ["undefine", "clitest-gamma"], 1, "",
+           "error: Failed to undefine domain 'clitest-gamma'\n"
            "error: Requested operation is not valid: Refusing to undefine while domain managed "
            "save image exists\n")
 

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Snapshots (virsh snapshot-*) against real QEMU 7.2 (TCG) and the real test guest.
+
+  tests/vm/test_snapshot.py --tetherd build/src/host/tetherd --tether build/src/cli/tether
+                            [--guest DIR] [--keep]
+
+One guest boots ("snap1", its data disk the guest's ext4 image converted to qcow2, mounted at
+/mnt/data). Shut-off snapshots go through qemu-img; running ones through QMP snapshot-save/load
+jobs: a marker file and the guest's uptime come back on revert. --quiesce is seen in the agent's
+log and in guest-fsfreeze-status. A raw disk is refused by name. tetherd killed (-9) during a
+snapshot job lists nothing half-made after its restart. snapshot-list's views are compared with
+virsh's (libvirt 9.0's test driver, same tree of snapshots). Prints "N passed, N failed".
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lifecyclelib import (write, REPO, Results, Tether, domain_xml,  # noqa: E402
+                          load_guest_env, uptime)
+
+R = Results()
+check = R.check
+
+
+def qcow2_xml(name, genv, disk, fmt="qcow2"):
+    x = domain_xml(name, genv, disk, memory_mib=192)
+    return x.replace("<driver name='qemu' type='raw'/>", f"<driver name='qemu' type='{fmt}'/>")
+
+
+def img_tags(path):
+    """The internal snapshots of an image (-U: QEMU may hold it)."""
+    out = subprocess.run(["qemu-img", "snapshot", "-U", "-l", path], capture_output=True,
+                         text=True).stdout
+    return [ln.split()[1] for ln in out.splitlines()[2:] if ln.split()]
+
+
+def img_info(path):
+    p = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True,
+                       text=True)
+    return json.loads(p.stdout) if p.returncode == 0 else {}
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def wait_for(cond, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+TIME_RE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}")
+
+
+def virsh_views(script):
+    """virsh's output of a snapshot script on libvirt's test driver (one connection)."""
+    p = subprocess.run(["virsh", "-c", "test:///default", script], capture_output=True,
+                       text=True, timeout=60)
+    return p.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tetherd", default=os.path.join(REPO, "build/src/host/tetherd"))
+    ap.add_argument("--tether", default=os.path.join(REPO, "build/src/cli/tether"))
+    ap.add_argument("--guest", default=os.environ.get("TETHER_GUEST_DIR",
+                                                      os.path.join(REPO, "build/guest")))
+    ap.add_argument("--keep", action="store_true", help="keep the temp root")
+    a = ap.parse_args()
+    genv = load_guest_env(a.guest)
+    t = Tether(a.tetherd, a.tether, "/tmp/tt-snap-")
+    return R.run_suite(t, run, genv, keep=a.keep)
+
+
+def run(t, genv):
+    root = t.root
+    t.start_daemon()
+    disk = os.path.join(root, "data.qcow2")
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", genv["TETHER_GUEST_DATA"], disk],
+                   check=True)
+    raw = os.path.join(root, "raw.img")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", raw, "1M"], check=True)
+    x1 = write(os.path.join(root, "snap1.xml"), qcow2_xml("snap1", genv, disk))
+    xr = write(os.path.join(root, "snapraw.xml"), qcow2_xml("snapraw", genv, raw, fmt="raw"))
+    for x in (x1, xr):
+        rc, out, err = t.cli("define", x)
+        check(f"define {os.path.basename(x)}", rc == 0, out + err)
+
+    # ---- shut off: qemu-img ----
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "off1", "--description", "cold")
+    check("shut-off snapshot-create-as prints virsh's line",
+          rc == 0 and out == "Domain snapshot off1 created\n", repr(out) + err)
+    check("shut-off snapshot is in the image (qemu-img)", img_tags(disk) == ["off1"],
+          str(img_tags(disk)))
+    rc, out, err = t.cli("snapshot-info", "snap1", "off1")
+    check("snapshot-info of a shut-off snapshot",
+          rc == 0 and out == ("Name:           off1\nDomain:         snap1\nCurrent:        yes\n"
+                              "State:          shutoff\nLocation:       internal\n"
+                              "Parent:         -\nChildren:       0\nDescendants:    0\n"
+                              "Metadata:       yes\n\n"), out + err)
+    rc, out, err = t.cli("snapshot-create-as", "snapraw", "x")
+    check("a raw disk is refused, named",
+          rc == 1 and err == "error: unsupported configuration: internal snapshot for disk vda "
+                             "unsupported for storage type raw", err)
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "off1")
+    check("a duplicate name is refused",
+          rc == 1 and err == "error: operation failed: domain moment off1 already exists", err)
+    rc, out, err = t.cli("undefine", "snap1")
+    check("undefine refuses a domain with snapshots (virsh's two lines)",
+          rc == 1 and err == "error: Failed to undefine domain 'snap1'\nerror: Requested "
+                             "operation is not valid: cannot delete inactive domain with 1 "
+                             "snapshots", err)
+    sx = write(os.path.join(root, "snap.xml"), "<domainsnapshot>\n  <name>fromfile</name>\n"
+               "  <description>from a file</description>\n</domainsnapshot>\n")
+    rc, out, err = t.cli("snapshot-create", "snap1", sx)
+    check("snapshot-create XMLFILE", rc == 0 and out == f"Domain snapshot fromfile created from "
+                                                        f"'{sx}'\n", repr(out) + err)
+    rc, out, err = t.cli("--json", "snapshot-info", "snap1", "fromfile")
+    info = json.loads(out) if rc == 0 else {}
+    check("snapshot-info --json", info.get("description") == "from a file"
+          and info.get("parent") == "off1" and info.get("current") is True
+          and info.get("location") == "internal", out + err)
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "nometa", "--no-metadata")
+    check("--no-metadata: taken", rc == 0 and out == "Domain snapshot nometa created\n",
+          out + err)
+    rc, out, _ = t.cli("snapshot-list", "snap1", "--name")
+    check("--no-metadata: not listed, and current unchanged",
+          out == "fromfile\noff1\n\n" and "nometa" in img_tags(disk), out)
+    subprocess.run(["qemu-img", "snapshot", "-d", "nometa", disk], check=True)
+    rc, out, err = t.cli("snapshot-delete", "snap1", "fromfile")
+    check("snapshot-delete of a shut-off snapshot",
+          rc == 0 and out == "Domain snapshot fromfile deleted\n\n"
+          and img_tags(disk) == ["off1"], out + err + str(img_tags(disk)))
+    rc, out, _ = t.cli("snapshot-current", "snap1", "--name")
+    check("current goes back to the parent", out == "off1\n", out)
+
+    # ---- running: QMP snapshot-save / snapshot-load ----
+    rc, out, err = t.cli("start", "snap1")
+    check("start snap1", rc == 0, out + err)
+    ag = t.agent("snap1")
+    ag.wait(120)
+    check("data disk mounted in the guest",
+          wait_for(lambda: ag.sh("grep -q ' /mnt/data ' /proc/mounts")[0] == 0, 60))
+    code, _ = ag.sh("echo MARK-A > /mnt/data/marker && sync && echo one > /run/memmark")
+    check("marker A written", code == 0)
+    u_before = uptime(ag)
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "s1", "--description", "warm")
+    u_after = uptime(ag)
+    check("running snapshot-create-as", rc == 0 and out == "Domain snapshot s1 created\n",
+          repr(out) + err)
+    rc, out, _ = t.cli("domstate", "snap1", "--reason")
+    check("still running after the snapshot", out.startswith("running"), out)
+    code, _ = ag.sh("echo MARK-B > /mnt/data/marker && sync && echo two > /run/memmark")
+    check("marker B written", code == 0)
+    check("time passes in the guest", wait_for(lambda: uptime(ag) > u_after + 5, 120, 1))
+    rc, out, err = t.cli("snapshot-revert", "snap1", "s1")
+    check("snapshot-revert prints virsh's lines",
+          rc == 0 and out == "Domain snapshot s1 reverted\n\n", repr(out) + err)
+    rc, out, _ = t.cli("domstate", "snap1", "--reason")
+    check("running (from snapshot) after revert", out == "running (from snapshot)\n\n", out)
+    # The agent port comes back once the loaded guest runs (QEMU's post-load VSERPORT_CHANGE).
+    ag.wait(60)
+    code, text = ag.sh("cat /mnt/data/marker")
+    check("the old marker is back", text == "MARK-A\n", text)
+    code, text = ag.sh("cat /run/memmark")
+    check("the guest's memory is the snapshot's (a tmpfs file)", text == "one\n", text)
+    # TCG's TSC never goes back within one QEMU process (cpu_get_ticks), so the uptime of
+    # this revert runs on; the revert of the shut-off domain below starts a fresh QEMU.
+
+    # ---- --quiesce: the agent freezes and thaws ----
+    log_before = ag.sh("grep -c 'guest-fsfreeze called' /run/agent.log")[1].strip()
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "q1", "--quiesce")
+    check("snapshot-create-as --quiesce", rc == 0 and out == "Domain snapshot q1 created\n",
+          repr(out) + err)
+    log_after = ag.sh("grep -c 'guest-fsfreeze called' /run/agent.log")[1].strip()
+    check("the agent froze the guest's filesystems",
+          log_after.isdigit() and int(log_after) > int(log_before or 0),
+          f"{log_before} -> {log_after}")
+    st = ag.check("guest-fsfreeze-status")
+    check("and thawed them", st == "thawed", str(st))
+
+    # ---- the list filters ----
+    rc, out, _ = t.cli("list", "--all", "--with-snapshot", "--name")
+    check("list --with-snapshot", out == "snap1\n\n", out)
+    rc, out, _ = t.cli("list", "--all", "--without-snapshot", "--name")
+    check("list --without-snapshot", out == "snapraw\n\n", out)
+
+    # ---- snapshot-list views against virsh (test driver, same tree and states) ----
+    views = [["--name"], ["--tree"], ["--roots"], ["--leaves"], ["--parent"], [],
+             ["--current"], ["--tree", "--current"], ["--leaves", "--parent"]]
+    script = ("destroy test; snapshot-create-as test off1 --description cold; start test; "
+              "snapshot-create-as test s1; snapshot-revert test s1; "
+              "snapshot-create-as test q1 --quiesce; ")
+    marks = []
+    for i, v in enumerate(views):
+        script += f"echo @@{i}; snapshot-list test {' '.join(v)}; "
+        marks.append(i)
+    ref = virsh_views(script)
+    parts = re.split(r"@@(\d+)\n", ref)
+    ref_by = {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+    for i, v in enumerate(views):
+        rc, out, err = t.cli("snapshot-list", "snap1", *v)
+        want = TIME_RE.sub("T", ref_by.get(i, "?"))
+        check(f"snapshot-list {' '.join(v)} as virsh", TIME_RE.sub("T", out) == want,
+              f"ours:\n{out}virsh:\n{want}")
+    rc, out, err = t.cli("snapshot-list", "snap1", "--tree", "--name")
+    check("snapshot-list --tree --name refused as virsh",
+          rc == 1 and err == "error: Options --tree and --name are mutually exclusive", err)
+    rc, out, _ = t.cli("snapshot-current", "snap1", "--name")
+    check("snapshot-current --name", out == "q1\n", out)
+    rc, out, _ = t.cli("snapshot-parent", "snap1", "q1")
+    check("snapshot-parent", out == "s1\n", out)
+    rc, out, _ = t.cli("snapshot-dumpxml", "snap1", "s1")
+    check("snapshot-dumpxml", out.startswith("<domainsnapshot>\n  <name>s1</name>\n"
+                                             "  <description>warm</description>\n"
+                                             "  <state>running</state>\n  <parent>\n"
+                                             "    <name>off1</name>\n  </parent>\n")
+          and "<memory snapshot='internal'/>" in out and "  <domain type='qemu'>" in out, out)
+    rc, out, err = t.cli("snapshot-info", "snap1", "nosuch")
+    check("an unknown snapshot is named",
+          rc == 1 and err == "error: Domain snapshot not found: no domain snapshot with "
+                             "matching name 'nosuch'", err)
+
+    # ---- kill -9 of tetherd during snapshot-save ----
+    pending = os.path.join(root, "var/lib/tether/snapshot/snap1/k1.pending")
+    bg = t.cli_bg("snapshot-create-as", "snap1", "k1")
+    seen = wait_for(lambda: os.path.exists(pending), 30, 0.005)
+    check("the job's pending marker is written", seen)
+    t.stop_daemon(signal.SIGKILL)
+    bout, berr = bg.communicate(timeout=60)
+    check("the client is told the job failed", bg.returncode != 0 and "error" in berr, berr)
+    t.start_daemon()
+    rc, out, _ = t.cli("snapshot-list", "snap1", "--name")
+    check("nothing half-made is listed after the restart", out == "off1\nq1\ns1\n\n", out)
+    check("the pending marker is gone", not os.path.exists(pending))
+    check("the log says the job failed",
+          "snapshot job for 'k1' failed" in open(t.log).read())
+    rc, out, _ = t.cli("domstate", "snap1")
+    check("the guest still runs", out == "running\n\n", out)
+
+    # ---- delete ----
+    rc, out, err = t.cli("snapshot-delete", "snap1", "q1")
+    check("snapshot-delete of a running domain's snapshot",
+          rc == 0 and out == "Domain snapshot q1 deleted\n\n", repr(out) + err)
+    check("q1 left the image", "q1" not in img_tags(disk), str(img_tags(disk)))
+    rc, out, _ = t.cli("snapshot-current", "snap1", "--name")
+    check("current goes to the parent", out == "s1\n", out)
+
+    # ---- QEMU killed during snapshot-save: the job fails, nothing is listed ----
+    pending = os.path.join(root, "var/lib/tether/snapshot/snap1/dead.pending")
+    qpid = t.qemu_pid("snap1")
+    bg = t.cli_bg("snapshot-create-as", "snap1", "dead")
+    seen = wait_for(lambda: os.path.exists(pending), 30, 0.002)
+    os.kill(qpid, signal.SIGKILL)
+    bout, berr = bg.communicate(timeout=60)
+    check("QEMU killed during the job: the job failed",
+          seen and bg.returncode == 1 and berr.startswith("error: ") and "created" not in bout,
+          bout + berr)
+    rc, out, _ = t.cli("snapshot-list", "snap1", "--name")
+    check("and nothing half-made is listed", out == "off1\ns1\n\n" and not os.path.exists(pending),
+          out)
+
+    # ---- revert of a shut-off domain to a running snapshot: a fresh QEMU loads it ----
+    rc, out, err = t.cli("domstate", "snap1")
+    check("snap1 is shut off", out == "shut off\n\n", out)
+    rc, out, err = t.cli("snapshot-revert", "snap1", "s1")
+    check("revert a shut-off domain to a running snapshot",
+          rc == 0 and out == "Domain snapshot s1 reverted\n\n", repr(out) + err)
+    rc, out, _ = t.cli("domstate", "snap1", "--reason")
+    check("running (from snapshot) again", out == "running (from snapshot)\n\n", out)
+    ag.wait(120)
+    u_rev = uptime(ag)
+    check("the guest's uptime is the snapshot's", u_before - 1 <= u_rev < u_after + 10,
+          f"snapshot taken at {u_before:.1f}-{u_after:.1f} s, after revert {u_rev:.1f} s")
+    code, text = ag.sh("cat /mnt/data/marker /run/memmark")
+    check("marker and memory are the snapshot's", text == "MARK-A\none\n", text)
+    rc, out, err = t.cli("snapshot-revert", "snap1", "s1", "--paused")
+    check("revert --paused", rc == 0, out + err)
+    rc, out, _ = t.cli("domstate", "snap1", "--reason")
+    check("paused (from snapshot)", out == "paused (from snapshot)\n\n", out)
+
+    # ---- revert to a shut-off snapshot ----
+    rc, out, err = t.cli("destroy", "snap1")
+    rc, out, err = t.cli("snapshot-revert", "snap1", "off1")
+    check("revert to the shut-off snapshot", rc == 0, out + err)
+    rc, out, _ = t.cli("domstate", "snap1", "--reason")
+    check("shut off (from snapshot)", out == "shut off (from snapshot)\n\n", out)
+    rc, out, err = t.cli("snapshot-delete", "snap1", "off1", "--children")
+    check("snapshot-delete --children", rc == 0 and out == "Domain snapshot off1 deleted\n\n",
+          out + err)
+    rc, out, _ = t.cli("snapshot-list", "snap1", "--name")
+    check("no snapshots left", out == "\n", repr(out))
+    tags = [x for x in img_tags(disk) if x != "k1"]
+    check("no snapshot left in the image but k1 (made by QEMU after the kill)", tags == [],
+          str(img_tags(disk)))
+
+    # ---- --disk-only: a qcow2 overlay per disk, the guest still writing ----
+    rc, out, err = t.cli("start", "snap1")
+    check("start snap1 again", rc == 0, out + err)
+    ag.wait(120)
+    check("data disk mounted again",
+          wait_for(lambda: ag.sh("grep -q ' /mnt/data ' /proc/mounts")[0] == 0, 60))
+    base_sum = sha256(disk)
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "d1", "--disk-only")
+    check("snapshot-create-as --disk-only", rc == 0 and out == "Domain snapshot d1 created\n",
+          repr(out) + err)
+    overlay = os.path.join(root, "data.d1")
+    info = img_info(overlay)
+    check("the overlay is qcow2 over the old image",
+          info.get("format") == "qcow2" and info.get("backing-filename") == disk
+          and info.get("backing-filename-format") == "qcow2", str(info))
+    rc, out, _ = t.cli("dumpxml", "snap1")
+    check("the running definition points at the overlay", f"<source file='{overlay}'/>" in out,
+          out)
+    rc, out, _ = t.cli("dumpxml", "snap1", "--inactive")
+    check("and so does the persistent one", f"<source file='{overlay}'/>" in out, out)
+    rc, out, _ = t.cli("snapshot-info", "snap1", "d1")
+    check("snapshot-info of a disk-only snapshot",
+          "State:          disk-snapshot\nLocation:       external\n" in out, out)
+    size0 = img_info(overlay).get("actual-size", 0)
+    code, _ = ag.sh("dd if=/dev/urandom of=/mnt/data/big bs=1M count=8 2>/dev/null && "
+                    "echo MARK-D > /mnt/data/marker && sync")
+    check("the guest writes after the snapshot", code == 0)
+    size1 = img_info(overlay).get("actual-size", 0)
+    check("its writes land in the overlay", size1 >= size0 + 8 * 1024 * 1024,
+          f"{size0} -> {size1}")
+    check("the old image is unchanged", sha256(disk) == base_sum)
+    code, text = ag.sh("cat /mnt/data/marker")
+    check("and reads its own writes", text == "MARK-D\n", text)
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "i2")
+    check("an internal snapshot on top of the overlay", rc == 0, out + err)
+    check("it is in the overlay", img_tags(overlay) == ["i2"], str(img_tags(overlay)))
+    code, _ = ag.sh("echo MARK-E > /mnt/data/marker && sync")
+    rc, out, err = t.cli("snapshot-revert", "snap1", "i2")
+    ag.wait(60)
+    code, text = ag.sh("cat /mnt/data/marker")
+    check("and reverts", rc == 0 and text == "MARK-D\n", out + err + text)
+    rc, out, err = t.cli("snapshot-delete", "snap1", "i2")
+    check("and goes", rc == 0 and img_tags(overlay) == [], out + err + str(img_tags(overlay)))
+    rc, out, err = t.cli("snapshot-delete", "snap1", "d1")
+    check("deleting an external snapshot is refused as libvirt 9.0 does",
+          rc == 1 and err == "error: Failed to delete snapshot d1\nerror: unsupported "
+                             "configuration: deletion of 1 external disk snapshots not "
+                             "supported yet", err)
+    rc, out, err = t.cli("snapshot-revert", "snap1", "d1")
+    check("reverting to it too",
+          rc == 1 and err == "error: unsupported configuration: revert to external snapshot "
+                             "not supported yet", err)
+    rc, out, err = t.cli("snapshot-delete", "snap1", "d1", "--metadata")
+    check("snapshot-delete --metadata", rc == 0 and out == "Domain snapshot d1 deleted\n\n",
+          out + err)
+    rc, out, err = t.cli("destroy", "snap1")
+    rc, out, err = t.cli("undefine", "snap1", "--snapshots-metadata")
+    check("undefine --snapshots-metadata", rc == 0, out + err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
