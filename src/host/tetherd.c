@@ -11,6 +11,7 @@
 #include "host/policy.h"
 #include "host/tetherd.h"
 #include "host/vm.h"
+#include "host/web.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -41,6 +42,10 @@ struct tetherd_conf {
         char *qemu_user;           /* [security] qemu-user: NULL = tether-qemu, "" = root */
         char *emulators;           /* [security] emulators, space-separated, or NULL: found */
         char *image_dirs;          /* [security] image-dirs, space-separated, or NULL: default */
+        char *web_listen;          /* [web] listen, or NULL: no web console */
+        char *web_cert;            /* [web] cert: PEM certificate chain for TLS */
+        char *web_key;             /* [web] key: its PEM private key */
+        char *web_root;            /* [web] root: the pages' folder, or NULL: installed */
 };
 
 /* QEMU's user when nothing says otherwise. */
@@ -52,9 +57,9 @@ enum conf_type {
         CONF_CLIENTS, /* an int, 1..CONF_MAX_CLIENTS */
 };
 
-/* The keys of [monitor] and [security], each with where its value goes in struct tetherd_conf. */
+/* The keys of [monitor], [security] and [web], each with where its value goes in struct tetherd_conf. */
 static const struct conf_key {
-        const char *section;  /* "[monitor]" or "[security]" */
+        const char *section;  /* "[monitor]", "[security]" or "[web]" */
         const char *name;     /* key in the file */
         enum conf_type type;  /* how the value is read */
         size_t offset;        /* field in struct tetherd_conf */
@@ -72,14 +77,29 @@ static const struct conf_key {
         {"[security]", "qemu-user", CONF_STRING, offsetof(struct tetherd_conf, qemu_user)},
         {"[security]", "emulators", CONF_STRING, offsetof(struct tetherd_conf, emulators)},
         {"[security]", "image-dirs", CONF_STRING, offsetof(struct tetherd_conf, image_dirs)},
+        {"[web]", "listen", CONF_STRING, offsetof(struct tetherd_conf, web_listen)},
+        {"[web]", "cert", CONF_STRING, offsetof(struct tetherd_conf, web_cert)},
+        {"[web]", "key", CONF_STRING, offsetof(struct tetherd_conf, web_key)},
+        {"[web]", "root", CONF_STRING, offsetof(struct tetherd_conf, web_root)},
 };
+
+/* A row of conf_keys by section and name (the options that override the file use it). */
+static const struct conf_key *conf_key(const char *section, const char *name)
+{
+        for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
+                if (strcmp(conf_keys[i].section, section) == 0 &&
+                    strcmp(conf_keys[i].name, name) == 0)
+                        return &conf_keys[i];
+        return NULL;
+}
 
 static void usage(FILE *out)
 {
         fprintf(out,
                 "Usage: tetherd [--root DIR] [--group NAME] [--log FILE] [--verbose]\n"
                 "               [--config FILE] [--metrics-listen ADDR:PORT] [--push-url URL]\n"
-                "               [--qemu-user NAME]\n"
+                "               [--qemu-user NAME] [--web-listen [ADDR:]PORT]\n"
+                "               [--web-cert FILE --web-key FILE] [--web-root DIR]\n"
                 "Tether's host daemon: defines, starts and supervises QEMU virtual machines,\n"
                 "and polls them for metrics.\n"
                 "\n"
@@ -94,13 +114,22 @@ static void usage(FILE *out)
                 "                 [security]: max-clients (control clients at once, 256),\n"
                 "                 qemu-user, emulators (the <emulator> paths a\n"
                 "                 client that is not root may name), image-dirs (the folders its\n"
-                "                 disks, kernel and initrd must lie in); lists are space-separated\n"
+                "                 disks, kernel and initrd must lie in); lists are space-separated.\n"
+                "                 [web]: listen, cert, key, root (as the --web-* options)\n"
                 "  --qemu-user NAME\n"
                 "                 run QEMU as NAME (default: tether-qemu; root or '' keep QEMU\n"
                 "                 running as root)\n"
                 "  --metrics-listen ADDR:PORT\n"
                 "                 serve Prometheus metrics on http://ADDR:PORT/metrics\n"
                 "                 (PORT or :PORT alone: 127.0.0.1; [ADDR]:PORT for IPv6)\n"
+                "  --web-listen [ADDR:]PORT\n"
+                "                 serve the web console (off by default; 127.0.0.1 without an\n"
+                "                 address); `tether web-url` prints a one-time login link.\n"
+                "                 An address other than loopback needs --web-cert and --web-key\n"
+                "  --web-cert FILE, --web-key FILE\n"
+                "                 serve the console over TLS with this PEM certificate and key\n"
+                "  --web-root DIR the console's pages (default: the installed ones, else the\n"
+                "                 source tree's src/host/web when run from a build tree)\n"
                 "  --push-url URL push the metrics to a Pushgateway (http://HOST:PORT) after\n"
                 "                 each host-side round; the group is deleted on exit\n"
                 "  -v, --verbose  log QMP events and more\n"
@@ -209,7 +238,8 @@ static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_erro
                 value = trim(eq + 1);
                 if (section == NULL)
                         return tt_error_set(err, EINVAL,
-                                            "%s:%u: key '%s' outside [monitor] or [security]",
+                                            "%s:%u: key '%s' outside [monitor], [security] or "
+                                            "[web]",
                                             path, line, key);
                 for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
                         if (strcmp(conf_keys[i].section, section) == 0 &&
@@ -314,6 +344,10 @@ int main(int argc, char **argv)
                 {"metrics-listen", required_argument, NULL, 'm'},
                 {"push-url", required_argument, NULL, 'p'},
                 {"qemu-user", required_argument, NULL, 'u'},
+                {"web-listen", required_argument, NULL, 'W'},
+                {"web-cert", required_argument, NULL, 'C'},
+                {"web-key", required_argument, NULL, 'K'},
+                {"web-root", required_argument, NULL, 'R'},
                 {NULL, 0, NULL, 0},
         };
         struct tetherd d = {0};
@@ -321,6 +355,9 @@ int main(int argc, char **argv)
         struct tetherd_conf conf = {0};
         const char *root = NULL, *logfile = NULL, *config = NULL;
         const char *opt_listen = NULL, *opt_push = NULL, *opt_qemu_user = NULL;
+        /* --web-listen, --web-cert, --web-key, --web-root: [web]'s keys in this order */
+        static const char *const web_keys[4] = {"listen", "cert", "key", "root"};
+        const char *opt_web[4] = {NULL};
         _cleanup_free_ char *sock = NULL;
         struct event *sigs[4] = {0};
         const int signums[4] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -357,6 +394,18 @@ int main(int argc, char **argv)
                 case 'u':
                         opt_qemu_user = optarg;
                         break;
+                case 'W':
+                        opt_web[0] = optarg;
+                        break;
+                case 'C':
+                        opt_web[1] = optarg;
+                        break;
+                case 'K':
+                        opt_web[2] = optarg;
+                        break;
+                case 'R':
+                        opt_web[3] = optarg;
+                        break;
                 case 'v':
                         tt_log_set_level(TT_LOG_DEBUG);
                         break;
@@ -391,8 +440,20 @@ int main(int argc, char **argv)
             (opt_qemu_user &&
              conf_set(&conf, &conf_keys[8], opt_qemu_user, "--qemu-user", 0, &err) < 0))
                 goto out;
+        for (size_t i = 0; i < TT_ARRAY_SIZE(opt_web); i++)
+                if (opt_web[i] && conf_set(&conf, conf_key("[web]", web_keys[i]), opt_web[i],
+                                           "--web-*", 0, &err) < 0)
+                        goto out;
         if (security_setup(&d, &conf, root, &err) < 0)
                 goto out;
+        /* Before any domain starts: a console that may not listen stops tetherd here. */
+        if (conf.web_listen) {
+                struct web_config wc = {conf.web_listen, conf.web_cert, conf.web_key,
+                                        conf.web_root};
+
+                if (web_listen(&d, &wc, &err) < 0)
+                        goto out;
+        }
         d.max_clients = (unsigned)conf.max_clients;
         sock = store_socket_path(&d.store);
         if (sock == NULL || api_listen(&d, sock, &err) < 0)
@@ -420,6 +481,7 @@ out:
         /* The monitor first: no round may push while the Pushgateway group is deleted. */
         monitor_stop(&d);
         metrics_close(&d);
+        web_close(&d);
         api_close(&d);
         vm_free_all(&d);
         for (size_t i = 0; i < TT_ARRAY_SIZE(sigs); i++)
@@ -433,6 +495,10 @@ out:
         free(conf.qemu_user);
         free(conf.emulators);
         free(conf.image_dirs);
+        free(conf.web_listen);
+        free(conf.web_cert);
+        free(conf.web_key);
+        free(conf.web_root);
         free(d.qemu_user);
         free(d.qemu_groups);
         policy_strv_free(d.emulators);
