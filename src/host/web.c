@@ -992,6 +992,11 @@ static void http_request(struct evhttp_request *req, void *opaque)
                         return;
                 }
         }
+        /* HEAD of the event stream: its headers, not a stream. */
+        if (route->fn == web_events && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+                reply(req, HTTP_OK, "OK", "text/event-stream", "", 0);
+                return;
+        }
         route->fn(w, req, path, s);
 }
 
