@@ -8,8 +8,8 @@
 #include "host/ratelog.h"
 #include "host/tetherd.h"
 #include "host/vm.h"
+#include "host/web_parse.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -336,32 +336,6 @@ static struct web_session *session_new(struct web *w, uid_t uid)
         return slot;
 }
 
-/* The value of cookie name in a Cookie header, copied into out; false when absent. */
-static bool cookie_value(const char *header, const char *name, char *out, size_t size)
-{
-        size_t nlen = strlen(name);
-        const char *p = header;
-
-        while (p && *p) {
-                size_t len;
-
-                while (*p == ' ' || *p == ';')
-                        p++;
-                len = strcspn(p, ";");
-                if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-                        size_t vlen = len - nlen - 1;
-
-                        if (vlen >= size)
-                                return false;
-                        memcpy(out, p + nlen + 1, vlen);
-                        out[vlen] = '\0';
-                        return true;
-                }
-                p += len;
-        }
-        return false;
-}
-
 static struct web_session *session_of(struct web *w, struct evhttp_request *req)
 {
         const char *cookie =
@@ -369,7 +343,7 @@ static struct web_session *session_of(struct web *w, struct evhttp_request *req)
         char id[2 * WEB_SESSION_BYTES + 1];
         double now = now_mono();
 
-        if (cookie == NULL || !cookie_value(cookie, WEB_COOKIE, id, sizeof(id)))
+        if (cookie == NULL || !web_cookie_value(cookie, WEB_COOKIE, id, sizeof(id)))
                 return NULL;
         for (size_t i = 0; i < WEB_MAX_SESSIONS; i++) {
                 struct web_session *s = &w->sessions[i];
@@ -638,23 +612,6 @@ static void web_domains(struct web *w, struct evhttp_request *req, const char *p
         reply_json(req, HTTP_OK, "OK", list);
 }
 
-/* The NAME of /api/domains/NAME[/...], decoded, into out; false when it is not one. */
-static bool path_domain(const char *path, char *out, size_t size, const char **rest)
-{
-        const char *p = path + strlen("/api/domains/");
-        size_t len = strcspn(p, "/");
-        _cleanup_free_ char *enc = strndup(p, len), *dec = NULL;
-
-        if (enc == NULL || len == 0)
-                return false;
-        dec = evhttp_uridecode(enc, 0, NULL);
-        if (dec == NULL || strlen(dec) == 0 || strlen(dec) >= size)
-                return false;
-        memcpy(out, dec, strlen(dec) + 1);
-        *rest = p + len;
-        return true;
-}
-
 static void web_domain(struct web *w, struct evhttp_request *req, const char *path,
                        struct web_session *s)
 {
@@ -664,7 +621,7 @@ static void web_domain(struct web *w, struct evhttp_request *req, const char *pa
         struct vm *vm;
         json_t *facts;
 
-        if (!path_domain(path, name, sizeof(name), &rest) || *rest) {
+        if (!web_path_domain(path, name, sizeof(name), &rest) || *rest) {
                 reply_error(req, HTTP_NOTFOUND, "Not Found", "no such page");
                 return;
         }
@@ -790,7 +747,7 @@ static void web_action(struct web *w, struct evhttp_request *req, const char *pa
         struct web_call *c;
         struct vm *vm;
 
-        if (!path_domain(path, name, sizeof(name), &rest) || rest[0] != '/') {
+        if (!web_path_domain(path, name, sizeof(name), &rest) || rest[0] != '/') {
                 reply_error(req, HTTP_NOTFOUND, "Not Found", "no such page");
                 return;
         }
@@ -1002,68 +959,6 @@ static void http_request(struct evhttp_request *req, void *opaque)
 
 /* ---- listening ---- */
 
-static int parse_port(const char *text, ev_uint16_t *port)
-{
-        char *end;
-        long v;
-
-        errno = 0;
-        v = strtol(text, &end, 10);
-        if (errno || end == text || *end || v < 0 || v > 65535)
-                return -1;
-        *port = (ev_uint16_t)v;
-        return 0;
-}
-
-/* ADDR:PORT, [ADDR6]:PORT, :PORT or PORT (127.0.0.1), as metrics-listen takes them. */
-static int parse_listen(const char *spec, char **addr, ev_uint16_t *port, struct tt_error *err)
-{
-        const char *colon;
-
-        if (spec[0] == '[') {
-                const char *close = strchr(spec, ']');
-                if (close == NULL || close[1] != ':')
-                        goto bad;
-                *addr = strndup(spec + 1, close - spec - 1);
-                colon = close + 1;
-        } else {
-                colon = strrchr(spec, ':');
-                if (colon && memchr(spec, ':', colon - spec))
-                        goto bad;
-                if (colon == NULL || colon == spec)
-                        *addr = strdup("127.0.0.1");
-                else
-                        *addr = strndup(spec, colon - spec);
-        }
-        if (*addr == NULL)
-                return tt_error_set(err, ENOMEM, "out of memory");
-        if (parse_port(colon ? colon + 1 : spec, port) < 0) {
-                free(steal_pointer(addr));
-                goto bad;
-        }
-        return 0;
-bad:
-        return tt_error_set(err, EINVAL,
-                            "invalid web listen address '%s': expected ADDR:PORT, [ADDR]:PORT "
-                            "or PORT",
-                            spec);
-}
-
-/* Only a loopback address may serve plain HTTP. */
-static bool is_loopback(const char *addr)
-{
-        struct in_addr a4;
-        struct in6_addr a6;
-
-        if (strcmp(addr, "localhost") == 0)
-                return true;
-        if (inet_pton(AF_INET, addr, &a4) == 1)
-                return (ntohl(a4.s_addr) >> 24) == 127;
-        if (inet_pton(AF_INET6, addr, &a6) == 1)
-                return IN6_IS_ADDR_LOOPBACK(&a6);
-        return false;
-}
-
 static const char *ssl_error(void)
 {
         static char buf[256];
@@ -1142,12 +1037,12 @@ int web_listen(struct tetherd *d, const struct web_config *c, struct tt_error *e
         ev_uint16_t port = 0;
         struct web *w;
 
-        if (parse_listen(c->listen, &addr, &port, err) < 0)
+        if (web_parse_listen(c->listen, &addr, &port, err) < 0)
                 return -1;
         if ((c->cert == NULL) != (c->key == NULL))
                 return tt_error_set(err, EINVAL,
                                     "web: --web-cert and --web-key go together (TLS needs both)");
-        if (!is_loopback(addr) && c->cert == NULL)
+        if (!web_is_loopback(addr) && c->cert == NULL)
                 return tt_error_set(err, EINVAL,
                                     "web: refusing to serve the console on '%s' without TLS: "
                                     "only a loopback address may use plain HTTP; give "
