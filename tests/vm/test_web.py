@@ -8,7 +8,7 @@ from the page.
                        [--guest DIR] [--keep]
 
 Checks: a non-loopback --web-listen without TLS is refused at start, and served over TLS with
---web-cert/--web-key; `tether web-url` without a console; login through `tether web-url` (cookie
+--web-cert/--web-key; `tether web-url` without a console; [web] in the config file; login through `tether web-url` (cookie
 flags), a wrong, a replayed and a missing token get the 403 page (logged with a rate limit);
 no session, no page; the CSP and the other headers, and no inline script or style in any page;
 the list shows every domain with its state (the CLI's words); start, suspend and resume from
@@ -188,6 +188,15 @@ def start_checks(a, tmp):
         rc, out, err = web_url(t)
         check("web-url without --web-listen: the console is off",
               rc == 1 and err == CONSOLE_OFF, repr(out) + err)
+        t.stop_daemon()
+        conf = write(os.path.join(t.root, "tetherd.conf"),
+                     "[web]\nlisten = 127.0.0.1:0\nroot = %s\n" %
+                     os.path.join(REPO, "src/host/web"))
+        t.extra = ["--config", conf]
+        t.start_daemon()
+        rc, out, err = web_url(t)
+        check("[web] listen in the config file turns the console on",
+              rc == 0 and URL_RE.match(out.strip()), repr(out) + err)
     finally:
         t.cleanup(keep=a.keep)
 
