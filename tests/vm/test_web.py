@@ -11,8 +11,9 @@ Checks: a non-loopback --web-listen without TLS is refused at start, and served 
 --web-cert/--web-key; `tether web-url` without a console; [web] in the config file; login through `tether web-url` (cookie
 flags), a wrong, a replayed and a missing token get the 403 page (logged with a rate limit);
 no session, no page; the CSP and the other headers, and no inline script or style in any page;
-the list shows every domain with its state (the CLI's words); start, suspend and resume from
-the page change the state cell without a reload; destroy asks first (cancel keeps it running);
+the list shows every domain with its state (the CLI's words); start, suspend, resume, save
+(managedsave), start from the saved image and shutdown from the page change the state cell
+without a reload; destroy asks first (cancel keeps it running);
 a POST without or with a wrong CSRF token is refused; the agent's IP and OS appear in the list
 and on the domain's page; a member of tetherd's group gets a link, a non-member does not;
 logout ends the session; a closed event stream is noticed. Screenshots go to
@@ -388,6 +389,16 @@ def run(t, a, genv, shots):
         check("resume from the page: running (unpaused)",
               ok and t.state("web2") == "running (unpaused)", detail)
 
+        # managedsave from the page, then start restores the image
+        click(drv, "web2", "managedsave")
+        ok, detail = wait_page_state(drv, t, "web2", "shut off (saved)", 60)
+        check("Save (managedsave) from the page: shut off (saved)",
+              ok and t.state("web2") == "shut off (saved)", detail)
+        click(drv, "web2", "start")
+        ok, detail = wait_page_state(drv, t, "web2", "running (restored)", 60)
+        check("start of a saved domain from the page: running (restored)",
+              ok and t.state("web2") == "running (restored)", detail)
+
         # destroy asks first
         click(drv, "web2", "destroy")
         dialog = drv.find_element(By.ID, "confirm")
@@ -399,8 +410,8 @@ def run(t, a, genv, shots):
         drv.find_element(By.ID, "confirm-cancel").click()
         closed = wait_for(lambda: dialog.get_attribute("open") is None, 5)
         check("Cancel closes the question and web2 keeps running",
-              closed and t.state("web2") == "running (unpaused)" and
-              page_state(drv, "web2") == "running (unpaused)", t.state("web2"))
+              closed and t.state("web2") == "running (restored)" and
+              page_state(drv, "web2") == "running (restored)", t.state("web2"))
         click(drv, "web2", "destroy")
         wait_for(lambda: dialog.get_attribute("open") is not None, 5)
         drv.find_element(By.ID, "confirm-ok").click()
@@ -448,6 +459,14 @@ def run(t, a, genv, shots):
               sorted(mounts) == sorted(f["mountpoint"] for f in fsinfo) and
               "/mnt/data" in mounts, f"{mounts}, agent: {[f['mountpoint'] for f in fsinfo]}")
         drv.save_screenshot(os.path.join(shots, "domain.png"))
+
+        # shutdown from the page: the guest's acpid powers it off
+        drv.get(base + "/")
+        wait_for(lambda: page_state(drv, "web1") == "running (booted)", 10)
+        click(drv, "web1", "shutdown")
+        ok, detail = wait_page_state(drv, t, "web1", "shut off (shutdown)", 90)
+        check("Shut down from the page: the guest powers off, shut off (shutdown)",
+              ok and t.state("web1") == "shut off (shutdown)", detail)
         logs = [e["message"] for e in drv.get_log("browser")
                 if e.get("level") in ("SEVERE", "WARNING")]
         check("the browser logged no error (no CSP violation)", not logs, repr(logs[:3]))
@@ -493,7 +512,6 @@ def run(t, a, genv, shots):
     check("logout", st == 200 and "Max-Age=0" in h.get("Set-Cookie", ""), f"{st} {body}")
     st, h, body = request(base, "/api/domains", headers=auth)
     check("after logout the cookie opens nothing", st == 403, f"{st} {body}")
-    t.cli("destroy", "web1")
 
 
 def main():
