@@ -22,6 +22,7 @@
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,9 @@
 #define WEB_STREAM_MAX_BACKLOG (1u << 20)
 /* How often the domain list is compared with what the streams were sent. */
 #define WEB_TICK_MS 250
+/* The whole list is rendered and compared at least every this many ticks (4 s), whatever
+   the quick fingerprint says (a managed-save image removed changes only the list). */
+#define WEB_FULL_TICKS 16
 /* A comment line on idle streams every this many ticks (15 s): proxies and dead peers. */
 #define WEB_HEARTBEAT_TICKS 60
 /* A page file larger than this is refused at start. */
@@ -129,6 +133,8 @@ struct web {
         struct event *tick;                        /* compares the list while streams are open */
         unsigned idle_ticks;                       /* ticks since the streams were last written */
         char *last_list;                           /* the list the streams were sent last */
+        uint64_t last_print;                       /* its quick fingerprint (list_print) */
+        unsigned full_ticks;                       /* ticks since the list was last rendered */
         struct web_call *calls;                    /* actions running */
         struct ratelog refusals;                   /* refused logins and requests */
 };
@@ -528,13 +534,52 @@ static char *list_event(struct web *w, char **list_text)
         return event;
 }
 
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+        const unsigned char *p = data;
+
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ p[i]) * 1099511628211ull;
+        return h;
+}
+
+/*
+ * What the list shows, cheaply: each domain's identity, state, job and sizes, and when the
+ * agent's interfaces and OS were last read. Rendering the list only when this changes keeps
+ * an idle page from costing tetherd 200 renders a second.
+ */
+static uint64_t list_print(struct tetherd *d)
+{
+        uint64_t h = 14695981039346656037ull;
+
+        for (struct vm *vm = d->vms; vm; vm = vm->next) {
+                const struct monitor_sample *ifs = monitor_sample(vm, MON_INTERFACES);
+                const struct monitor_sample *os = monitor_sample(vm, MON_OSINFO);
+                const void *ptrs[4] = {vm, vm->def, vm->live, vm->job};
+                const int ints[5] = {(int)vm->status.state, vm->status.reason, vm->id,
+                                     vm->persistent, vm->autostart};
+                const double taken[2] = {ifs ? ifs->taken_mono : 0, os ? os->taken_mono : 0};
+
+                h = fnv(h, ptrs, sizeof(ptrs));
+                h = fnv(h, ints, sizeof(ints));
+                h = fnv(h, taken, sizeof(taken));
+        }
+        return h;
+}
+
 /* Every WEB_TICK_MS while streams are open: send the list when it changed. */
 static void on_tick(evutil_socket_t fd, short what, void *opaque)
 {
         struct web *w = opaque;
         char *text = NULL;
-        _cleanup_free_ char *event = list_event(w, &text);
+        _cleanup_free_ char *event = NULL;
+        uint64_t print = list_print(w->d);
 
+        if (print != w->last_print || ++w->full_ticks >= WEB_FULL_TICKS) {
+                w->last_print = print;
+                w->full_ticks = 0;
+                event = list_event(w, &text);
+        }
         if (event && (w->last_list == NULL || strcmp(text, w->last_list) != 0)) {
                 free(w->last_list);
                 w->last_list = steal_pointer(&text);
@@ -568,6 +613,7 @@ static void web_events(struct web *w, struct evhttp_request *req, const char *pa
                 return;
         }
         /* The streams already open get a change the tick has not seen yet, as this one does. */
+        w->last_print = list_print(w->d);
         if (w->last_list == NULL || strcmp(text, w->last_list) != 0) {
                 streams_send(w, event, strlen(event));
                 free(w->last_list);
