@@ -108,6 +108,7 @@ struct web_stream {
         struct web *w;                   /* owner */
         struct evhttp_request *req;      /* the chunked reply */
         struct evhttp_connection *conn;  /* its connection (closecb tells us it went away) */
+        char sid[2 * WEB_SESSION_BYTES + 1]; /* its session: the stream ends with it */
 };
 
 /* An action whose job runs; answered when it ends. */
@@ -342,15 +343,11 @@ static struct web_session *session_new(struct web *w, uid_t uid)
         return slot;
 }
 
-static struct web_session *session_of(struct web *w, struct evhttp_request *req)
+/* The live session with this id (expired ones are cleared on the way), or NULL. */
+static struct web_session *session_find(struct web *w, const char *id)
 {
-        const char *cookie =
-                evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
-        char id[2 * WEB_SESSION_BYTES + 1];
         double now = now_mono();
 
-        if (cookie == NULL || !web_cookie_value(cookie, WEB_COOKIE, id, sizeof(id)))
-                return NULL;
         for (size_t i = 0; i < WEB_MAX_SESSIONS; i++) {
                 struct web_session *s = &w->sessions[i];
 
@@ -364,6 +361,17 @@ static struct web_session *session_of(struct web *w, struct evhttp_request *req)
                         return s;
         }
         return NULL;
+}
+
+static struct web_session *session_of(struct web *w, struct evhttp_request *req)
+{
+        const char *cookie =
+                evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+        char id[2 * WEB_SESSION_BYTES + 1];
+
+        if (cookie == NULL || !web_cookie_value(cookie, WEB_COOKIE, id, sizeof(id)))
+                return NULL;
+        return session_find(w, id);
 }
 
 /* ---- the domain list ---- */
@@ -519,6 +527,21 @@ static void streams_send(struct web *w, const char *text, size_t len)
         w->idle_ticks = 0;
 }
 
+/* End the streams whose session ended (logout, expiry): the page finds out it is logged out. */
+static void streams_check(struct web *w)
+{
+        struct web_stream *next;
+
+        for (struct web_stream *s = w->streams; s; s = next) {
+                next = s->next;
+                if (session_find(w, s->sid) != NULL)
+                        continue;
+                evhttp_connection_set_closecb(s->conn, NULL, NULL);
+                evhttp_send_reply_end(s->req);
+                stream_free(s);
+        }
+}
+
 /* The list as one "domains" event; NULL when out of memory. */
 static char *list_event(struct web *w, char **list_text)
 {
@@ -578,6 +601,9 @@ static void on_tick(evutil_socket_t fd, short what, void *opaque)
         if (print != w->last_print || ++w->full_ticks >= WEB_FULL_TICKS) {
                 w->last_print = print;
                 w->full_ticks = 0;
+                streams_check(w);
+                if (w->streams == NULL)
+                        return;
                 event = list_event(w, &text);
         }
         if (event && (w->last_list == NULL || strcmp(text, w->last_list) != 0)) {
@@ -623,6 +649,7 @@ static void web_events(struct web *w, struct evhttp_request *req, const char *pa
         s->w = w;
         s->req = req;
         s->conn = evhttp_request_get_connection(req);
+        memcpy(s->sid, session->id, sizeof(s->sid));
         s->next = w->streams;
         w->streams = s;
         w->n_streams++;
@@ -838,6 +865,7 @@ static void web_logout(struct web *w, struct evhttp_request *req, const char *pa
                        struct web_session *s)
 {
         memset(s, 0, sizeof(*s));
+        streams_check(w);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie",
                           WEB_COOKIE "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
         reply_json(req, HTTP_OK, "OK", json_pack("{s:b}", "logged_out", 1));

@@ -16,7 +16,7 @@ the list shows every domain with its state (the CLI's words); start, suspend, re
 without a reload; destroy asks first (cancel keeps it running);
 a POST without or with a wrong CSRF token is refused; the agent's IP and OS appear in the list
 and on the domain's page; a member of tetherd's group gets a link, a non-member does not;
-logout ends the session; a closed event stream is noticed. Screenshots go to
+logout ends the session and its event streams; a closed event stream is noticed. Screenshots go to
 BUILD/web-screenshots/. Prints "N passed, N failed"; exits 1 on any failure.
 """
 
@@ -506,12 +506,23 @@ def run(t, a, genv, shots):
     conn.close()
     check("tetherd notices a closed event stream",
           wait_for(lambda: log_text(t).count(closed_line) > closed_before, 20, 0.2))
+    # A second stream stays open through the logout: it must end with the session.
+    conn2 = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(base).port, timeout=10)
+    conn2.request("GET", "/api/events", headers=auth)
+    r2 = conn2.getresponse()
     st, h, body = request(base, "/api/session", headers=auth)
     csrf = json.loads(body)["csrf"]
     st, h, body = request(base, "/api/logout", "POST", headers=dict(auth, **{"X-CSRF-Token": csrf}))
     check("logout", st == 200 and "Max-Age=0" in h.get("Set-Cookie", ""), f"{st} {body}")
     st, h, body = request(base, "/api/domains", headers=auth)
     check("after logout the cookie opens nothing", st == 403, f"{st} {body}")
+    try:
+        rest = r2.read().decode()
+        ended = "event: domains" in rest
+    except OSError as e:
+        rest, ended = repr(e), False
+    conn2.close()
+    check("the session's event stream ends with the logout", ended, rest[-200:])
 
 
 def main():
