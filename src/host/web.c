@@ -590,7 +590,11 @@ static uint64_t list_print(struct tetherd *d)
         return h;
 }
 
-/* Every WEB_TICK_MS while streams are open: send the list when it changed. */
+/*
+ * Every WEB_TICK_MS while streams are open: send the list when it changed. A poll, until
+ * tetherd has an event bus to subscribe to: then a state change can send at once, and this
+ * stays only for the monitor's slower changes (IP addresses, OS).
+ */
 static void on_tick(evutil_socket_t fd, short what, void *opaque)
 {
         struct web *w = opaque;
