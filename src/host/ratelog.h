@@ -18,12 +18,12 @@ struct event_base;
 #define RATELOG_LINE_MAX 512
 
 struct ratelog {
-        struct event_base *base;         /* for the flush timer */
-        struct event *flush;             /* logs the count at the end of the second */
-        struct timespec last;            /* when the last line was logged */
-        bool logged;                     /* last is meaningful */
-        unsigned suppressed;             /* refusals since that line that were not logged */
-        char line[RATELOG_LINE_MAX];     /* the last suppressed refusal's line */
+        struct event_base *base;     /* for the flush timer */
+        struct event *flush;         /* logs the count at the end of the second */
+        struct timespec last;        /* when the last line was logged */
+        bool logged;                 /* last is meaningful */
+        unsigned suppressed;         /* refusals since that line that were not logged */
+        char line[RATELOG_LINE_MAX]; /* the last suppressed refusal's line */
 };
 
 void ratelog_init(struct ratelog *r, struct event_base *base);

@@ -59,7 +59,7 @@
 #define WEB_MAX_FILE (4u << 20)
 /* A browser that sends nothing for this long is disconnected (streams excepted: they write). */
 #define WEB_HTTP_TIMEOUT_S 60
-#define WEB_MAX_HEADERS 16384
+#define WEB_MAX_HEADERS    16384
 /* Actions carry no body that is read. */
 #define WEB_MAX_BODY 4096
 /* Longest domain name in a path. */
@@ -69,7 +69,7 @@
 
 /* Every reply: same-origin scripts, styles and requests only; no inline script or style. */
 #define WEB_CSP                                                                                    \
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "         \
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 /* The pages, read from the web root at start. */
@@ -78,13 +78,13 @@ static const struct web_file_def {
         const char *file; /* in the web root */
         const char *type; /* Content-Type */
 } web_files[] = {
-        {"/", "index.html", "text/html; charset=utf-8"},
-        {"/index.html", "index.html", "text/html; charset=utf-8"},
-        {"/domain.html", "domain.html", "text/html; charset=utf-8"},
-        {"/app.css", "app.css", "text/css; charset=utf-8"},
-        {"/common.js", "common.js", "text/javascript; charset=utf-8"},
-        {"/list.js", "list.js", "text/javascript; charset=utf-8"},
-        {"/domain.js", "domain.js", "text/javascript; charset=utf-8"},
+    {"/", "index.html", "text/html; charset=utf-8"},
+    {"/index.html", "index.html", "text/html; charset=utf-8"},
+    {"/domain.html", "domain.html", "text/html; charset=utf-8"},
+    {"/app.css", "app.css", "text/css; charset=utf-8"},
+    {"/common.js", "common.js", "text/javascript; charset=utf-8"},
+    {"/list.js", "list.js", "text/javascript; charset=utf-8"},
+    {"/domain.js", "domain.js", "text/javascript; charset=utf-8"},
 };
 
 struct web_token {
@@ -104,40 +104,40 @@ struct web;
 
 /* An open event stream (GET /api/events). */
 struct web_stream {
-        struct web_stream *next;         /* list in struct web */
-        struct web *w;                   /* owner */
-        struct evhttp_request *req;      /* the chunked reply */
-        struct evhttp_connection *conn;  /* its connection (closecb tells us it went away) */
+        struct web_stream *next;             /* list in struct web */
+        struct web *w;                       /* owner */
+        struct evhttp_request *req;          /* the chunked reply */
+        struct evhttp_connection *conn;      /* its connection (closecb tells us it went away) */
         char sid[2 * WEB_SESSION_BYTES + 1]; /* its session: the stream ends with it */
 };
 
 /* An action whose job runs; answered when it ends. */
 struct web_call {
-        struct web_call *next, *prev;    /* pending calls */
-        struct web *w;                   /* NULL once the server is gone: answer nobody */
-        struct evhttp_request *req;      /* the POST */
-        const char *action;              /* its name (static) */
-        char *domain;                    /* the domain's name */
+        struct web_call *next, *prev; /* pending calls */
+        struct web *w;                /* NULL once the server is gone: answer nobody */
+        struct evhttp_request *req;   /* the POST */
+        const char *action;           /* its name (static) */
+        char *domain;                 /* the domain's name */
 };
 
 struct web {
-        struct tetherd *d;                         /* the daemon */
-        struct evhttp *http;                       /* the server */
-        SSL_CTX *ssl;                              /* TLS, or NULL: plain HTTP on loopback */
-        char *base_url;                            /* http(s)://HOST:PORT, for web-url */
-        char *files[TT_ARRAY_SIZE(web_files)];     /* the pages' contents */
-        size_t lens[TT_ARRAY_SIZE(web_files)];     /* and lengths */
-        struct web_token tokens[WEB_MAX_TOKENS];   /* login tokens not used yet */
+        struct tetherd *d;                       /* the daemon */
+        struct evhttp *http;                     /* the server */
+        SSL_CTX *ssl;                            /* TLS, or NULL: plain HTTP on loopback */
+        char *base_url;                          /* http(s)://HOST:PORT, for web-url */
+        char *files[TT_ARRAY_SIZE(web_files)];   /* the pages' contents */
+        size_t lens[TT_ARRAY_SIZE(web_files)];   /* and lengths */
+        struct web_token tokens[WEB_MAX_TOKENS]; /* login tokens not used yet */
         struct web_session sessions[WEB_MAX_SESSIONS];
-        struct web_stream *streams;                /* open event streams */
-        unsigned n_streams;                        /* how many */
-        struct event *tick;                        /* compares the list while streams are open */
-        unsigned idle_ticks;                       /* ticks since the streams were last written */
-        char *last_list;                           /* the list the streams were sent last */
-        uint64_t last_print;                       /* its quick fingerprint (list_print) */
-        unsigned full_ticks;                       /* ticks since the list was last rendered */
-        struct web_call *calls;                    /* actions running */
-        struct ratelog refusals;                   /* refused logins and requests */
+        struct web_stream *streams; /* open event streams */
+        unsigned n_streams;         /* how many */
+        struct event *tick;         /* compares the list while streams are open */
+        unsigned idle_ticks;        /* ticks since the streams were last written */
+        char *last_list;            /* the list the streams were sent last */
+        uint64_t last_print;        /* its quick fingerprint (list_print) */
+        unsigned full_ticks;        /* ticks since the list was last rendered */
+        struct web_call *calls;     /* actions running */
+        struct ratelog refusals;    /* refused logins and requests */
 };
 
 typedef void (*web_fn)(struct web *w, struct evhttp_request *req, const char *path,
@@ -224,8 +224,7 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 }
 
 /* A plain refusal or error page: the status line, and a sentence. */
-static void reply_page(struct evhttp_request *req, int code, const char *reason,
-                       const char *text)
+static void reply_page(struct evhttp_request *req, int code, const char *reason, const char *text)
 {
         _cleanup_free_ char *body = NULL;
         int n = asprintf(&body,
@@ -254,8 +253,7 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
         reply(req, code, reason, "application/json", text, strlen(text));
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *reason,
-                        const char *msg)
+static void reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
 {
         reply_json(req, code, reason, json_pack("{s:s}", "error", msg));
 }
@@ -365,8 +363,7 @@ static struct web_session *session_find(struct web *w, const char *id)
 
 static struct web_session *session_of(struct web *w, struct evhttp_request *req)
 {
-        const char *cookie =
-                evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+        const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
         char id[2 * WEB_SESSION_BYTES + 1];
 
         if (cookie == NULL || !web_cookie_value(cookie, WEB_COOKIE, id, sizeof(id)))
@@ -385,12 +382,14 @@ static json_t *agent_ips(const struct vm *vm)
 
         if (ms == NULL || ips == NULL)
                 return ips;
-        json_array_foreach(ms->data, i, ifc) {
+        json_array_foreach(ms->data, i, ifc)
+        {
                 const char *name = json_string_value(json_object_get(ifc, "name"));
 
                 if (name && strcmp(name, "lo") == 0)
                         continue;
-                json_array_foreach(json_object_get(ifc, "ip-addresses"), j, addr) {
+                json_array_foreach(json_object_get(ifc, "ip-addresses"), j, addr)
+                {
                         const char *ip = json_string_value(json_object_get(addr, "ip-address"));
 
                         if (ip)
@@ -443,8 +442,8 @@ static json_t *domain_list(struct tetherd *d)
 /* The agent's facts of one domain: the monitor's cached data and its age. */
 static json_t *domain_facts(struct vm *vm)
 {
-        static const enum monitor_source sources[] = {MON_OSINFO, MON_INTERFACES, MON_USERS,
-                                                      MON_FILESYSTEMS, MON_LOAD, MON_MEMORY};
+        static const enum monitor_source sources[] = {MON_OSINFO,      MON_INTERFACES, MON_USERS,
+                                                      MON_FILESYSTEMS, MON_LOAD,       MON_MEMORY};
         json_t *row = domain_row(vm), *agent = json_object();
 
         if (row == NULL || agent == NULL) {
@@ -457,9 +456,9 @@ static json_t *domain_facts(struct vm *vm)
 
                 if (ms == NULL || ms->data == NULL)
                         continue;
-                json_object_set_new(agent, monitor_source_name(sources[i]),
-                                    json_pack("{s:O, s:f}", "data", ms->data, "age",
-                                              monitor_age(vm, sources[i])));
+                json_object_set_new(
+                    agent, monitor_source_name(sources[i]),
+                    json_pack("{s:O, s:f}", "data", ms->data, "age", monitor_age(vm, sources[i])));
         }
         json_object_set_new(row, "agent", agent);
         return row;
@@ -806,12 +805,16 @@ static int act_managedsave(struct vm *vm, vm_done_fn done, void *opaque, struct 
 
 /* The page's actions: the same vm_* calls as the control API's verbs. */
 static const struct web_action {
-        const char *name;                                                  /* in the path */
+        const char *name; /* in the path */
         int (*fn)(struct vm *vm, vm_done_fn done, void *opaque, struct tt_error *err);
 } web_actions[] = {
-        {"start", act_start},       {"shutdown", act_shutdown}, {"reboot", act_reboot},
-        {"suspend", vm_suspend},    {"resume", vm_resume},      {"destroy", act_destroy},
-        {"managedsave", act_managedsave},
+    {"start", act_start},
+    {"shutdown", act_shutdown},
+    {"reboot", act_reboot},
+    {"suspend", vm_suspend},
+    {"resume", vm_resume},
+    {"destroy", act_destroy},
+    {"managedsave", act_managedsave},
 };
 
 static void web_action(struct web *w, struct evhttp_request *req, const char *path,
@@ -878,11 +881,11 @@ static void web_logout(struct web *w, struct evhttp_request *req, const char *pa
 /* ---- login and pages ---- */
 
 static const char login_refused[] =
-        "This login link is wrong, expired or already used. Run <code>tether web-url</code> on "
-        "the host for a new one.";
+    "This login link is wrong, expired or already used. Run <code>tether web-url</code> on "
+    "the host for a new one.";
 static const char not_logged_in[] =
-        "You are not logged in, or your session has ended. Run <code>tether web-url</code> on "
-        "the host for a login link.";
+    "You are not logged in, or your session has ended. Run <code>tether web-url</code> on "
+    "the host for a login link.";
 
 static void web_login(struct web *w, struct evhttp_request *req, const char *path,
                       struct web_session *unused)
@@ -913,8 +916,7 @@ static void web_login(struct web *w, struct evhttp_request *req, const char *pat
                 evhttp_send_error(req, HTTP_INTERNAL, NULL);
                 return;
         }
-        tt_info("web: login from %s (uid %u)", peer_of(req, peer, sizeof(peer)),
-                (unsigned)uid);
+        tt_info("web: login from %s (uid %u)", peer_of(req, peer, sizeof(peer)), (unsigned)uid);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Location", "/");
         reply_page(req, 303, "See Other", "Logged in: <a href=\"/\">continue</a>.");
@@ -945,14 +947,14 @@ static const struct web_route {
         web_fn fn;                   /* handler */
         unsigned flags;              /* enum web_route_flags */
 } web_routes[] = {
-        {EVHTTP_REQ_GET, "/login", web_login, 0},
-        {EVHTTP_REQ_GET, "/api/session", web_session_info, WEB_SESSION},
-        {EVHTTP_REQ_GET, "/api/domains", web_domains, WEB_SESSION},
-        {EVHTTP_REQ_GET, "/api/events", web_events, WEB_SESSION},
-        {EVHTTP_REQ_POST, "/api/logout", web_logout, WEB_SESSION | WEB_CSRF},
-        {EVHTTP_REQ_GET, "/api/domains/", web_domain, WEB_SESSION | WEB_PREFIX},
-        {EVHTTP_REQ_POST, "/api/domains/", web_action, WEB_SESSION | WEB_CSRF | WEB_PREFIX},
-        {EVHTTP_REQ_GET, "/", web_static, WEB_SESSION | WEB_PREFIX},
+    {EVHTTP_REQ_GET, "/login", web_login, 0},
+    {EVHTTP_REQ_GET, "/api/session", web_session_info, WEB_SESSION},
+    {EVHTTP_REQ_GET, "/api/domains", web_domains, WEB_SESSION},
+    {EVHTTP_REQ_GET, "/api/events", web_events, WEB_SESSION},
+    {EVHTTP_REQ_POST, "/api/logout", web_logout, WEB_SESSION | WEB_CSRF},
+    {EVHTTP_REQ_GET, "/api/domains/", web_domain, WEB_SESSION | WEB_PREFIX},
+    {EVHTTP_REQ_POST, "/api/domains/", web_action, WEB_SESSION | WEB_CSRF | WEB_PREFIX},
+    {EVHTTP_REQ_GET, "/", web_static, WEB_SESSION | WEB_PREFIX},
 };
 
 static bool route_matches(const struct web_route *r, const char *path)
@@ -1012,8 +1014,8 @@ static void http_request(struct evhttp_request *req, void *opaque)
                 }
         }
         if (route->flags & WEB_CSRF) {
-                const char *token = evhttp_find_header(evhttp_request_get_input_headers(req),
-                                                       "X-CSRF-Token");
+                const char *token =
+                    evhttp_find_header(evhttp_request_get_input_headers(req), "X-CSRF-Token");
 
                 if (token == NULL || !secret_equal(s->csrf, token)) {
                         ratelog_note(&w->refusals,
@@ -1063,8 +1065,8 @@ static int tls_setup(struct web *w, const struct web_config *c, struct tt_error 
                                     ssl_error());
         if (SSL_CTX_check_private_key(w->ssl) != 1)
                 return tt_error_set(err, EINVAL,
-                                    "web: the key '%s' does not match the certificate '%s'",
-                                    c->key, c->cert);
+                                    "web: the key '%s' does not match the certificate '%s'", c->key,
+                                    c->cert);
         return 0;
 }
 
@@ -1139,8 +1141,8 @@ int web_listen(struct tetherd *d, const struct web_config *c, struct tt_error *e
         if (w->tick == NULL || w->http == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
         evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                                    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                                    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                                EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
         evhttp_set_timeout(w->http, WEB_HTTP_TIMEOUT_S);
         evhttp_set_max_headers_size(w->http, WEB_MAX_HEADERS);
         evhttp_set_max_body_size(w->http, WEB_MAX_BODY);
@@ -1155,8 +1157,7 @@ int web_listen(struct tetherd *d, const struct web_config *c, struct tt_error *e
         if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) < 0 ||
             getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
                         NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-                return tt_error_errno(err, errno, "web: cannot read the address of %s",
-                                      c->listen);
+                return tt_error_errno(err, errno, "web: cannot read the address of %s", c->listen);
         /* A wildcard address: the link names this host. */
         if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0) {
                 if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
@@ -1164,8 +1165,7 @@ int web_listen(struct tetherd *d, const struct web_config *c, struct tt_error *e
                 host[sizeof(host) - 1] = '\0';
         }
         if (asprintf(&w->base_url, "%s://%s%s%s:%s", w->ssl ? "https" : "http",
-                     strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-                     serv) < 0)
+                     strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", serv) < 0)
                 return tt_error_set(err, ENOMEM, "out of memory");
         tt_info("web console on %s/ (tether web-url prints a login link)", w->base_url);
         return 0;
