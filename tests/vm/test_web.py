@@ -524,6 +524,23 @@ def run(t, a, genv, shots):
     conn2.close()
     check("the session's event stream ends with the logout", ended, rest[-200:])
 
+    # Sessions are bounded: 64; the 65th login ends the oldest.
+    cookies = []
+    for _ in range(65):
+        rc, out, err = t.cli("web-url")
+        cookies.append(login(base, out.strip())[2])
+    alive = [request(base, "/api/session", headers={"Cookie": c or ""})[0] for c in cookies]
+    check("64 sessions at most: the 65th login ended the oldest one",
+          alive[0] == 403 and alive[1:] == [200] * 64, repr(alive))
+    st, h, body = request(base, "/api/domains/web1/start", "GET", headers={"Cookie": cookies[-1]})
+    check("GET of an action: 404", st == 404, f"{st} {body}")
+    st, h, body = request(base, "/api/domains", "POST", headers={"Cookie": cookies[-1]})
+    check("POST to a read-only resource: 405 with Allow",
+          st == 405 and h.get("Allow") == "GET, HEAD", f"{st} {dict(h)}")
+    st, h, body = request(base, "/api/domains/nosuch", headers={"Cookie": cookies[-1]})
+    check("an unknown domain: 404 with the lookup's error",
+          st == 404 and json.loads(body) == {"error": "failed to get domain 'nosuch'"}, body)
+
 
 def main():
     ap = argparse.ArgumentParser()
