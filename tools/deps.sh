@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   # build
   gcc clang meson ninja-build pkg-config libjansson-dev libcmocka-dev libxml2-dev libevent-dev
+  libssl-dev
   # tests and tools
   python3 file cpio gzip xz-utils e2fsprogs kmod gcovr
   # the real components the tests run against
@@ -13,6 +14,8 @@ packages=(
   libvirt-daemon-system libvirt-clients openssh-server openssh-client gvncviewer
   # the monitor's tests: promtool, a Prometheus server and a Pushgateway; tmux (`tether top`)
   prometheus prometheus-pushgateway tmux
+  # the web console's tests: a real browser driven by Selenium; openssl makes a test certificate
+  chromium chromium-driver python3-selenium openssl
 )
 
 missing=()

@@ -626,6 +626,23 @@ static int print_qmp(json_t *ret, const struct cli_opts *o)
         return 0;
 }
 
+/* web-url: the one-time login link alone on its line (scripts open it). */
+static int print_web_url(json_t *ret, const struct cli_opts *o)
+{
+        const char *url = json_string_value(json_object_get(ret, "url"));
+
+        if (o->json) {
+                cli_print_json(ret);
+                return 0;
+        }
+        if (url == NULL) {
+                cli_error("malformed web-url reply from the daemon");
+                return -1;
+        }
+        printf("%s\n", url);
+        return 0;
+}
+
 /* Confirmation lines, in virsh's words; %s is the domain (or file). */
 static const struct cli_verb verbs[] = {
         {"list", "list", {"all", "inactive", "state-running", "state-paused", "state-shutoff",
@@ -669,6 +686,8 @@ static const struct cli_verb verbs[] = {
         {"reset", "reset", {NULL}, 1, args_domain, NULL, "Domain '%s' was reset", NULL},
         {"autostart", "autostart", {"disable"}, 1, args_domain, NULL,
          "Domain '%s' marked as autostarted", "Domain '%s' unmarked as autostarted"},
+        /* Beyond virsh: a one-time login link to tetherd's web console (--web-listen). */
+        {"web-url", "web-url", {NULL}, 0, NULL, print_web_url, NULL, NULL},
 
         /* Guest-agent verbs (agent.c): tetherd returns the agent's raw replies. */
         {.error_newline = true, .name = "qemu-agent-command", .execute = "agent-command",

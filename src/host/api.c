@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/api.h"
 #include "host/policy.h"
+#include "host/ratelog.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/guest_ops.h"
 #include "host/monitor.h"
 #include "host/snapshot.h"
 #include "host/vm.h"
+#include "host/web.h"
 #include "wire/wire.h"
 
 #include <errno.h>
@@ -68,16 +70,6 @@ struct api_client {
 static void client_reading(struct api_client *c, bool on);
 static void client_stall_watch(struct api_client *c);
 
-/* Refusals are logged at most once a second; the others are counted. */
-struct api_refusals {
-        struct event *flush;            /* logs the count at the end of the second */
-        struct timespec last;           /* when the last line was logged */
-        bool logged;                    /* last is meaningful */
-        unsigned suppressed;            /* refusals since that line that were not logged */
-        struct ucred cred;              /* the last suppressed refusal's peer */
-        const char *why;                /* and why it was refused */
-};
-
 struct api_server {
         struct tetherd *d;              /* the daemon */
         struct evconnlistener *listener; /* the control socket */
@@ -85,7 +77,7 @@ struct api_server {
         unsigned nclients;              /* how many */
         unsigned max_clients;           /* the cap on nclients (API_ROOT_RESERVE more for root) */
         char *path;                     /* socket path, removed on close */
-        struct api_refusals refusals;   /* rate limit of the refusal log lines */
+        struct ratelog refusals;        /* rate limit of the refusal log lines */
 };
 
 /* One request that is answered later (its job runs in the background). */
@@ -494,6 +486,18 @@ static int api_domstats(struct tetherd *d, json_t *args, struct api_call *call, 
         return 0;
 }
 
+/* web-url: a one-time login link to the web console, acting as the peer (web.h). */
+static int api_web_url(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                       struct tt_error *err)
+{
+        _cleanup_free_ char *url = web_login_url(d, call->client ? call->client->uid : 0, err);
+
+        if (url == NULL)
+                return -1;
+        *ret = json_pack("{s:s}", "url", url);
+        return 0;
+}
+
 #define ARG(n, t) {.name = (n), .type = (t), .required = true}
 #define OPT(n, t) {.name = (n), .type = (t), .required = false}
 static const struct wire_arg args_none[] = {{.name = NULL}};
@@ -571,6 +575,7 @@ static const struct api_verb {
         {"screenshot", api_screenshot, args_dom},
         {"graphics", api_graphics, args_dom},
         {"domstats", api_domstats, args_domstats},
+        {"web-url", api_web_url, args_none},
 };
 
 int api_request_parse(json_t *msg, struct api_request *r, struct tt_error *err)
@@ -964,64 +969,11 @@ static bool peer_allowed(struct tetherd *d, int fd, struct ucred *cred)
         return false;
 }
 
-static double elapsed_s(const struct timespec *since, const struct timespec *now)
-{
-        return (double)(now->tv_sec - since->tv_sec) + (now->tv_nsec - since->tv_nsec) / 1e9;
-}
-
-static void refusal_log(struct api_refusals *r, const struct ucred *cred, const char *why,
-                        unsigned suppressed)
-{
-        if (suppressed)
-                tt_warn("refused control connection from uid %u gid %u pid %d%s (%u similar "
-                        "refusals suppressed)",
-                        (unsigned)cred->uid, (unsigned)cred->gid, (int)cred->pid, why, suppressed);
-        else
-                tt_warn("refused control connection from uid %u gid %u pid %d%s",
-                        (unsigned)cred->uid, (unsigned)cred->gid, (int)cred->pid, why);
-        clock_gettime(CLOCK_MONOTONIC, &r->last);
-        r->logged = true;
-}
-
-/* The second after a logged refusal is over: log the last suppressed one, with the count. */
-static void refusal_flush(evutil_socket_t fd, short what, void *opaque)
-{
-        struct api_refusals *r = opaque;
-        unsigned n = r->suppressed;
-
-        if (n == 0)
-                return;
-        r->suppressed = 0;
-        refusal_log(r, &r->cred, r->why, n - 1);
-}
-
-/*
- * At most one line a second, so that a local flood cannot fill the log: a refusal within a
- * second of the last line is counted, and the count is logged when that second ends.
- */
+/* Refusals are logged at most once a second; the others are counted (ratelog.h). */
 static void refusal_note(struct api_server *srv, const struct ucred *cred, const char *why)
 {
-        struct api_refusals *r = &srv->refusals;
-        struct timespec now;
-        double since;
-
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        since = elapsed_s(&r->last, &now);
-        if (!r->logged || (since >= 1.0 && r->suppressed == 0)) {
-                refusal_log(r, cred, why, 0);
-                return;
-        }
-        r->suppressed++;
-        r->cred = *cred;
-        r->why = why;
-        if (r->flush == NULL)
-                r->flush = evtimer_new(evconnlistener_get_base(srv->listener), refusal_flush, r);
-        if (r->flush && !evtimer_pending(r->flush, NULL)) {
-                double wait = since >= 1.0 ? 0 : 1.0 - since;
-                struct timeval tv = {(time_t)wait, (suseconds_t)((wait - (time_t)wait) * 1e6)};
-
-                evtimer_add(r->flush, &tv);
-        }
+        ratelog_note(&srv->refusals, "refused control connection from uid %u gid %u pid %d%s",
+                     (unsigned)cred->uid, (unsigned)cred->gid, (int)cred->pid, why);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -1109,6 +1061,7 @@ int api_listen(struct tetherd *d, const char *path, struct tt_error *err)
                 return tt_error_set(err, ENOMEM, "out of memory");
         }
         srv->d = d;
+        ratelog_init(&srv->refusals, d->base);
         srv->max_clients = d->max_clients ? d->max_clients : API_DEFAULT_MAX_CLIENTS;
         unlink(path);
         srv->listener = evconnlistener_new_bind(d->base, on_accept, srv,
@@ -1137,10 +1090,7 @@ void api_close(struct tetherd *d)
                 client_free(srv->clients);
         evconnlistener_free(srv->listener);
         unlink(srv->path);
-        if (srv->refusals.flush) {
-                refusal_flush(-1, 0, &srv->refusals);
-                event_free(srv->refusals.flush);
-        }
+        ratelog_close(&srv->refusals);
         free(srv->path);
         free(srv);
         d->api = NULL;

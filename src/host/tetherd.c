@@ -12,6 +12,7 @@
 #include "host/policy.h"
 #include "host/tetherd.h"
 #include "host/vm.h"
+#include "host/web.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,6 +48,10 @@ struct tetherd_conf {
         char *on_boot;             /* [lifecycle] on-boot, or NULL: start */
         int shutdown_timeout;      /* [lifecycle] shutdown-timeout (seconds) */
         int parallel_shutdown;     /* [lifecycle] parallel-shutdown */
+        char *web_listen;          /* [web] listen, or NULL: no web console */
+        char *web_cert;            /* [web] cert: PEM certificate chain for TLS */
+        char *web_key;             /* [web] key: its PEM private key */
+        char *web_root;            /* [web] root: the pages' folder, or NULL: installed */
 };
 
 /* QEMU's user when nothing says otherwise. */
@@ -60,9 +65,9 @@ enum conf_type {
         CONF_PARALLEL, /* an int, 1..HOSTSTOP_PARALLEL_MAX */
 };
 
-/* The keys of [monitor] and [security], each with where its value goes in struct tetherd_conf. */
+/* The keys of [monitor], [security], [lifecycle] and [web], each with where its value goes in struct tetherd_conf. */
 static const struct conf_key {
-        const char *section;  /* "[monitor]" or "[security]" */
+        const char *section;  /* "[monitor]", "[security]", "[lifecycle]" or "[web]" */
         const char *name;     /* key in the file */
         enum conf_type type;  /* how the value is read */
         size_t offset;        /* field in struct tetherd_conf */
@@ -87,13 +92,18 @@ static const struct conf_key {
          offsetof(struct tetherd_conf, shutdown_timeout)},
         {"[lifecycle]", "parallel-shutdown", CONF_PARALLEL,
          offsetof(struct tetherd_conf, parallel_shutdown)},
+        {"[web]", "listen", CONF_STRING, offsetof(struct tetherd_conf, web_listen)},
+        {"[web]", "cert", CONF_STRING, offsetof(struct tetherd_conf, web_cert)},
+        {"[web]", "key", CONF_STRING, offsetof(struct tetherd_conf, web_key)},
+        {"[web]", "root", CONF_STRING, offsetof(struct tetherd_conf, web_root)},
 };
 
-/* The key named name (names are unique across sections). */
-static const struct conf_key *conf_key(const char *name)
+/* A row of conf_keys by section and name (the options that override the file use it). */
+static const struct conf_key *conf_key(const char *section, const char *name)
 {
         for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
-                if (strcmp(conf_keys[i].name, name) == 0)
+                if (strcmp(conf_keys[i].section, section) == 0 &&
+                    strcmp(conf_keys[i].name, name) == 0)
                         return &conf_keys[i];
         return NULL;
 }
@@ -106,6 +116,8 @@ static void usage(FILE *out)
                 "               [--qemu-user NAME] [--report-idle]\n"
                 "               [--on-shutdown managedsave|shutdown|ignore] [--on-boot start|ignore]\n"
                 "               [--shutdown-timeout SECONDS] [--parallel-shutdown N]\n"
+                "               [--web-listen [ADDR:]PORT]\n"
+                "               [--web-cert FILE --web-key FILE] [--web-root DIR]\n"
                 "Tether's host daemon: defines, starts and supervises QEMU virtual machines,\n"
                 "and polls them for metrics.\n"
                 "\n"
@@ -123,12 +135,21 @@ static void usage(FILE *out)
                 "                 disks, kernel and initrd must lie in); lists are space-separated.\n"
                 "                 [monitor] report-idle (yes/no). [lifecycle]: on-shutdown,\n"
                 "                 on-boot, shutdown-timeout, parallel-shutdown (as the options)\n"
+                "                 [web]: listen, cert, key, root (as the --web-* options)\n"
                 "  --qemu-user NAME\n"
                 "                 run QEMU as NAME (default: tether-qemu; root or '' keep QEMU\n"
                 "                 running as root)\n"
                 "  --metrics-listen ADDR:PORT\n"
                 "                 serve Prometheus metrics on http://ADDR:PORT/metrics\n"
                 "                 (PORT or :PORT alone: 127.0.0.1; [ADDR]:PORT for IPv6)\n"
+                "  --web-listen [ADDR:]PORT\n"
+                "                 serve the web console (off by default; 127.0.0.1 without an\n"
+                "                 address); `tether web-url` prints a one-time login link.\n"
+                "                 An address other than loopback needs --web-cert and --web-key\n"
+                "  --web-cert FILE, --web-key FILE\n"
+                "                 serve the console over TLS with this PEM certificate and key\n"
+                "  --web-root DIR the console's pages (default: the installed ones, else the\n"
+                "                 source tree's src/host/web when run from a build tree)\n"
                 "  --push-url URL push the metrics to a Pushgateway (http://HOST:PORT) after\n"
                 "                 each host-side round; the group is deleted on exit\n"
                 "  --report-idle  show a running domain whose vCPUs used under 1%% of a CPU over\n"
@@ -279,7 +300,7 @@ static int conf_load(struct tetherd_conf *conf, const char *path, struct tt_erro
                 if (section == NULL)
                         return tt_error_set(err, EINVAL,
                                             "%s:%u: key '%s' outside a section ([monitor], "
-                                            "[security] or [lifecycle])",
+                                            "[security], [lifecycle] or [web])",
                                             path, line, key);
                 for (size_t i = 0; i < TT_ARRAY_SIZE(conf_keys); i++)
                         if (strcmp(conf_keys[i].section, section) == 0 &&
@@ -389,6 +410,10 @@ int main(int argc, char **argv)
                 {"on-boot", required_argument, NULL, 'B'},
                 {"shutdown-timeout", required_argument, NULL, 'T'},
                 {"parallel-shutdown", required_argument, NULL, 'P'},
+                {"web-listen", required_argument, NULL, 'W'},
+                {"web-cert", required_argument, NULL, 'C'},
+                {"web-key", required_argument, NULL, 'K'},
+                {"web-root", required_argument, NULL, 'R'},
                 {NULL, 0, NULL, 0},
         };
         struct tetherd d = {0};
@@ -401,6 +426,9 @@ int main(int argc, char **argv)
         size_t n_lifecycle = 0;
         bool opt_report_idle = false;
         struct hoststop_config hsc;
+        /* --web-listen, --web-cert, --web-key, --web-root: [web]'s keys in this order */
+        static const char *const web_keys[4] = {"listen", "cert", "key", "root"};
+        const char *opt_web[4] = {NULL};
         _cleanup_free_ char *sock = NULL;
         struct event *sigs[4] = {0};
         const int signums[4] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -458,6 +486,18 @@ int main(int argc, char **argv)
                                 n_lifecycle++;
                         break;
                 }
+                case 'W':
+                        opt_web[0] = optarg;
+                        break;
+                case 'C':
+                        opt_web[1] = optarg;
+                        break;
+                case 'K':
+                        opt_web[2] = optarg;
+                        break;
+                case 'R':
+                        opt_web[3] = optarg;
+                        break;
                 case 'v':
                         tt_log_set_level(TT_LOG_DEBUG);
                         break;
@@ -498,8 +538,8 @@ int main(int argc, char **argv)
                 char what[40];
 
                 snprintf(what, sizeof(what), "--%s", opt_lifecycle[i][0]);
-                if (conf_set(&conf, conf_key(opt_lifecycle[i][0]), opt_lifecycle[i][1], what, 0,
-                             &err) < 0)
+                if (conf_set(&conf, conf_key("[lifecycle]", opt_lifecycle[i][0]),
+                             opt_lifecycle[i][1], what, 0, &err) < 0)
                         goto out;
         }
         if (opt_report_idle)
@@ -513,8 +553,20 @@ int main(int argc, char **argv)
             (conf.on_boot && hoststop_parse_boot(conf.on_boot, "on-boot", &hsc.on_boot, &err) < 0) ||
             hoststop_setup(&d, &hsc, &err) < 0)
                 goto out;
+        for (size_t i = 0; i < TT_ARRAY_SIZE(opt_web); i++)
+                if (opt_web[i] && conf_set(&conf, conf_key("[web]", web_keys[i]), opt_web[i],
+                                           "--web-*", 0, &err) < 0)
+                        goto out;
         if (security_setup(&d, &conf, root, &err) < 0)
                 goto out;
+        /* Before any domain starts: a console that may not listen stops tetherd here. */
+        if (conf.web_listen) {
+                struct web_config wc = {conf.web_listen, conf.web_cert, conf.web_key,
+                                        conf.web_root};
+
+                if (web_listen(&d, &wc, &err) < 0)
+                        goto out;
+        }
         d.max_clients = (unsigned)conf.max_clients;
         sock = store_socket_path(&d.store);
         if (sock == NULL || api_listen(&d, sock, &err) < 0)
@@ -543,6 +595,7 @@ out:
         /* The monitor first: no round may push while the Pushgateway group is deleted. */
         monitor_stop(&d);
         metrics_close(&d);
+        web_close(&d);
         api_close(&d);
         vm_free_all(&d);
         hoststop_free(&d); /* after the domains: a job they end may still answer a host stop */
@@ -559,6 +612,10 @@ out:
         free(conf.image_dirs);
         free(conf.on_shutdown);
         free(conf.on_boot);
+        free(conf.web_listen);
+        free(conf.web_cert);
+        free(conf.web_key);
+        free(conf.web_root);
         free(d.qemu_user);
         free(d.qemu_groups);
         policy_strv_free(d.emulators);

@@ -13,6 +13,7 @@ struct api_server;
 struct metrics;
 struct monitor;
 struct hoststop;
+struct web;
 
 struct tetherd {
         struct event_base *base;  /* the one event loop */
@@ -25,6 +26,7 @@ struct tetherd {
         unsigned max_clients;     /* [security] max-clients: control clients at once (0: 256) */
         struct monitor *monitor;  /* the monitor service's polling (monitor.c), NULL when off */
         struct metrics *metrics;  /* /metrics server and Pushgateway pushes (metrics.c), or NULL */
+        struct web *web;          /* the web console (web.c), NULL when off */
         /* QEMU's user ([security] qemu-user, --qemu-user): QEMU runs unprivileged when set. */
         bool qemu_drop;           /* false: QEMU runs as tetherd does (root, or the empty name) */
         char *qemu_user;          /* its name (-runas), when qemu_drop */
