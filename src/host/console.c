@@ -346,7 +346,7 @@ int console_start(struct vm *vm, struct tt_error *err)
                 return tt_error_set(err, ENOMEM, "out of memory");
         con->vm = vm;
         con->log_fd = -1;
-        con->path = store_run_path(&vm->d->store, vm->def->name, "console.sock");
+        con->path = store_run_path(&vm->d->store, vm->def->name, "ttyS0.sock");
         con->log_path = console_log_path(vm->d, vm->def->name);
         con->ring = malloc(CONSOLE_RING_SIZE);
         con->reconnect = evtimer_new(vm->d->base, reconnect_cb, con);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The guest's serial console (serial port 0). QEMU serves it on a unix socket in the domain's
- * run folder (console.sock, server=on,wait=off); tetherd stays connected to it for QEMU's whole
+ * run folder (ttyS0.sock, server=on,wait=off); tetherd stays connected to it for QEMU's whole
  * life, reconnecting after a restart of its own. What the guest writes goes:
  *   - to the attached client, if any (`tether console`, through the control API's "console"
  *     verb: its connection becomes a byte stream, framed as src/wire/stream.h says);

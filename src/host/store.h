@@ -9,7 +9,7 @@
  *   ROOT/run/tether/tetherd.sock             the control socket
  *   ROOT/run/tether/domains/NAME/            per running domain: status.json, domain.xml (the
  *                                            live definition), qmp.sock, agent.sock,
- *                                            console.sock (the serial console, console.h)
+ *                                            ttyS0.sock (the serial console, console.h)
  * Without --root, ROOT is empty: /etc/tether, /var/lib/tether, /run/tether.
  */
 #ifndef TT_HOST_STORE_H

@@ -845,7 +845,7 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         _cleanup_free_ char *dir = store_run_path(st, vm->def->name, NULL);
         _cleanup_free_ char *qmp_path = store_run_path(st, vm->def->name, "qmp.sock");
         _cleanup_free_ char *agent_path = store_run_path(st, vm->def->name, "agent.sock");
-        _cleanup_free_ char *console_path = store_run_path(st, vm->def->name, "console.sock");
+        _cleanup_free_ char *console_path = store_run_path(st, vm->def->name, "ttyS0.sock");
         _cleanup_free_ char *pidfile = store_run_path(st, vm->def->name, "qemu.pid");
         _cleanup_free_ char *xml = NULL;
         _cleanup_free_ char *livexml_path = store_run_path(st, vm->def->name, "domain.xml");
@@ -1047,7 +1047,7 @@ static int check_unique(struct tetherd *d, const struct domain *def, struct vm *
 }
 
 /* The files under a domain's run folder that are unix sockets. */
-static const char *const vm_socket_files[] = {"qmp.sock", "agent.sock", "console.sock"};
+static const char *const vm_socket_files[] = {"qmp.sock", "agent.sock", "ttyS0.sock"};
 
 /*
  * Every socket of a domain lives in its run folder, so its name must leave room for the longest

@@ -146,7 +146,7 @@ static const char *const chan[] = { "/run/x/agent.sock" };
 static struct qemu_argv_runtime runtime(void)
 {
         return (struct qemu_argv_runtime){ .qmp_socket = "/run/x/qmp.sock", .channel_sockets = chan,
-                                           .n_channel_sockets = 1, .console_socket = "/run/x/console.sock",
+                                           .n_channel_sockets = 1, .console_socket = "/run/x/ttyS0.sock",
                                            .vnc_port = 5900, .spice_port = 5901 };
 }
 
