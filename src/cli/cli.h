@@ -148,4 +148,7 @@ int cli_print_domstats(json_t *ret, const struct cli_opts *o);
 int cli_args_top(json_t *args, const struct cli_opts *o);
 int cli_run_top(struct cli_conn *c, json_t *args, const struct cli_opts *o);
 
+/* ---- the serial console (console.c) ---- */
+int cli_run_console(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+
 #endif

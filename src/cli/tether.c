@@ -724,6 +724,10 @@ static const struct cli_verb verbs[] = {
         {.name = "top", .execute = "domstats", .options = {"interval=#", "sort=*", "once"},
          .args = cli_args_top, .run = cli_run_top},
 
+        /* The serial console (console.c): the connection becomes the console's stream. */
+        {.name = "console", .execute = "console", .options = {"force"}, .npos = 1,
+         .args = args_domain, .run = cli_run_console},
+
         /* Beyond virsh (transfer.c): several agent commands per verb. */
         {.name = "exec", .execute = "agent-command", .options = {"timeout=#", "env=*"}, .npos = 1,
          .args = cli_args_exec, .take_rest = true, .run = cli_run_exec},

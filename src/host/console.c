@@ -158,6 +158,8 @@ static void client_end(struct bufferevent *bev, const char *why)
 
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
         frame_write(bev, WIRE_STREAM_END, why, strlen(why));
+        /* The bufferevent keeps its output's front frozen (only it writes); it is freed now. */
+        evbuffer_unfreeze(out, 1);
         while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
                 ;
         shutdown(fd, SHUT_WR);
@@ -200,7 +202,9 @@ static void client_event(struct bufferevent *bev, short what, void *opaque)
 
         if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
                 return;
-        tt_debug("%s: console client detached", con->vm->def->name);
+        tt_debug("%s: console client detached (%s%s)", con->vm->def->name,
+                 what & BEV_EVENT_EOF ? "closed" : "error: ",
+                 what & BEV_EVENT_EOF ? "" : strerror(EVUTIL_SOCKET_ERROR()));
         con->client = NULL;
         if (con->dropped)
                 tt_info("%s: console client was too slow: %llu bytes of output skipped it",
