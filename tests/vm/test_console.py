@@ -21,6 +21,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -115,6 +116,30 @@ class Pane:
 
     def kill(self):
         subprocess.run(["tmux", "-S", self.sock, "kill-server"], capture_output=True)
+
+
+def child_named(ppid, exe):
+    """The pid of a child of ppid running exe, or None."""
+    try:
+        with open("/proc/%d/task/%d/children" % (ppid, ppid)) as f:
+            kids = [int(k) for k in f.read().split()]
+    except OSError:
+        return None
+    for k in kids:
+        try:
+            if os.path.realpath("/proc/%d/exe" % k) == os.path.realpath(exe):
+                return k
+        except OSError:
+            pass
+    return None
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def lines(text):
@@ -364,6 +389,76 @@ def body(t, genv, tmp):
             p.kill()
             p.wait()
     check(p.returncode == 0, "tether proxy ends when its client closes", str(p.returncode))
+
+    # ---- a signal ends the CLI with the terminal restored ----
+    d = Pane(tmp, "d")
+    try:
+        d.type("stty -a > %s/stty-d-before; %s console con; echo EXIT-E=$?; stty -a > "
+               "%s/stty-d-after" % (tmp, " ".join(tether), tmp))
+        d.keys("Enter")
+        d.wait(lambda s: "Escape character is" in s, 30)
+        pane_pid = int(subprocess.run(["tmux", "-S", d.sock, "display", "-p", "-t", d.name,
+                                       "#{pane_pid}"], capture_output=True,
+                                      text=True).stdout.strip())
+        cli_pid = wait_for(lambda: child_named(pane_pid, t.tether), 10)
+        if cli_pid:
+            os.kill(cli_pid, signal.SIGTERM)
+        check(cli_pid and d.wait(lambda s: "EXIT-E=143" in s, 20) and
+              "error: console interrupted by signal 15" in lines(d.text()),
+              "SIGTERM ends the console with a message and status 143", repr(d.text()[-400:]))
+        d.wait(lambda s: os.path.exists(os.path.join(tmp, "stty-d-after")), 10)
+        try:
+            same = (open(os.path.join(tmp, "stty-d-before")).read() ==
+                    open(os.path.join(tmp, "stty-d-after")).read())
+        except OSError:
+            same = False
+        check(same, "after SIGTERM the terminal is restored (stty -a the same as before)")
+    finally:
+        d.kill()
+
+    # ---- a client that never reads: tetherd's memory stays put, the log stays bounded ----
+    hog = socket.socket(socket.AF_UNIX)
+    hog.connect(t.sock)
+    hog.sendall(b'{"execute": "console", "arguments": {"domain": "con"}}\n')
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    rss0 = rss_kib(t.proc.pid)
+    ag = t.agent("con")
+    # 3 MiB through the serial port, more than the log's 1 MiB and far more than the backlog.
+    rc, _ = ag.sh("head -c 3145728 /dev/zero | tr '\\0' x > /dev/ttyS0; echo done-%s > "
+                  "/dev/ttyS0" % TOKEN, timeout=300)
+    check(rc == 0, "the guest wrote 3 MiB to its serial port while a client reads nothing")
+    check(wait_for(lambda: "done-%s" % TOKEN in log_text(), 60),
+          "the output reached the log while the client reads nothing")
+    grown = rss_kib(t.proc.pid) - rss0
+    check(grown < 1024, "tetherd's RSS grew by less than 1 MiB (%d KiB)" % grown, str(grown))
+    size = os.path.getsize(log)
+    check(size <= 1 << 20 and os.path.exists(log + ".1") and
+          os.path.getsize(log + ".1") <= 1 << 20,
+          "the console log is rotated at 1 MiB, one old file kept",
+          "%d %s" % (size, os.path.exists(log + ".1")))
+    hog.close()
+    check(wait_for(lambda: "bytes of output skipped it" in open(t.log).read(), 10),
+          "tetherd logs how much output skipped the slow client")
+
+    # ---- tetherd restarts (kill -9): the console is found again ----
+    t.stop_daemon(signal.SIGKILL)
+    t.start_daemon()
+    check(wait_for(lambda: t.state("con").startswith("running"), 30),
+          "con runs after tetherd's restart", t.state("con"))
+    ag = t.agent("con")
+    ag.wait(60)
+    ag.sh("echo after-restart-%s > /dev/ttyS0" % TOKEN)
+    check(wait_for(lambda: log_text().count("after-restart-%s" % TOKEN) >= 1, 30),
+          "after a restart tetherd is connected to the console again (log)", log_text()[-200:])
+    p = subprocess.Popen(tether + ["proxy"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        reply, data = console_over_stream(p.stdin, p.stdout.fileno(),
+                                          "after-restart-%s" % TOKEN, b"")
+        check("after-restart-%s" % TOKEN in data,
+              "after a restart the output kept while detached shows on attach", data[-300:])
+    finally:
+        p.stdin.close()
+        p.wait(10)
 
     # ---- tether+ssh:// with a private sshd ----
     started = start_sshd(tmp, t.tether)
