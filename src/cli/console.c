@@ -228,6 +228,7 @@ int cli_run_console(struct cli_conn *c, json_t *args, const struct cli_opts *o)
 {
         const char *name = o->pos[0];
         struct tt_error err = {0};
+        _cleanup_json_ json_t *info_args = NULL;
         _cleanup_json_ json_t *info = NULL;
         _cleanup_json_ json_t *reply = NULL;
         _cleanup_free_ struct frames *f = NULL;
@@ -236,7 +237,8 @@ int cli_run_console(struct cli_conn *c, json_t *args, const struct cli_opts *o)
         enum console_end end;
 
         /* virsh looks at the state first: a shut off domain has no banner. */
-        info = cli_call(c, "dominfo", json_pack("{s:s}", "domain", name), &err);
+        info_args = json_pack("{s:s}", "domain", name);
+        info = cli_call(c, "dominfo", info_args, &err);
         if (info == NULL) {
                 cli_error("%s", err.msg);
                 tt_error_clear(&err);
