@@ -451,6 +451,22 @@ def body(t, genv, tmp):
     check(wait_for(lambda: "bytes of output skipped it" in open(t.log).read(), 10),
           "tetherd logs how much output skipped the slow client")
 
+    # ---- more than the ring holds while detached: the newest 64 KiB are shown ----
+    ring_end = "ring-end-%s" % TOKEN
+    rc, _ = ag.sh("head -c 100000 /dev/zero | tr '\\0' y > /dev/ttyS0; echo %s > /dev/ttyS0"
+                  % ring_end, timeout=120)
+    check(wait_for(lambda: ring_end in log_text(), 60), "100 kB written while detached")
+    p = subprocess.Popen(tether + ["proxy"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        reply, data = console_over_stream(p.stdin, p.stdout.fileno(), ring_end + "\r\n", b"")
+        check(len(data.encode()) == 65536 and data.endswith(ring_end + "\r\n") and
+              set(data[:-len(ring_end) - 2]) == {"y"},
+              "on attach the ring replays exactly the newest 64 KiB written while detached",
+              "%d bytes, ends %r" % (len(data.encode()), data[-40:]))
+    finally:
+        p.stdin.close()
+        p.wait(10)
+
     # ---- tetherd restarts (kill -9): the console is found again ----
     t.stop_daemon(signal.SIGKILL)
     t.start_daemon()
