@@ -27,8 +27,10 @@
 #define CONSOLE_CLIENT_BACKLOG (256u << 10)
 /* Keystrokes QEMU has not taken yet beyond which the client's are left in its socket. */
 #define CONSOLE_INPUT_MAX (64u << 10)
-/* Retry the console socket this often while QEMU runs and the connection is down. */
+/* Retry the console socket after this long while QEMU runs and the connection is down, twice
+   as long after each failure up to CONSOLE_RECONNECT_MAX_MS (a QEMU without the socket). */
 #define CONSOLE_RECONNECT_MS 500
+#define CONSOLE_RECONNECT_MAX_MS 30000
 
 struct console {
         struct vm *vm;                  /* owner (vm->console) */
@@ -36,6 +38,7 @@ struct console {
         struct bufferevent *qemu;       /* the connection to it, or NULL while down */
         bool connected;                 /* qemu finished connecting */
         struct event *reconnect;        /* retries a connection that failed or closed */
+        unsigned retry_ms;              /* the next retry's delay */
         struct bufferevent *client;     /* the attached client's stream, or NULL */
         uint64_t dropped;               /* bytes the client was too slow to take (this attach) */
         char *ring;                     /* CONSOLE_RING_SIZE bytes of output while detached */
@@ -166,6 +169,14 @@ static void client_end(struct bufferevent *bev, const char *why)
         bufferevent_free(bev);
 }
 
+/* A client leaves: say how much output it was too slow to take, if any. */
+static void note_dropped(struct console *con)
+{
+        if (con->dropped)
+                tt_info("%s: console client was too slow: %llu bytes of output skipped it",
+                        con->vm->def->name, (unsigned long long)con->dropped);
+}
+
 static void console_detach_client(struct console *con, const char *why)
 {
         struct bufferevent *bev = con->client;
@@ -173,9 +184,7 @@ static void console_detach_client(struct console *con, const char *why)
         if (bev == NULL)
                 return;
         con->client = NULL;
-        if (con->dropped)
-                tt_info("%s: console client was too slow: %llu bytes of output skipped it",
-                        con->vm->def->name, (unsigned long long)con->dropped);
+        note_dropped(con);
         client_end(bev, why);
 }
 
@@ -206,9 +215,7 @@ static void client_event(struct bufferevent *bev, short what, void *opaque)
                  what & BEV_EVENT_EOF ? "closed" : "error: ",
                  what & BEV_EVENT_EOF ? "" : strerror(EVUTIL_SOCKET_ERROR()));
         con->client = NULL;
-        if (con->dropped)
-                tt_info("%s: console client was too slow: %llu bytes of output skipped it",
-                        con->vm->def->name, (unsigned long long)con->dropped);
+        note_dropped(con);
         bufferevent_free(bev);
 }
 
@@ -251,8 +258,10 @@ static void qemu_written(struct bufferevent *bev, void *opaque)
 
 static void qemu_down(struct console *con)
 {
-        struct timeval tv = {0, CONSOLE_RECONNECT_MS * 1000};
+        struct timeval tv = {con->retry_ms / 1000, (con->retry_ms % 1000) * 1000};
 
+        con->retry_ms = con->retry_ms * 2 > CONSOLE_RECONNECT_MAX_MS ? CONSOLE_RECONNECT_MAX_MS
+                                                                     : con->retry_ms * 2;
         if (con->qemu)
                 bufferevent_free(con->qemu);
         con->qemu = NULL;
@@ -266,6 +275,7 @@ static void qemu_event(struct bufferevent *bev, short what, void *opaque)
 
         if (what & BEV_EVENT_CONNECTED) {
                 con->connected = true;
+                con->retry_ms = CONSOLE_RECONNECT_MS;
                 tt_debug("%s: connected to the serial console", con->vm->def->name);
                 if (con->client)
                         bufferevent_enable(con->client, EV_READ);
@@ -350,6 +360,7 @@ int console_start(struct vm *vm, struct tt_error *err)
                 return tt_error_set(err, ENOMEM, "out of memory");
         con->vm = vm;
         con->log_fd = -1;
+        con->retry_ms = CONSOLE_RECONNECT_MS;
         con->path = store_run_path(&vm->d->store, vm->def->name, "ttyS0.sock");
         con->log_path = console_log_path(vm->d, vm->def->name);
         con->ring = malloc(CONSOLE_RING_SIZE);
