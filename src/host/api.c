@@ -458,7 +458,10 @@ static json_t *domstats_row(struct vm *vm)
         return row;
 }
 
-/* domstats [domains]: the monitor's cache; never waits on QEMU or an agent. */
+/*
+ * console DOMAIN [force]: checked here and answered; then the connection becomes the console's
+ * stream (console_take, through the verb's stream column).
+ */
 static int api_console(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
                        struct tt_error *err)
 {
@@ -470,6 +473,7 @@ static int api_console(struct tetherd *d, json_t *args, struct api_call *call, j
         return 0;
 }
 
+/* domstats [domains]: the monitor's cache; never waits on QEMU or an agent. */
 static int api_domstats(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
                         struct tt_error *err)
 {
