@@ -12,7 +12,7 @@ packages=(
   # the real components the tests run against
   qemu-system-x86 qemu-utils qemu-guest-agent busybox-static
   libvirt-daemon-system libvirt-clients openssh-server openssh-client gvncviewer
-  # the monitor's tests: promtool, a Prometheus server and a Pushgateway; tmux (`tether top`)
+  # the monitor's tests: promtool, a Prometheus server and a Pushgateway; tmux (`tether top`, `tether console`)
   prometheus prometheus-pushgateway tmux
   # the web console's tests: a real browser driven by Selenium; openssl makes a test certificate
   chromium chromium-driver python3-selenium openssl

@@ -162,4 +162,7 @@ int cli_run_snapshot_current(struct cli_conn *c, json_t *args, const struct cli_
 int cli_run_snapshot_revert(struct cli_conn *c, json_t *args, const struct cli_opts *o);
 int cli_run_snapshot_delete(struct cli_conn *c, json_t *args, const struct cli_opts *o);
 
+/* ---- the serial console (console.c) ---- */
+int cli_run_console(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+
 #endif

@@ -583,6 +583,7 @@ json_t *cli_call(struct cli_conn *c, const char *execute, json_t *args, struct t
 struct proxy {
         int sock;       /* tetherd's control socket */
         bool broken;    /* writing to it failed */
+        bool raw;       /* a streaming request ("console") went: the rest is bytes, as they are */
 };
 
 /*
@@ -613,6 +614,8 @@ static int proxy_request(void *opaque, json_t *msg, const struct tt_error *perr)
                                             json_string(err.msg ? err.msg : "cannot open"));
                 tt_error_clear(&err);
         }
+        /* After "console" the client sends its keystrokes only once the reply came. */
+        p->raw = strcmp(json_string_value(json_object_get(msg, "execute")) ?: "", "console") == 0;
         text = wire_dumps(msg);
         json_decref(msg);
         if (text == NULL || asprintf(&line, "%s\n", text) < 0 ||
@@ -620,7 +623,7 @@ static int proxy_request(void *opaque, json_t *msg, const struct tt_error *perr)
                 p->broken = true;
                 return -1;
         }
-        return 0;
+        return p->raw ? -1 : 0;
 }
 
 int cli_proxy(const char *socket_path, struct tt_error *err)
@@ -655,6 +658,10 @@ int cli_proxy(const char *socket_path, struct tt_error *err)
                                 shutdown(p.sock, SHUT_WR);
                                 in_open = false;
                                 pfd[0].fd = -1;
+                        } else if (p.raw) {
+                                /* The console's keystrokes: relayed byte for byte. */
+                                if (tt_write_all(p.sock, buf, (size_t)n) < 0)
+                                        break;
                         } else {
                                 wire_splitter_feed(sp, buf, (size_t)n, proxy_request, &p);
                                 if (p.broken)

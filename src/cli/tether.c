@@ -773,6 +773,10 @@ static const struct cli_verb verbs[] = {
          .options = {"current", "snapshotname=*", "children", "metadata"}, .npos = 1,
          .many_pos = true, .args = cli_args_snapshot_named, .run = cli_run_snapshot_delete},
 
+        /* The serial console (console.c): the connection becomes the console's stream. */
+        {.name = "console", .execute = "console", .options = {"force"}, .npos = 1,
+         .args = args_domain, .run = cli_run_console},
+
         /* Beyond virsh (transfer.c): several agent commands per verb. */
         {.name = "exec", .execute = "agent-command", .options = {"timeout=#", "env=*"}, .npos = 1,
          .args = cli_args_exec, .take_rest = true, .run = cli_run_exec},

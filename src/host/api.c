@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/api.h"
+#include "host/console.h"
 #include "host/policy.h"
 #include "host/ratelog.h"
 #include "common/cleanup.h"
@@ -65,10 +66,13 @@ struct api_client {
         bool hangup;                    /* protocol error: close once the reply is written */
         uid_t uid;                      /* peer's uid when it connected (SO_PEERCRED) */
         struct api_call *calls;         /* requests whose reply is pending (inflight of them) */
+        const struct api_verb *stream;  /* answered a streaming verb: hand the connection over */
+        json_t *stream_args;            /* that verb's arguments */
 };
 
 static void client_reading(struct api_client *c, bool on);
 static void client_stall_watch(struct api_client *c);
+static void client_hand_over(struct api_client *c);
 
 struct api_server {
         struct tetherd *d;              /* the daemon */
@@ -459,6 +463,21 @@ static json_t *domstats_row(struct vm *vm)
         return row;
 }
 
+/*
+ * console DOMAIN [force]: checked here and answered; then the connection becomes the console's
+ * stream (console_take, through the verb's stream column).
+ */
+static int api_console(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                       struct tt_error *err)
+{
+        struct vm *vm = arg_vm(d, args, err);
+
+        if (vm == NULL || console_check(vm, arg_bool(args, "force"), err) < 0)
+                return -1;
+        *ret = json_pack("{s:s}", "domain", vm->def->name);
+        return 0;
+}
+
 /* domstats [domains]: the monitor's cache; never waits on QEMU or an agent. */
 static int api_domstats(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
                         struct tt_error *err)
@@ -536,6 +555,8 @@ static const struct wire_arg args_qmp[] = {ARG("domain", WIRE_T_STRING),
                                            ARG("command", WIRE_T_OBJECT), {.name = NULL}};
 static const struct wire_arg args_domstats[] = {
         {.name = "domains", .type = WIRE_T_ARRAY, .elem = WIRE_T_STRING}, {.name = NULL}};
+static const struct wire_arg args_console[] = {ARG("domain", WIRE_T_STRING),
+                                               OPT("force", WIRE_T_BOOL), {.name = NULL}};
 static const struct wire_arg args_dumpxml[] = {ARG("domain", WIRE_T_STRING),
                                                OPT("inactive", WIRE_T_BOOL), {.name = NULL}};
 
@@ -546,12 +567,19 @@ enum api_verb_flags {
         API_FILE = 1 << 1,
 };
 
+/*
+ * A streaming verb: once it answered, the connection is handed to stream() and carries bytes,
+ * no longer requests (src/wire/stream.h). The client sends nothing more until the reply.
+ */
+typedef void (*api_stream_fn)(struct tetherd *d, json_t *args, struct bufferevent *bev);
+
 /* The control API's verbs: one row each (the CLI's verb table maps onto these). */
 static const struct api_verb {
         const char *name;              /* "execute" value */
         api_fn fn;                     /* handler */
         const struct wire_arg *args;   /* argument spec */
         unsigned flags;                /* enum api_verb_flags */
+        api_stream_fn stream;          /* takes the connection after a reply, or NULL */
 } api_verbs[] = {
         {"list", api_list, args_none},
         {"dominfo", api_dominfo, args_dom},
@@ -576,6 +604,7 @@ static const struct api_verb {
         {"graphics", api_graphics, args_dom},
         {"domstats", api_domstats, args_domstats},
         {"web-url", api_web_url, args_none},
+        {"console", api_console, args_console, 0, console_take},
 };
 
 int api_request_parse(json_t *msg, struct api_request *r, struct tt_error *err)
@@ -676,7 +705,12 @@ static void dispatch(struct api_client *c, json_t *msg)
                 call_finish(call, NULL, &err);
                 goto out;
         }
-        if (pr == 0 && rq.verb && (rq.verb->flags & API_ROOT_ONLY) && c->uid != 0) {
+        if (pr == 0 && rq.verb && rq.verb->stream && c->inflight > 1) {
+                /* Replies still to come would land inside the stream. */
+                tt_error_set(&err, VM_ERR_BUSY,
+                             "'%s' must be the only request in progress on its connection",
+                             rq.verb->name);
+        } else if (pr == 0 && rq.verb && (rq.verb->flags & API_ROOT_ONLY) && c->uid != 0) {
                 tt_error_set(&err, API_ERR_DENIED,
                              "access denied: qemu-monitor-command (raw QMP, verb '%s') "
                              "is allowed for root (uid 0) only",
@@ -702,6 +736,12 @@ static void dispatch(struct api_client *c, json_t *msg)
         } else {
                 call_finish(call, r == 0 ? ret : NULL, r == 0 ? NULL : &err);
                 json_decref(ret);
+                if (r == 0 && rq.verb && rq.verb->stream) {
+                        /* client_recv() hands the connection over once this read is done. */
+                        c->stream = rq.verb;
+                        c->stream_args = json_incref(rq.args);
+                        client_reading(c, false);
+                }
         }
 out:
         api_request_clear(&rq);
@@ -730,7 +770,8 @@ static int on_message(void *opaque, json_t *msg, const struct tt_error *perr)
         }
         dispatch(c, msg);
         json_decref(msg);
-        return 0;
+        /* Whatever follows a streaming verb is the stream's, not requests. */
+        return c->stream ? -1 : 0;
 }
 
 static int client_sink(void *opaque, const void *buf, size_t len)
@@ -760,7 +801,9 @@ static void client_free(struct api_client *c)
                 event_free(c->stall);
         for (unsigned i = 0; i < c->nfds; i++)
                 close(c->fds[i]);
-        bufferevent_free(c->bev);
+        json_decref(c->stream_args);
+        if (c->bev)
+                bufferevent_free(c->bev);
         wire_splitter_free(c->splitter);
         wire_out_free(c->out);
         free(c);
@@ -890,6 +933,10 @@ static void client_recv(evutil_socket_t fd, short what, void *opaque)
                 return;
         }
         wire_splitter_feed(c->splitter, buf, (size_t)n, on_message, c);
+        if (c->stream) {
+                client_hand_over(c);
+                return;
+        }
         if (c->hangup)
                 return;
         /*
@@ -902,6 +949,25 @@ static void client_recv(evutil_socket_t fd, short what, void *opaque)
         } else if (c->inflight >= API_MAX_INFLIGHT) {
                 client_reading(c, false);
         }
+}
+
+/*
+ * A streaming verb answered: its handler takes the connection (its reply is already queued on
+ * it), and the client is gone from the API. Bytes the client sent with the request in the same
+ * read are dropped: it waits for the reply first.
+ */
+static void client_hand_over(struct api_client *c)
+{
+        struct bufferevent *bev = c->bev;
+        api_stream_fn stream = c->stream->stream;
+        json_t *args = steal_pointer(&c->stream_args);
+        struct tetherd *d = c->srv->d;
+
+        c->bev = NULL;
+        bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+        client_free(c);
+        stream(d, args, bev);
+        json_decref(args);
 }
 
 /* Output drained below the low watermark (or entirely). */

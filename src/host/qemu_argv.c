@@ -286,12 +286,26 @@ static int add_nets(struct builder *b, const struct domain *def, const struct qe
         return 0;
 }
 
-static void add_serial(struct builder *b, int port)
+/*
+ * The serial console (port 0) is a socket that tetherd connects to for QEMU's whole life
+ * (console.c): it keeps what the guest writes while nobody is attached, and relays it to
+ * `tether console`. Other serial ports stay pseudo-terminals, as libvirt's type='pty'.
+ */
+static int add_serial(struct builder *b, int port, const struct qemu_argv_runtime *rt,
+                      struct tt_error *err)
 {
         add(b, "-chardev");
-        add(b, "pty,id=charserial%d", port);
+        if (port == 0) {
+                if (rt->console_socket == NULL)
+                        return tt_error_set(err, EINVAL, "no socket path for the serial console");
+                add(b, "socket,id=charserial0,path=%s,server=on,wait=off",
+                    esc(b, rt->console_socket));
+        } else {
+                add(b, "pty,id=charserial%d", port);
+        }
         add(b, "-device");
         add(b, "isa-serial,chardev=charserial%d,id=serial%d,index=%d", port, port, port);
+        return 0;
 }
 
 static int add_channels(struct builder *b, const struct domain *def,
@@ -472,9 +486,11 @@ static int build(struct builder *b, const struct domain *def, const struct qemu_
         if (add_nets(b, def, rt, net_boot, err) < 0)
                 return -1;
         for (size_t i = 0; i < def->n_serials; i++)
-                add_serial(b, def->serials[i].port);
-        if (def->console && def->n_serials == 0)
-                add_serial(b, 0); /* libvirt gives a lone serial console its serial port 0 */
+                if (add_serial(b, def->serials[i].port, rt, err) < 0)
+                        return -1;
+        /* libvirt gives a lone serial console its serial port 0 */
+        if (def->console && def->n_serials == 0 && add_serial(b, 0, rt, err) < 0)
+                return -1;
         if (add_channels(b, def, rt, err) < 0)
                 return -1;
         for (size_t i = 0; i < def->n_inputs; i++) {

@@ -30,6 +30,7 @@ struct qemu_argv_runtime {
                                               passed as fd=N (tetherd); 0: QEMU binds qmp_socket */
         const char *const *channel_sockets; /* per <channel>, used when it has no source path */
         size_t n_channel_sockets;          /* entries in channel_sockets */
+        const char *console_socket;        /* serial port 0's socket (tetherd connects) */
         const int *disk_fds;               /* per <disk>, two descriptors of its source (read-
                                               only, read-write; -1 for none): when the first
                                               is >= 0, QEMU opens /dev/fdset/N (-add-fd), never

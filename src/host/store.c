@@ -244,7 +244,7 @@ json_t *store_load_status(const struct store *st, const char *name, struct tt_er
 void store_remove_run(const struct store *st, const char *name)
 {
         static const char *const files[] = {"status.json", "domain.xml", "qmp.sock",
-                                            "agent.sock", "qemu.pid"};
+                                            "agent.sock", "ttyS0.sock", "qemu.pid"};
         _cleanup_free_ char *dir = store_run_path(st, name, NULL);
 
         for (size_t i = 0; i < TT_ARRAY_SIZE(files); i++) {

@@ -5,9 +5,11 @@
  *   ROOT/etc/tether/autostart/NAME           autostart marker
  *   ROOT/var/lib/tether/save/NAME.save       managed-save images
  *   ROOT/var/lib/tether/log/NAME.log         QEMU's stdout and stderr
+ *   ROOT/var/lib/tether/log/NAME.console.log what the guest wrote on its serial console
  *   ROOT/run/tether/tetherd.sock             the control socket
  *   ROOT/run/tether/domains/NAME/            per running domain: status.json, domain.xml (the
- *                                            live definition), qmp.sock, agent.sock
+ *                                            live definition), qmp.sock, agent.sock,
+ *                                            ttyS0.sock (the serial console, console.h)
  * Without --root, ROOT is empty: /etc/tether, /var/lib/tether, /run/tether.
  */
 #ifndef TT_HOST_STORE_H

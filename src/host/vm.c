@@ -3,6 +3,7 @@
 #include "host/backing.h"
 #include "host/snapshot.h"
 #include "host/dac.h"
+#include "host/console.h"
 #include "host/guest.h"
 #include "host/monitor.h"
 #include "host/policy.h"
@@ -179,6 +180,7 @@ void vm_unlink_free(struct vm *vm)
         if (vm->wait_timer)
                 event_free(vm->wait_timer);
         guest_detach(vm);
+        console_stop(vm);
         monitor_vm_drop(vm);
         vm_save_sync_abandon(vm);
         if (vm->image_fd >= 0)
@@ -299,6 +301,7 @@ void vm_stopped(struct vm *vm, enum vm_event ev)
         vm_image_release(vm, vm->image_path && !vm->saved && !vm->restoring);
         vm_power_release(vm);
         guest_detach(vm);
+        console_stop(vm);
         monitor_vm_drop(vm);
         vm->saved = false;
         qmp_free(vm->qmp);
@@ -589,6 +592,9 @@ static void start_ready(void *opaque, json_t *ret, const struct tt_error *err)
                 /* The agent channel exists now: connect to it and learn the port's state. */
                 if (guest_attach(vm, &aerr) < 0)
                         tt_warn("%s: guest agent: %s", vm->def->name, aerr.msg);
+                tt_error_clear(&aerr);
+                if (console_start(vm, &aerr) < 0)
+                        tt_warn("%s: serial console: %s", vm->def->name, aerr.msg);
                 tt_error_clear(&aerr);
         }
         for (size_t i = 0; i < vm->live->n_graphics; i++) {
@@ -930,6 +936,7 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         _cleanup_free_ char *dir = store_run_path(st, vm->def->name, NULL);
         _cleanup_free_ char *qmp_path = store_run_path(st, vm->def->name, "qmp.sock");
         _cleanup_free_ char *agent_path = store_run_path(st, vm->def->name, "agent.sock");
+        _cleanup_free_ char *console_path = store_run_path(st, vm->def->name, "ttyS0.sock");
         _cleanup_free_ char *pidfile = store_run_path(st, vm->def->name, "qemu.pid");
         _cleanup_free_ char *xml = NULL;
         _cleanup_free_ char *livexml_path = store_run_path(st, vm->def->name, "domain.xml");
@@ -941,7 +948,7 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         __attribute__((cleanup(close_disk_fds_p))) struct disk_fds disks = {0};
         pid_t pid;
 
-        if (!dir || !qmp_path || !agent_path || !pidfile || !livexml_path)
+        if (!dir || !qmp_path || !agent_path || !console_path || !pidfile || !livexml_path)
                 return tt_error_set(err, ENOMEM, "out of memory");
         /* A client that is not root: what the domain names is checked again (a restore's image,
            files swapped since define). */
@@ -971,6 +978,7 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
         rt.qmp_fd = lfd;
         rt.channel_sockets = chans;
         rt.n_channel_sockets = vm->live->n_channels;
+        rt.console_socket = console_path;
         rt.pidfile = pidfile;
         rt.incoming_defer = vm->restoring;
         rt.tap_fds = taps.fds;
@@ -1132,7 +1140,7 @@ static int check_unique(struct tetherd *d, const struct domain *def, struct vm *
 }
 
 /* The files under a domain's run folder that are unix sockets. */
-static const char *const vm_socket_files[] = {"qmp.sock", "agent.sock"};
+static const char *const vm_socket_files[] = {"qmp.sock", "agent.sock", "ttyS0.sock"};
 
 /*
  * Every socket of a domain lives in its run folder, so its name must leave room for the longest

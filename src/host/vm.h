@@ -56,6 +56,7 @@ int vm_power_modes_parse(const char *text, struct vm_shutdown_opts *o, struct tt
 
 struct guest_agent;
 struct mon_vm;
+struct console;
 struct saveimage;
 
 struct vm {
@@ -102,6 +103,7 @@ struct vm {
         /* the guest agent */
         struct guest_agent *guest; /* connection to the agent channel while QEMU runs */
         struct mon_vm *mon;        /* the monitor's poll state and cache while QEMU runs */
+        struct console *console;   /* the serial console's connection while QEMU runs */
 };
 
 /* Load persistent definitions, reconnect to QEMUs that still run, start autostart domains. */

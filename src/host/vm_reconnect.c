@@ -6,6 +6,7 @@
  */
 #include "host/vm-int.h"
 #include "host/dac.h"
+#include "host/console.h"
 #include "host/guest.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
@@ -190,6 +191,10 @@ static void vm_reconnect(struct tetherd *d, const char *name)
         qmp_command(vm->qmp, "query-status", NULL, VM_QMP_TIMEOUT_MS, reconnect_status_done, vm);
         if (guest_attach(vm, &err) < 0) {
                 tt_warn("%s: guest agent: %s", name, err.msg);
+                tt_error_clear(&err);
+        }
+        if (console_start(vm, &err) < 0) {
+                tt_warn("%s: serial console: %s", name, err.msg);
                 tt_error_clear(&err);
         }
         tt_info("%s: reconnected to QEMU pid %d", name, (int)pid);

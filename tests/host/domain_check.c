@@ -16,6 +16,7 @@ int main(int argc, char **argv)
         static const char *const chan[] = { "/run/tether/example/agent.sock" };
         struct qemu_argv_runtime rt = { .qmp_socket = "/run/tether/example/qmp.sock",
                                         .channel_sockets = chan, .n_channel_sockets = 1,
+                                        .console_socket = "/run/tether/example/ttyS0.sock",
                                         .vnc_port = 5900, .spice_port = 5901,
                                         .pidfile = "/run/tether/example/qemu.pid" };
         struct tt_error err = { 0 };

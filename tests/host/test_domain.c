@@ -146,7 +146,8 @@ static const char *const chan[] = { "/run/x/agent.sock" };
 static struct qemu_argv_runtime runtime(void)
 {
         return (struct qemu_argv_runtime){ .qmp_socket = "/run/x/qmp.sock", .channel_sockets = chan,
-                                           .n_channel_sockets = 1, .vnc_port = 5900, .spice_port = 5901 };
+                                           .n_channel_sockets = 1, .console_socket = "/run/x/ttyS0.sock",
+                                           .vnc_port = 5900, .spice_port = 5901 };
 }
 
 static void argv_fails(const char *xml, struct qemu_argv_runtime rt, const char *want)
@@ -175,6 +176,10 @@ static void test_argv_errors(void **state)
         rt = runtime();
         rt.n_channel_sockets = 0;
         argv_fails(agent, rt, "no socket path for channel 'org.qemu.guest_agent.0'");
+        rt = runtime();
+        rt.console_socket = NULL;
+        argv_fails(HEAD "<memory>65536</memory>" OS "<devices><console type='pty'/></devices></domain>", rt,
+                   "no socket path for the serial console");
         rt = runtime();
         rt.vnc_port = 0;
         argv_fails(vnc, rt, "no VNC port chosen for autoport");

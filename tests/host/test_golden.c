@@ -131,6 +131,7 @@ static void run_golden(const char *dir, const char *name)
                 .qmp_socket = GOLDEN_ROOT "/qmp.sock",
                 .channel_sockets = channel_sockets,
                 .n_channel_sockets = 1,
+                .console_socket = GOLDEN_ROOT "/ttyS0.sock",
                 .vnc_port = 5901,
                 .spice_port = 5902,
                 .pidfile = GOLDEN_ROOT "/qemu.pid",
