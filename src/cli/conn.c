@@ -584,7 +584,103 @@ struct proxy {
         int sock;       /* tetherd's control socket */
         bool broken;    /* writing to it failed */
         bool raw;       /* a streaming request ("console") went: the rest is bytes, as they are */
+        /*
+         * Files this proxy created for requests still in flight (save to a new file), by the
+         * request's id: a reply with an error removes the file, as the local CLI does.
+         */
+        json_t *created;        /* id text -> path */
+        unsigned next_id;       /* ids given to such requests that came without one */
+        char *line;             /* the reply being read, while a created file waits for one */
+        size_t len, cap;
+        bool mid_line;          /* the reply being read began before anything waited */
+        bool keep;              /* it is being kept in line */
 };
+
+/* The id of a request as text (a key of proxy.created); malloc'd. */
+static char *proxy_id_key(json_t *id)
+{
+        return json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* One whole reply from tetherd while created files wait: remove the file of a failed request. */
+static void proxy_reply(struct proxy *p, const char *text, size_t len)
+{
+        _cleanup_json_ json_t *msg = json_loadb(text, len, 0, NULL);
+        _cleanup_free_ char *key = NULL;
+        const char *path;
+
+        if (!json_is_object(msg) || json_object_get(msg, "event") ||
+            (key = proxy_id_key(json_object_get(msg, "id"))) == NULL)
+                return;
+        path = json_string_value(json_object_get(p->created, key));
+        if (path == NULL)
+                return;
+        if (json_object_get(msg, "error") && unlink(path) < 0 && errno != ENOENT)
+                fprintf(stderr, "tether proxy: cannot remove '%s': %s\n", path, strerror(errno));
+        json_object_del(p->created, key);
+}
+
+/*
+ * Bytes from tetherd, already relayed: replies are lines, kept only from the first line that
+ * begins while a created file waits for its reply (a reply to a later request cannot begin
+ * before it was sent).
+ */
+static void proxy_watch_replies(struct proxy *p, const char *buf, size_t n)
+{
+        while (n > 0 && !p->raw) {
+                const char *nl = memchr(buf, '\n', n);
+                size_t take = nl ? (size_t)(nl - buf) + 1 : n;
+
+                if (!p->mid_line)
+                        p->keep = json_object_size(p->created) > 0;
+                if (p->keep) {
+                        if (p->len + take > CLI_MAX_REPLY) {
+                                p->keep = false; /* no reply to a save is that long */
+                                p->len = 0;
+                        } else {
+                                if (p->len + take > p->cap) {
+                                        size_t cap = (p->len + take) * 2;
+                                        char *line = realloc(p->line, cap);
+
+                                        if (line == NULL) {
+                                                p->keep = false;
+                                                p->len = 0;
+                                                goto next;
+                                        }
+                                        p->line = line;
+                                        p->cap = cap;
+                                }
+                                memcpy(p->line + p->len, buf, take);
+                                p->len += take;
+                        }
+                }
+next:
+                p->mid_line = nl == NULL;
+                if (nl && p->keep)
+                        proxy_reply(p, p->line, p->len);
+                if (nl)
+                        p->len = 0;
+                buf += take;
+                n -= take;
+        }
+}
+
+/* Remember the file created for msg, giving msg an id if it has none. */
+static int proxy_track(struct proxy *p, json_t *msg, json_t *file)
+{
+        json_t *id = json_object_get(msg, "id");
+        _cleanup_free_ char *key = NULL;
+
+        if (id == NULL) {
+                id = json_sprintf("tether-proxy-%u", ++p->next_id);
+                if (id == NULL || json_object_set_new(msg, "id", id) < 0)
+                        return -1;
+        }
+        key = proxy_id_key(id);
+        if (key == NULL || (p->created == NULL && (p->created = json_object()) == NULL))
+                return -1;
+        return json_object_set(p->created, key, json_object_get(file, "path"));
+}
 
 /*
  * One request from ssh: a file it names is opened here, with the remote user's rights (ssh
@@ -613,6 +709,9 @@ static int proxy_request(void *opaque, json_t *msg, const struct tt_error *perr)
                         json_object_set_new(file, "error",
                                             json_string(err.msg ? err.msg : "cannot open"));
                 tt_error_clear(&err);
+                /* Out of memory here only leaves the file of a failed save behind. */
+                if (fd >= 0 && created)
+                        (void)proxy_track(p, msg, file);
         }
         /* After "console" the client sends its keystrokes only once the reply came. */
         p->raw = strcmp(json_string_value(json_object_get(msg, "execute")) ?: "", "console") == 0;
@@ -672,8 +771,15 @@ int cli_proxy(const char *socket_path, struct tt_error *err)
                         ssize_t n = read(p.sock, buf, sizeof(buf));
                         if (n <= 0 || tt_write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
                                 break;
+                        proxy_watch_replies(&p, buf, (size_t)n);
                 }
         }
+        /*
+         * Files of requests left unanswered stay: the save may have finished (and its domain
+         * stopped) with only the reply lost on the way.
+         */
+        json_decref(p.created);
+        free(p.line);
         wire_splitter_free(sp);
         close(p.sock);
         return 0;

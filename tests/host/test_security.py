@@ -875,6 +875,20 @@ def test_ssh_client_files(g, users, tmp):
         g.record_qemus()
         expect(g, ["domstate", "--reason", "ssh-1"], 0, "running (restored)\n\n", "")
         expect(g, ["destroy", "ssh-1"], 0, "Domain 'ssh-1' destroyed\n\n", "")
+        # A save that fails leaves no file that the remote proxy created for it, as locally.
+        failed = os.path.join(files, "failed.save")
+        expect(g, ["-c", uri, "save", "ssh-1", failed], 1, "",
+               "error: Requested operation is not valid: domain is not running\n",
+               root=False, what="save of a shut-off domain over ssh")
+        check(not os.path.lexists(failed), "the failed save's file made over ssh is removed")
+        kept = os.path.join(files, "kept.save")
+        with open(kept, "wb") as f:
+            f.write(b"mine")
+        os.chown(kept, pw.pw_uid, pw.pw_gid)
+        expect(g, ["-c", uri, "save", "ssh-1", kept], 1, "",
+               "error: Requested operation is not valid: domain is not running\n",
+               root=False, what="failed save over ssh into an existing file")
+        check(os.path.exists(kept), "a file that was there before a failed save stays")
     finally:
         if sshd:
             sshd.terminate()
