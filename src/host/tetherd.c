@@ -6,6 +6,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/api.h"
+#include "host/events.h"
 #include "host/metrics.h"
 #include "host/monitor.h"
 #include "host/policy.h"
@@ -41,6 +42,7 @@ struct tetherd_conf {
         char *qemu_user;           /* [security] qemu-user: NULL = tether-qemu, "" = root */
         char *emulators;           /* [security] emulators, space-separated, or NULL: found */
         char *image_dirs;          /* [security] image-dirs, space-separated, or NULL: default */
+        int max_subscribers;       /* [security] max-event-subscribers, or 0: the default */
 };
 
 /* QEMU's user when nothing says otherwise. */
@@ -72,6 +74,8 @@ static const struct conf_key {
         {"[security]", "qemu-user", CONF_STRING, offsetof(struct tetherd_conf, qemu_user)},
         {"[security]", "emulators", CONF_STRING, offsetof(struct tetherd_conf, emulators)},
         {"[security]", "image-dirs", CONF_STRING, offsetof(struct tetherd_conf, image_dirs)},
+        {"[security]", "max-event-subscribers", CONF_CLIENTS,
+         offsetof(struct tetherd_conf, max_subscribers)},
 };
 
 static void usage(FILE *out)
@@ -92,6 +96,7 @@ static void usage(FILE *out)
                 "                 host-interval, stats-interval, users-interval,\n"
                 "                 filesystems-interval, osinfo-interval (seconds; 0 = off).\n"
                 "                 [security]: max-clients (control clients at once, 256),\n"
+                "                 max-event-subscribers (`tether event` clients at once, 64),\n"
                 "                 qemu-user, emulators (the <emulator> paths a\n"
                 "                 client that is not root may name), image-dirs (the folders its\n"
                 "                 disks, kernel and initrd must lie in); lists are space-separated\n"
@@ -394,6 +399,12 @@ int main(int argc, char **argv)
         if (security_setup(&d, &conf, root, &err) < 0)
                 goto out;
         d.max_clients = (unsigned)conf.max_clients;
+        d.max_subscribers = (unsigned)conf.max_subscribers;
+        d.events = events_new(d.max_subscribers);
+        if (d.events == NULL) {
+                tt_error_set(&err, ENOMEM, "out of memory");
+                goto out;
+        }
         sock = store_socket_path(&d.store);
         if (sock == NULL || api_listen(&d, sock, &err) < 0)
                 goto out;
@@ -422,6 +433,7 @@ out:
         metrics_close(&d);
         api_close(&d);
         vm_free_all(&d);
+        events_free(d.events);
         for (size_t i = 0; i < TT_ARRAY_SIZE(sigs); i++)
                 if (sigs[i])
                         event_free(sigs[i]);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/vm-int.h"
 #include "host/dac.h"
+#include "host/events.h"
 #include "host/guest.h"
 #include "host/monitor.h"
 #include "host/policy.h"
@@ -78,7 +79,7 @@ void vm_save_status(struct vm *vm)
 /* Apply a transition from the table; an event that does not apply is logged and ignored. */
 int vm_apply(struct vm *vm, enum vm_event ev, struct tt_error *err)
 {
-        struct vm_status next;
+        struct vm_status next, from = vm->status;
         struct tt_error local = {0};
 
         if (vm_state_apply(vm->status, ev, &next, err ? err : &local) < 0) {
@@ -91,6 +92,8 @@ int vm_apply(struct vm *vm, enum vm_event ev, struct tt_error *err)
         }
         vm->status = next;
         vm_save_status(vm);
+        /* Every transition passes here: its lifecycle event, if it makes one (events.c). */
+        events_emit_transition(vm->d->events, vm->def->name, from, ev, vm->shutdown_detail);
         return 0;
 }
 
@@ -494,6 +497,7 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
                 if (vm->status.state == VM_STATE_CRASHED && vm->live &&
                     vm->live->on_crash == DOMAIN_ACTION_DESTROY)
                         return;
+                vm->shutdown_detail = events_shutdown_detail(data);
                 vm_apply(vm, VM_EV_QMP_SHUTDOWN, NULL);
                 vm_after_guest_stop(vm, shutdown_action(vm, data));
         } else if (strcmp(name, "STOP") == 0) {
@@ -504,6 +508,10 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
                 if (vm->job == NULL && vm->status.state == VM_STATE_PAUSED)
                         vm_apply(vm, VM_EV_QMP_RESUME, NULL);
         } else if (strcmp(name, "RESET") == 0) {
+                /* libvirt's 'reboot' event; not for QEMU's own resets while it is set up. */
+                if (!(vm->status.state == VM_STATE_PAUSED &&
+                      vm->status.reason == VM_PAUSED_STARTING_UP))
+                        events_emit_reboot(vm->d->events, vm->def->name);
                 vm_apply(vm, VM_EV_QMP_RESET, NULL);
         } else if (strcmp(name, "GUEST_PANICKED") == 0) {
                 vm_apply(vm, VM_EV_QMP_PANICKED, NULL);
@@ -1102,12 +1110,16 @@ int vm_define(struct tetherd *d, const char *xml, struct vm **out, struct tt_err
                 domain_free(vm->def);
                 vm->def = def;
                 vm->persistent = true;
+                events_emit_lifecycle(d->events, def->name, EVENTS_LIFE_DEFINED,
+                                      EVENTS_DEFINED_UPDATED);
         } else {
                 vm = vm_new(d, def, true);
                 if (vm == NULL) {
                         domain_free(def);
                         return tt_error_set(err, ENOMEM, "out of memory");
                 }
+                events_emit_lifecycle(d->events, def->name, EVENTS_LIFE_DEFINED,
+                                      EVENTS_DEFINED_ADDED);
         }
         if (out)
                 *out = vm;
@@ -1139,6 +1151,8 @@ int vm_undefine(struct vm *vm, bool managed_save, struct tt_error *err)
                 return -1;
         store_set_autostart(st, vm->def->name, false, NULL);
         vm->autostart = false;
+        events_emit_lifecycle(vm->d->events, vm->def->name, EVENTS_LIFE_UNDEFINED,
+                              EVENTS_UNDEFINED_REMOVED);
         if (vm_state_is_active(vm->status.state)) {
                 vm->persistent = false; /* a running domain becomes transient */
                 vm_save_status(vm);
