@@ -148,4 +148,8 @@ int cli_print_domstats(json_t *ret, const struct cli_opts *o);
 int cli_args_top(json_t *args, const struct cli_opts *o);
 int cli_run_top(struct cli_conn *c, json_t *args, const struct cli_opts *o);
 
+/* ---- event: tetherd's event stream (event.c) ---- */
+int cli_args_event(json_t *args, const struct cli_opts *o);
+int cli_run_event(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+
 #endif

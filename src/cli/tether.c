@@ -724,6 +724,11 @@ static const struct cli_verb verbs[] = {
         {.name = "top", .execute = "domstats", .options = {"interval=#", "sort=*", "once"},
          .args = cli_args_top, .run = cli_run_top},
 
+        /* virsh's event (event.c): tetherd's event stream; DOMAIN is optional. */
+        {.error_newline = true, .name = "event", .execute = "events",
+         .options = {"event=*", "all", "loop", "timeout=#", "timestamp", "list"},
+         .many_pos = true, .args = cli_args_event, .run = cli_run_event},
+
         /* Beyond virsh (transfer.c): several agent commands per verb. */
         {.name = "exec", .execute = "agent-command", .options = {"timeout=#", "env=*"}, .npos = 1,
          .args = cli_args_exec, .take_rest = true, .run = cli_run_exec},
