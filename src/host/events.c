@@ -117,7 +117,9 @@ static const struct life_row {
         int type2, detail2;    /* and a second one, or EVENTS_LIFE_NONE */
 } life_table[] = {
         /* start-up: QEMU ran with -S and was set up; nothing is told before it is */
-        {S(PAUSED), VM_PAUSED_STARTING_UP, E(START), L(STARTED), STARTED_BOOTED, NONE},
+        /* libvirt 9.0 tells the cont's RESUME before the start itself (seen with virsh) */
+        {S(PAUSED), VM_PAUSED_STARTING_UP, E(START), L(RESUMED), RESUMED_UNPAUSED, L(STARTED),
+         STARTED_BOOTED},
         {S(PAUSED), VM_PAUSED_STARTING_UP, E(START_PAUSED), L(STARTED), STARTED_BOOTED,
          L(SUSPENDED), SUSPENDED_PAUSED},
         {S(PAUSED), VM_PAUSED_STARTING_UP, E(RESTORE), L(STARTED), STARTED_RESTORED, NONE},
@@ -151,8 +153,9 @@ static const struct life_row {
         {S(PAUSED), ANY, E(QMP_SHUTDOWN), L(SHUTDOWN), SHUTDOWN_QMP, NONE},
         {S(PAUSED), ANY, E(QMP_PANICKED), L(CRASHED), CRASHED_PANICKED, NONE},
 
-        /* in shutdown: QEMU waits (-no-shutdown); a fake reboot runs the guest again */
-        {S(SHUTDOWN), ANY, E(FAKE_REBOOT), L(RESUMED), RESUMED_UNPAUSED, NONE},
+        /* in shutdown: QEMU waits (-no-shutdown); a fake reboot runs the guest again, which
+           libvirt tells only as the reset's 'reboot' event */
+        {S(SHUTDOWN), ANY, E(FAKE_REBOOT), NONE, NONE},
         {S(SHUTDOWN), ANY, E(MONITOR_EOF), L(STOPPED), STOPPED_SHUTDOWN, NONE},
         {S(SHUTDOWN), ANY, E(RECONNECT_GONE), L(STOPPED), STOPPED_SHUTDOWN, NONE},
 
@@ -160,7 +163,7 @@ static const struct life_row {
         {S(CRASHED), ANY, E(SUSPEND), L(SUSPENDED), SUSPENDED_PAUSED, NONE},
         {S(CRASHED), ANY, E(RESUME), L(RESUMED), RESUMED_UNPAUSED, NONE},
         {S(CRASHED), ANY, E(QMP_RESUME), L(RESUMED), RESUMED_UNPAUSED, NONE},
-        {S(CRASHED), ANY, E(FAKE_REBOOT), L(RESUMED), RESUMED_UNPAUSED, NONE},
+        {S(CRASHED), ANY, E(FAKE_REBOOT), NONE, NONE},
         {S(CRASHED), ANY, E(CRASH_DESTROYED), L(STOPPED), STOPPED_CRASHED, NONE},
         {S(CRASHED), ANY, E(QMP_SHUTDOWN), L(SHUTDOWN), SHUTDOWN_QMP, NONE},
 
@@ -272,6 +275,8 @@ int events_subscribe(struct events_bus *bus, const char *domain, int kind,
         bus->subs = s;
         bus->n++;
         *out = s;
+        tt_debug("event subscriber added: domain %s, event %s (%u now)", domain ? domain : "*",
+                 kind >= 0 ? kind_names[kind] : "*", bus->n);
         return 0;
 }
 
@@ -287,6 +292,8 @@ void events_unsubscribe(struct events_sub *s)
                 if (s->next)
                         s->next->prev = s->prev;
                 s->bus->n--;
+                tt_debug("event subscriber removed (%u now, %llu events it lost untold)",
+                         s->bus->n, (unsigned long long)s->dropped);
         }
         free(s->domain);
         free(s);
@@ -404,8 +411,11 @@ void events_emit_transition(struct events_bus *bus, const char *domain, struct v
         if (bus == NULL || bus->subs == NULL)
                 return;
         events_lifecycle_of(from, ev, &type, &detail, &type2, &detail2);
-        if (type == EVENTS_LIFE_SHUTDOWN && detail == SHUTDOWN_QMP)
+        if (type == EVENTS_LIFE_SHUTDOWN && detail == SHUTDOWN_QMP) {
+                if (shutdown_detail == EVENTS_SHUTDOWN_NONE)
+                        return;
                 detail = shutdown_detail;
+        }
         events_emit_lifecycle(bus, domain, type, detail);
         events_emit_lifecycle(bus, domain, type2, detail2);
 }
@@ -415,12 +425,13 @@ void events_emit_reboot(struct events_bus *bus, const char *domain)
         publish(bus, EVENTS_REBOOT, domain, json_object());
 }
 
-void events_emit_agent(struct events_bus *bus, const char *domain, bool connected)
+void events_emit_agent(struct events_bus *bus, const char *domain, bool connected,
+                       bool domain_started)
 {
         /* libvirt's reasons: "unknown", "domain started", "channel event" (VSERPORT_CHANGE). */
         publish(bus, EVENTS_AGENT_LIFECYCLE, domain,
                 json_pack("{s:s, s:s}", "state", connected ? "connected" : "disconnected",
-                          "reason", "channel event"));
+                          "reason", domain_started ? "domain started" : "channel event"));
 }
 
 /* QMP's job types as virsh names them (virshDomainBlockJobToString). */

@@ -105,6 +105,7 @@ const char *events_life_detail_name(int type, int detail);
 #define EVENTS_SHUTDOWN_FINISHED     0
 #define EVENTS_SHUTDOWN_GUEST        1
 #define EVENTS_SHUTDOWN_HOST         2
+#define EVENTS_SHUTDOWN_NONE         (-2) /* a fake reboot's power-off: no event */
 
 /* A QMP SHUTDOWN's detail: its "guest" member true, false or absent (EVENTS_SHUTDOWN_*). */
 int events_shutdown_detail(json_t *qmp_data);
@@ -121,8 +122,12 @@ void events_emit_transition(struct events_bus *bus, const char *domain, struct v
 void events_emit_lifecycle(struct events_bus *bus, const char *domain, int type, int detail);
 /* The guest reset itself (QMP RESET). */
 void events_emit_reboot(struct events_bus *bus, const char *domain);
-/* The guest agent's channel opened (connected) or closed. */
-void events_emit_agent(struct events_bus *bus, const char *domain, bool connected);
+/*
+ * The guest agent's channel opened (connected) or closed: reason "channel event", or
+ * "domain started" (libvirt's disconnected notice when a domain with an agent channel starts).
+ */
+void events_emit_agent(struct events_bus *bus, const char *domain, bool connected,
+                       bool domain_started);
 /*
  * A block job ended or is ready: QMP's job type ("commit", "stream", "mirror", "backup") and
  * status ("completed", "failed", "canceled", "ready"), for the disk (its path or target).

@@ -553,7 +553,7 @@ void guest_on_qmp_event(struct vm *vm, const char *name, json_t *data)
 
                 if (id && strcmp(id, ga->port) == 0) {
                         events_emit_agent(vm->d->events, vm->def->name,
-                                          json_is_true(json_object_get(data, "open")));
+                                          json_is_true(json_object_get(data, "open")), false);
                         port_changed(ga, json_is_true(json_object_get(data, "open")));
                 }
                 return;

@@ -490,14 +490,22 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
         guest_on_qmp_event(vm, name, data);
         if (strcmp(name, "SHUTDOWN") == 0) {
                 /* Our own SIGTERM (destroy) or quit (save) makes QEMU say SHUTDOWN: EOF follows. */
-                if (vm->destroying || vm->saved)
+                if (vm->destroying || vm->saved) {
+                        /* libvirt tells a destroy's SHUTDOWN ("after host request") all the same. */
+                        if (vm->destroying)
+                                events_emit_lifecycle(vm->d->events, vm->def->name,
+                                                      EVENTS_LIFE_SHUTDOWN,
+                                                      events_shutdown_detail(data));
                         return;
+                }
                 /* Likewise our quit after a panic with on_crash destroy: stay crashed, so that
                  * the EOF ends it as "shut off (crashed)" rather than "shut off (shutdown)". */
                 if (vm->status.state == VM_STATE_CRASHED && vm->live &&
                     vm->live->on_crash == DOMAIN_ACTION_DESTROY)
                         return;
-                vm->shutdown_detail = events_shutdown_detail(data);
+                /* A reboot's power-off is a passing state: libvirt tells only the reboot. */
+                vm->shutdown_detail = vm->fake_reboot ? EVENTS_SHUTDOWN_NONE
+                                                      : events_shutdown_detail(data);
                 vm_apply(vm, VM_EV_QMP_SHUTDOWN, NULL);
                 vm_after_guest_stop(vm, shutdown_action(vm, data));
         } else if (strcmp(name, "STOP") == 0) {
@@ -571,6 +579,9 @@ static void start_cont_done(void *opaque, json_t *ret, const struct tt_error *er
                 return;
         }
         done = json_pack("{s:s}", "name", vm->def->name);
+        /* libvirt tells that the agent is not there yet, before the start itself. */
+        if (vm->guest)
+                events_emit_agent(vm->d->events, vm->def->name, false, true);
         vm_apply(vm, (vm->flags & VM_START_PAUSED) ? VM_EV_START_PAUSED : VM_EV_START, NULL);
         vm_end_job(vm, done, NULL);
 }
