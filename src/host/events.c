@@ -321,12 +321,16 @@ static char *event_line(const char *kind, json_t *data, size_t *len)
         return line;
 }
 
-static bool fits(struct events_sub *s, size_t len)
+static bool fits(struct events_sub *s, size_t len, size_t limit)
 {
-        return s->sink.unread(s->opaque) + len <= EVENTS_MAX_QUEUE;
+        return s->sink.unread(s->opaque) + len <= limit;
 }
 
-/* Tell the subscriber how many events it lost, if that fits now. True when nothing is owed. */
+/*
+ * Tell the subscriber how many events it lost, once it has read at least half its queue (so
+ * that a subscriber that does not read gets one notice when it does, not one per few bytes
+ * the kernel happens to take). True when nothing is owed.
+ */
 static bool flush_dropped(struct events_sub *s)
 {
         _cleanup_free_ char *line = NULL;
@@ -334,9 +338,11 @@ static bool flush_dropped(struct events_sub *s)
 
         if (s->dropped == 0)
                 return true;
+        if (!fits(s, 0, EVENTS_MAX_QUEUE / 2))
+                return false;
         line = event_line("events-dropped", json_pack("{s:I}", "count", (json_int_t)s->dropped),
                           &len);
-        if (line == NULL || !fits(s, len))
+        if (line == NULL || !fits(s, len, EVENTS_MAX_QUEUE))
                 return false;
         if (s->sink.write(s->opaque, line, len) < 0)
                 return false;
@@ -376,7 +382,7 @@ static void publish(struct events_bus *bus, enum events_kind kind, const char *d
                 if (!wants(s, kind, domain))
                         continue;
                 /* The notice goes before anything newer; while it does not fit, neither do they. */
-                if (!flush_dropped(s) || !fits(s, len) ||
+                if (!flush_dropped(s) || !fits(s, len, EVENTS_MAX_QUEUE) ||
                     s->sink.write(s->opaque, line, len) < 0)
                         s->dropped++;
         }

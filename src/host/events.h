@@ -10,7 +10,8 @@
  *
  * Subscribers are bounded: a subscriber's queue is its connection's unread output, at most
  * EVENTS_MAX_QUEUE bytes. An event that does not fit is dropped and counted; once the
- * subscriber reads again it gets one {"event": "events-dropped", "data": {"count": N}} first.
+ * subscriber has read half of its queue it gets one {"event": "events-dropped", "data":
+ * {"count": N}} before anything newer (events made until then are counted in N too).
  * So a subscriber that never reads costs the daemon that much memory, never more.
  */
 #ifndef TT_HOST_EVENTS_H
