@@ -465,6 +465,35 @@ void events_emit_block_job(struct events_bus *bus, const char *domain, const cha
                           status ? status : "unknown"));
 }
 
+/* QMP's block job events and the status virsh shows for each. */
+static const struct {
+        const char *qmp;    /* the QMP event */
+        const char *status; /* virsh's word (virshDomainBlockJobStatus) */
+} block_job_events[] = {
+        {"BLOCK_JOB_COMPLETED", "completed"}, /* "failed" when it carries an error */
+        {"BLOCK_JOB_CANCELLED", "canceled"},
+        {"BLOCK_JOB_READY", "ready"},
+        {"BLOCK_JOB_ERROR", "failed"},
+};
+
+bool events_emit_qmp_block_job(struct events_bus *bus, const char *domain, const char *name,
+                               json_t *data)
+{
+        for (size_t i = 0; i < TT_ARRAY_SIZE(block_job_events); i++) {
+                const char *status = block_job_events[i].status;
+
+                if (strcmp(block_job_events[i].qmp, name) != 0)
+                        continue;
+                if (i == 0 && json_object_get(data, "error"))
+                        status = "failed";
+                events_emit_block_job(bus, domain,
+                                      json_string_value(json_object_get(data, "device")),
+                                      json_string_value(json_object_get(data, "type")), status);
+                return true;
+        }
+        return false;
+}
+
 void events_emit_snapshot(struct events_bus *bus, const char *domain, const char *snapshot,
                           const char *action)
 {

@@ -529,6 +529,8 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
                 vm_apply(vm, VM_EV_QMP_SUSPEND, NULL);
         } else if (strcmp(name, "WAKEUP") == 0) {
                 vm_apply(vm, VM_EV_QMP_WAKEUP, NULL);
+        } else {
+                events_emit_qmp_block_job(vm->d->events, vm->def->name, name, data);
         }
 }
 

@@ -185,6 +185,7 @@ static void test_filters(void **state)
         struct fake all = {.got = json_array()}, dom = {.got = json_array()},
                     reboot = {.got = json_array()};
         struct events_sub *s1, *s2, *s3;
+        json_t *job;
 
         assert_int_equal(events_subscribe(bus, NULL, -1, &fake_sink, &all, &s1, NULL), 0);
         assert_int_equal(events_subscribe(bus, "b", -1, &fake_sink, &dom, &s2, NULL), 0);
@@ -195,7 +196,11 @@ static void test_filters(void **state)
         events_emit_agent(bus, "b", true, false);
         events_emit_block_job(bus, "a", "/img/a.qcow2", "commit", "completed");
         events_emit_snapshot(bus, "a", "s1", "created");
-        assert_int_equal(json_array_size(all.got), 5);
+        job = json_pack("{s:s, s:s, s:s}", "device", "vda", "type", "mirror", "error", "EIO");
+        assert_true(events_emit_qmp_block_job(bus, "a", "BLOCK_JOB_COMPLETED", job));
+        json_decref(job);
+        assert_false(events_emit_qmp_block_job(bus, "a", "STOP", NULL));
+        assert_int_equal(json_array_size(all.got), 6);
         assert_int_equal(json_array_size(dom.got), 2);
         assert_int_equal(json_array_size(reboot.got), 1);
         assert_string_equal(json_string_value(json_object_get(json_array_get(all.got, 0),
@@ -207,6 +212,9 @@ static void test_filters(void **state)
         assert_string_equal(got_field(&all, 2, "reason"), "channel event");
         assert_string_equal(got_field(&all, 3, "type"), "Block Commit");
         assert_string_equal(got_field(&all, 4, "snapshot"), "s1");
+        assert_string_equal(got_field(&all, 5, "type"), "Block Copy");
+        assert_string_equal(got_field(&all, 5, "status"), "failed");
+        assert_string_equal(got_field(&all, 5, "disk"), "vda");
         assert_true(json_is_integer(json_object_get(
                 json_object_get(json_array_get(all.got, 0), "timestamp"), "microseconds")));
         events_unsubscribe(s1);
