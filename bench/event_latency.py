@@ -282,6 +282,9 @@ def main():
         res = {"tether": [], "libvirt": []}
         for side in (t, l, l, t):  # ABBA
             res[side.name].append(run_round(side, a.steps))
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, TimeoutError, EOFError) as e:
+        log(f"cannot measure: {e}")
+        return 2
     finally:
         for s in (t, l):
             if s:
