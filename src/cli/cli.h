@@ -164,5 +164,8 @@ int cli_run_snapshot_delete(struct cli_conn *c, json_t *args, const struct cli_o
 
 /* ---- the serial console (console.c) ---- */
 int cli_run_console(struct cli_conn *c, json_t *args, const struct cli_opts *o);
+/* ---- event: tetherd's event stream (event.c) ---- */
+int cli_args_event(json_t *args, const struct cli_opts *o);
+int cli_run_event(struct cli_conn *c, json_t *args, const struct cli_opts *o);
 
 #endif

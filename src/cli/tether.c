@@ -776,6 +776,10 @@ static const struct cli_verb verbs[] = {
         /* The serial console (console.c): the connection becomes the console's stream. */
         {.name = "console", .execute = "console", .options = {"force"}, .npos = 1,
          .args = args_domain, .run = cli_run_console},
+        /* virsh's event (event.c): tetherd's event stream; DOMAIN is optional. */
+        {.error_newline = true, .name = "event", .execute = "events",
+         .options = {"event=*", "all", "loop", "timeout=#", "timestamp", "list"},
+         .many_pos = true, .args = cli_args_event, .run = cli_run_event},
 
         /* Beyond virsh (transfer.c): several agent commands per verb. */
         {.name = "exec", .execute = "agent-command", .options = {"timeout=#", "env=*"}, .npos = 1,

@@ -3,6 +3,7 @@
 #include "host/console.h"
 #include "host/policy.h"
 #include "host/ratelog.h"
+#include "host/events.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/guest_ops.h"
@@ -68,6 +69,7 @@ struct api_client {
         struct api_call *calls;         /* requests whose reply is pending (inflight of them) */
         const struct api_verb *stream;  /* answered a streaming verb: hand the connection over */
         json_t *stream_args;            /* that verb's arguments */
+        struct events_sub *events;      /* its event subscription (the events verb), or NULL */
 };
 
 static void client_reading(struct api_client *c, bool on);
@@ -113,6 +115,8 @@ static const char *class_of(int code)
                 return API_CLASS_FAILED;
         case API_ERR_DENIED:
                 return API_CLASS_DENIED;
+        case EVENTS_ERR_FULL:
+                return API_CLASS_BUSY;
         default:
                 return API_CLASS_GENERIC;
         }
@@ -517,6 +521,52 @@ static int api_web_url(struct tetherd *d, json_t *args, struct api_call *call, j
         return 0;
 }
 
+/* ---- events: the connection becomes a subscriber (events.c bounds its queue) ---- */
+
+static size_t client_unread(struct api_client *c);
+
+static size_t events_unread(void *opaque)
+{
+        return client_unread(opaque);
+}
+
+static int events_write(void *opaque, const char *line, size_t len)
+{
+        struct api_client *c = opaque;
+
+        if (c->closing || c->hangup)
+                return -1;
+        if (wire_out_write(c->out, line, len) < 0 || wire_out_flush(c->out) < 0)
+                return -1;
+        return 0;
+}
+
+static const struct events_sink events_client_sink = {events_unread, events_write};
+
+/* events [domain] [event]: this connection receives {"event": ...} lines from now on. */
+static int api_events(struct tetherd *d, json_t *args, struct api_call *call, json_t **ret,
+                      struct tt_error *err)
+{
+        const char *kind_name = arg_str(args, "event");
+        int kind = kind_name ? events_kind_find(kind_name) : -1;
+        struct vm *vm = NULL;
+
+        if (call->client == NULL)
+                return tt_error_set(err, VM_ERR_FAILED, "the client is gone");
+        if (call->client->events)
+                return tt_error_set(err, VM_ERR_INVALID_OP,
+                                    "this connection already receives events");
+        if (kind_name && kind < 0)
+                return tt_error_set(err, VM_ERR_INVALID_OP, "unknown event type %s", kind_name);
+        if (arg_str(args, "domain") && (vm = arg_vm(d, args, err)) == NULL)
+                return -1;
+        if (events_subscribe(d->events, vm ? vm->def->name : NULL, kind, &events_client_sink,
+                             call->client, &call->client->events, err) < 0)
+                return -1;
+        *ret = json_object();
+        return 0;
+}
+
 #define ARG(n, t) {.name = (n), .type = (t), .required = true}
 #define OPT(n, t) {.name = (n), .type = (t), .required = false}
 static const struct wire_arg args_none[] = {{.name = NULL}};
@@ -557,6 +607,8 @@ static const struct wire_arg args_domstats[] = {
         {.name = "domains", .type = WIRE_T_ARRAY, .elem = WIRE_T_STRING}, {.name = NULL}};
 static const struct wire_arg args_console[] = {ARG("domain", WIRE_T_STRING),
                                                OPT("force", WIRE_T_BOOL), {.name = NULL}};
+static const struct wire_arg args_events[] = {OPT("domain", WIRE_T_STRING),
+                                              OPT("event", WIRE_T_STRING), {.name = NULL}};
 static const struct wire_arg args_dumpxml[] = {ARG("domain", WIRE_T_STRING),
                                                OPT("inactive", WIRE_T_BOOL), {.name = NULL}};
 
@@ -605,6 +657,7 @@ static const struct api_verb {
         {"domstats", api_domstats, args_domstats},
         {"web-url", api_web_url, args_none},
         {"console", api_console, args_console, 0, console_take},
+        {"events", api_events, args_events},
 };
 
 int api_request_parse(json_t *msg, struct api_request *r, struct tt_error *err)
@@ -792,6 +845,8 @@ static void client_free(struct api_client *c)
                         break;
                 }
         }
+        events_unsubscribe(c->events);
+        c->events = NULL;
         /* Jobs still running (a dropped client, or the daemon stops) answer nobody. */
         for (struct api_call *call = c->calls; call; call = call->next)
                 call->client = NULL;
@@ -812,6 +867,8 @@ static void client_free(struct api_client *c)
 /* The peer is gone (EOF or an error): free it now, or once its running jobs end. */
 static void client_gone(struct api_client *c)
 {
+        events_unsubscribe(c->events);
+        c->events = NULL;
         if (c->inflight == 0) {
                 client_free(c);
                 return;
@@ -983,6 +1040,8 @@ static void client_written(struct bufferevent *bev, void *opaque)
         evtimer_del(c->stall);
         if (!c->closing && c->inflight < API_MAX_INFLIGHT)
                 client_reading(c, true);
+        /* A subscriber that lost events hears how many once it reads again. */
+        events_drained(c->events);
 }
 
 /* Errors on the write side (reads see EOF in client_recv). */

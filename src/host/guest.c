@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The host-side guest agent client: see guest.h for the contract. */
 #include "host/guest.h"
+#include "host/events.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/qmp.h"
@@ -550,8 +551,11 @@ void guest_on_qmp_event(struct vm *vm, const char *name, json_t *data)
         if (strcmp(name, "VSERPORT_CHANGE") == 0) {
                 const char *id = json_string_value(json_object_get(data, "id"));
 
-                if (id && strcmp(id, ga->port) == 0)
+                if (id && strcmp(id, ga->port) == 0) {
+                        events_emit_agent(vm->d->events, vm->def->name,
+                                          json_is_true(json_object_get(data, "open")), false);
                         port_changed(ga, json_is_true(json_object_get(data, "open")));
+                }
                 return;
         }
         c = ga->head;

@@ -4,6 +4,7 @@
 #include "common/cleanup.h"
 #include "common/fileutil.h"
 #include "common/log.h"
+#include "host/events.h"
 #include "host/guest.h"
 #include "host/qmp.h"
 #include "host/vm-int.h"
@@ -602,7 +603,12 @@ static void sj_finish(struct snapjob *sj, const char *errmsg)
                         vm_end_job_error(vm, VM_ERR_FAILED, sj->error);
                 } else {
                         _cleanup_json_ json_t *ret = json_pack("{s:s}", "name", sj->name);
+                        static const char *const actions[] = {
+                                [SJ_CREATE] = "created", [SJ_REVERT] = "reverted",
+                                [SJ_DELETE] = "deleted"};
 
+                        events_emit_snapshot(sj->d->events, sj->domain, sj->name,
+                                             actions[sj->kind]);
                         vm_end_job(vm, ret, NULL);
                 }
         }

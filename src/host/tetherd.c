@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "host/api.h"
 #include "host/hoststop.h"
+#include "host/events.h"
 #include "host/metrics.h"
 #include "host/monitor.h"
 #include "host/policy.h"
@@ -52,6 +53,7 @@ struct tetherd_conf {
         char *web_cert;            /* [web] cert: PEM certificate chain for TLS */
         char *web_key;             /* [web] key: its PEM private key */
         char *web_root;            /* [web] root: the pages' folder, or NULL: installed */
+        int max_subscribers;       /* [security] max-event-subscribers, or 0: the default */
 };
 
 /* QEMU's user when nothing says otherwise. */
@@ -96,6 +98,8 @@ static const struct conf_key {
         {"[web]", "cert", CONF_STRING, offsetof(struct tetherd_conf, web_cert)},
         {"[web]", "key", CONF_STRING, offsetof(struct tetherd_conf, web_key)},
         {"[web]", "root", CONF_STRING, offsetof(struct tetherd_conf, web_root)},
+        {"[security]", "max-event-subscribers", CONF_CLIENTS,
+         offsetof(struct tetherd_conf, max_subscribers)},
 };
 
 /* A row of conf_keys by section and name (the options that override the file use it). */
@@ -130,6 +134,7 @@ static void usage(FILE *out)
                 "                 host-interval, stats-interval, users-interval,\n"
                 "                 filesystems-interval, osinfo-interval (seconds; 0 = off).\n"
                 "                 [security]: max-clients (control clients at once, 256),\n"
+                "                 max-event-subscribers (`tether event` clients at once, 64),\n"
                 "                 qemu-user, emulators (the <emulator> paths a\n"
                 "                 client that is not root may name), image-dirs (the folders its\n"
                 "                 disks, kernel and initrd must lie in); lists are space-separated.\n"
@@ -568,6 +573,12 @@ int main(int argc, char **argv)
                         goto out;
         }
         d.max_clients = (unsigned)conf.max_clients;
+        d.max_subscribers = (unsigned)conf.max_subscribers;
+        d.events = events_new(d.max_subscribers);
+        if (d.events == NULL) {
+                tt_error_set(&err, ENOMEM, "out of memory");
+                goto out;
+        }
         sock = store_socket_path(&d.store);
         if (sock == NULL || api_listen(&d, sock, &err) < 0)
                 goto out;
@@ -599,6 +610,7 @@ out:
         api_close(&d);
         vm_free_all(&d);
         hoststop_free(&d); /* after the domains: a job they end may still answer a host stop */
+        events_free(d.events);
         for (size_t i = 0; i < TT_ARRAY_SIZE(sigs); i++)
                 if (sigs[i])
                         event_free(sigs[i]);

@@ -10,6 +10,7 @@
 struct event_base;
 struct vm;
 struct api_server;
+struct events_bus;
 struct metrics;
 struct monitor;
 struct hoststop;
@@ -20,6 +21,8 @@ struct tetherd {
         struct store store;       /* paths under --root */
         struct vm *vms;           /* every known domain: persistent ones and running transients */
         struct api_server *api;   /* the control socket */
+        struct events_bus *events; /* event subscribers (events.c) */
+        unsigned max_subscribers; /* [security] max-event-subscribers (0: 64) */
         int next_id;              /* id for the next domain that starts (virsh's Id column) */
         gid_t access_gid;         /* group allowed on the control socket besides root */
         bool access_gid_set;      /* access_gid is meaningful */

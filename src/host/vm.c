@@ -4,6 +4,7 @@
 #include "host/snapshot.h"
 #include "host/dac.h"
 #include "host/console.h"
+#include "host/events.h"
 #include "host/guest.h"
 #include "host/monitor.h"
 #include "host/policy.h"
@@ -81,7 +82,7 @@ void vm_save_status(struct vm *vm)
 /* Apply a transition from the table; an event that does not apply is logged and ignored. */
 int vm_apply(struct vm *vm, enum vm_event ev, struct tt_error *err)
 {
-        struct vm_status next;
+        struct vm_status next, from = vm->status;
         struct tt_error local = {0};
 
         if (vm_state_apply(vm->status, ev, &next, err ? err : &local) < 0) {
@@ -94,6 +95,8 @@ int vm_apply(struct vm *vm, enum vm_event ev, struct tt_error *err)
         }
         vm->status = next;
         vm_save_status(vm);
+        /* Every transition passes here: its lifecycle event, if it makes one (events.c). */
+        events_emit_transition(vm->d->events, vm->def->name, from, ev, vm->shutdown_detail);
         return 0;
 }
 
@@ -497,13 +500,22 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
         snapshot_on_qmp_event(vm, name, data);
         if (strcmp(name, "SHUTDOWN") == 0) {
                 /* Our own SIGTERM (destroy) or quit (save) makes QEMU say SHUTDOWN: EOF follows. */
-                if (vm->destroying || vm->saved)
+                if (vm->destroying || vm->saved) {
+                        /* libvirt tells a destroy's SHUTDOWN ("after host request") all the same. */
+                        if (vm->destroying)
+                                events_emit_lifecycle(vm->d->events, vm->def->name,
+                                                      EVENTS_LIFE_SHUTDOWN,
+                                                      events_shutdown_detail(data));
                         return;
+                }
                 /* Likewise our quit after a panic with on_crash destroy: stay crashed, so that
                  * the EOF ends it as "shut off (crashed)" rather than "shut off (shutdown)". */
                 if (vm->status.state == VM_STATE_CRASHED && vm->live &&
                     vm->live->on_crash == DOMAIN_ACTION_DESTROY)
                         return;
+                /* A reboot's power-off is a passing state: libvirt tells only the reboot. */
+                vm->shutdown_detail = vm->fake_reboot ? EVENTS_SHUTDOWN_NONE
+                                                      : events_shutdown_detail(data);
                 vm_apply(vm, VM_EV_QMP_SHUTDOWN, NULL);
                 vm_after_guest_stop(vm, shutdown_action(vm, data));
         } else if (strcmp(name, "STOP") == 0) {
@@ -514,6 +526,10 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
                 if (vm->job == NULL && vm->status.state == VM_STATE_PAUSED)
                         vm_apply(vm, VM_EV_QMP_RESUME, NULL);
         } else if (strcmp(name, "RESET") == 0) {
+                /* libvirt's 'reboot' event; not for QEMU's own resets while it is set up. */
+                if (!(vm->status.state == VM_STATE_PAUSED &&
+                      vm->status.reason == VM_PAUSED_STARTING_UP))
+                        events_emit_reboot(vm->d->events, vm->def->name);
                 vm_apply(vm, VM_EV_QMP_RESET, NULL);
         } else if (strcmp(name, "GUEST_PANICKED") == 0) {
                 vm_apply(vm, VM_EV_QMP_PANICKED, NULL);
@@ -523,6 +539,8 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
                 vm_apply(vm, VM_EV_QMP_SUSPEND, NULL);
         } else if (strcmp(name, "WAKEUP") == 0) {
                 vm_apply(vm, VM_EV_QMP_WAKEUP, NULL);
+        } else {
+                events_emit_qmp_block_job(vm->d->events, vm->def->name, name, data);
         }
 }
 
@@ -573,6 +591,9 @@ static void start_cont_done(void *opaque, json_t *ret, const struct tt_error *er
                 return;
         }
         done = json_pack("{s:s}", "name", vm->def->name);
+        /* libvirt tells that the agent is not there yet, before the start itself. */
+        if (vm->guest)
+                events_emit_agent(vm->d->events, vm->def->name, false, true);
         vm_apply(vm, (vm->flags & VM_START_PAUSED) ? VM_EV_START_PAUSED : VM_EV_START, NULL);
         vm_end_job(vm, done, NULL);
 }
@@ -1203,12 +1224,16 @@ int vm_define(struct tetherd *d, const char *xml, struct vm **out, struct tt_err
                 domain_free(vm->def);
                 vm->def = def;
                 vm->persistent = true;
+                events_emit_lifecycle(d->events, def->name, EVENTS_LIFE_DEFINED,
+                                      EVENTS_DEFINED_UPDATED);
         } else {
                 vm = vm_new(d, def, true);
                 if (vm == NULL) {
                         domain_free(def);
                         return tt_error_set(err, ENOMEM, "out of memory");
                 }
+                events_emit_lifecycle(d->events, def->name, EVENTS_LIFE_DEFINED,
+                                      EVENTS_DEFINED_ADDED);
         }
         if (out)
                 *out = vm;
@@ -1240,6 +1265,8 @@ int vm_undefine(struct vm *vm, bool managed_save, struct tt_error *err)
                 return -1;
         store_set_autostart(st, vm->def->name, false, NULL);
         vm->autostart = false;
+        events_emit_lifecycle(vm->d->events, vm->def->name, EVENTS_LIFE_UNDEFINED,
+                              EVENTS_UNDEFINED_REMOVED);
         if (vm_state_is_active(vm->status.state)) {
                 vm->persistent = false; /* a running domain becomes transient */
                 vm_save_status(vm);

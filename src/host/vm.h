@@ -104,6 +104,7 @@ struct vm {
         struct guest_agent *guest; /* connection to the agent channel while QEMU runs */
         struct mon_vm *mon;        /* the monitor's poll state and cache while QEMU runs */
         struct console *console;   /* the serial console's connection while QEMU runs */
+        int shutdown_detail;       /* the last QMP SHUTDOWN's "guest", as its event's detail */
 };
 
 /* Load persistent definitions, reconnect to QEMUs that still run, start autostart domains. */

@@ -101,9 +101,22 @@ def run(t, genv):
         check(f"define {os.path.basename(x)}", rc == 0, out + err)
 
     # ---- shut off: qemu-img ----
+    # A `tether event --event snapshot` subscriber sees the snapshot made (one event, then it ends).
+    ev = t.cli_bg("event", "snap1", "--event", "snapshot", "--timeout", "60")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "event subscriber added" not in open(t.log).read():
+        time.sleep(0.05)
     rc, out, err = t.cli("snapshot-create-as", "snap1", "off1", "--description", "cold")
     check("shut-off snapshot-create-as prints virsh's line",
           rc == 0 and out == "Domain snapshot off1 created\n", repr(out) + err)
+    try:
+        evout, everr = ev.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        ev.kill()
+        evout, everr = ev.communicate()
+    check("the snapshot event reaches `tether event --event snapshot`",
+          ev.returncode == 0 and evout == ("event 'snapshot' for domain 'snap1': off1 created\n"
+                                           "events received: 1\n\n"), repr((evout, everr)))
     check("shut-off snapshot is in the image (qemu-img)", img_tags(disk) == ["off1"],
           str(img_tags(disk)))
     rc, out, err = t.cli("snapshot-info", "snap1", "off1")
