@@ -27,7 +27,9 @@
 #
 # Environment: TETHER_GUEST_ENV (guest.env from tools/mkguest.sh; default BUILD_DIR/guest,
 # then /tmp/guest-out), HOSTBENCH_BOOT_S (guest boot time before save, default 10),
-# HOSTBENCH_LIST_N (defined domains for list/RSS, default 200). Needs root, util-linux's
+# HOSTBENCH_LIST_N (defined domains for list/RSS, default 200), HOSTBENCH_TETHERD_ARGS (more
+# tetherd options: `--qemu-user root` runs QEMU as root without -runas and -sandbox, the
+# "before" of issue 10's unprivileged QEMU). Needs root, util-linux's
 # unshare and python3.
 set -u
 export LC_ALL=C
@@ -286,7 +288,8 @@ chmod 0644 "$IMG"/*
 libvirt_clean # leftovers of an interrupted run
 
 if ! $self; then
-        "$tetherd" --root "$root" --log "$tmp/tetherd.log" &
+        # shellcheck disable=SC2086 # word splitting wanted: HOSTBENCH_TETHERD_ARGS is a list
+        "$tetherd" --root "$root" --log "$tmp/tetherd.log" ${HOSTBENCH_TETHERD_ARGS:-} &
         tpid=$!
         for _ in $(seq 100); do [ -S "$root/run/tether/tetherd.sock" ] && break; sleep 0.05; done
         [ -S "$root/run/tether/tetherd.sock" ] || die "tetherd did not start (see $tmp/tetherd.log)"
@@ -296,7 +299,7 @@ echo "reference: $(libvirtd --version | head -1), $($shared && echo "the system 
 if $self; then
         echo "candidate: virsh -c $URI as well (--self: harness check, every ratio should be ~1)"
 else
-        echo "candidate: $tetherd + $tether (--root $root)"
+        echo "candidate: $tetherd ${HOSTBENCH_TETHERD_ARGS:-} + $tether (--root $root)"
 fi
 echo "guest: $kernel + $TETHER_GUEST_INITRD, TCG, 256 MiB, 1 vCPU, no NIC, memballoon none"
 echo "host: $(uname -srm), $(nproc) CPUs; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
