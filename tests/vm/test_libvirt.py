@@ -145,11 +145,19 @@ class Console:
         return marker.encode() in out, out.decode(errors="replace")
 
 
+def libvirtd_answers(timeout=30):
+    """virsh version succeeds (a new libvirtd first probes QEMU: slow on a loaded machine)."""
+    try:
+        return subprocess.run(["virsh", "-c", URI, "version"], capture_output=True,
+                              timeout=timeout).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def ensure_libvirtd():
     """Start virtlogd and libvirtd (no systemd here) unless they already run."""
     started = []
-    if not os.path.exists("/run/libvirt/libvirt-sock") or subprocess.run(
-            ["virsh", "-c", URI, "version"], capture_output=True, timeout=20).returncode != 0:
+    if not os.path.exists("/run/libvirt/libvirt-sock") or not libvirtd_answers():
         for daemon, pidfile in (("virtlogd", "/run/virtlogd.pid"),
                                 ("libvirtd", "/run/libvirtd.pid")):
             subprocess.run([daemon, "-d"], check=True)
@@ -158,10 +166,8 @@ def ensure_libvirtd():
                     break
                 time.sleep(0.1)
             started.append(int(open(pidfile).read().split()[0]))
-        for _ in range(100):
-            if subprocess.run(["virsh", "-c", URI, "version"], capture_output=True,
-                              timeout=20).returncode == 0:
-                break
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not libvirtd_answers(60):
             time.sleep(0.2)
     return started
 
