@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+The guest-agent verbs of tetherd and the CLI without a guest: the domain's <emulator> is
+fakeqemu.py, which serves QMP and runs the real tether-agent on the host at the agent channel's
+socket. The agent gets an allow-list of commands that only read (plus guest-exec and file
+access under this test's temp folder), so nothing here changes the host; the commands left out
+give their exact "has been disabled" errors, which is what a user sees from an agent that
+blocks them. Checks the printed results against the host's own truth (hostname, time, vCPUs,
+loopback address, files copied in and out, exit codes of exec).
+
+    python3 test_agentverbs.py TETHERD TETHER AGENT
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKE = os.path.join(HERE, "fakeqemu.py")
+TIMEOUT = 30
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+ALLOWED = ("guest-sync-delimited,guest-sync,guest-ping,guest-get-time,guest-info,"
+           "guest-get-host-name,guest-get-osinfo,guest-get-users,guest-get-timezone,"
+           "guest-get-fsinfo,guest-get-disks,guest-network-get-interfaces,guest-get-vcpus,"
+           "guest-exec,guest-exec-status,guest-file-open,guest-file-close,guest-file-read,"
+           "guest-file-write,guest-file-seek,guest-file-flush,guest-get-load,guest-get-cpustats,"
+           "guest-get-diskstats,guest-fsfreeze-status,guest-get-memory-blocks,"
+           "guest-get-memory-block-info,guest-ssh-get-authorized-keys,guest-network-get-route")
+passed = 0
+failed = 0
+
+
+def check(cond, what, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: %s%s" % (what, ("\n" + detail) if detail else ""), flush=True)
+    return cond
+
+
+class Env:
+    def __init__(self, tetherd, tether, agent, tmp):
+        self.tether = tether
+        self.tmp = tmp
+        self.root = os.path.join(tmp, "root")
+        self.log = os.path.join(tmp, "tetherd.log")
+        os.makedirs(self.root)
+        env = dict(os.environ, FAKEQEMU_AGENT=agent, FAKEQEMU_AGENT_ARGS="-a " + ALLOWED)
+        self.stderr = open(os.path.join(tmp, "tetherd.stderr"), "wb")
+        self.proc = subprocess.Popen([tetherd, "--root", self.root, "--log", self.log],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self.stderr, env=env)
+        sock = os.path.join(self.root, "run/tether/tetherd.sock")
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(sock)
+                s.close()
+                break
+            except OSError:
+                s.close()
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("tetherd did not come up (see %s)" % self.log)
+                time.sleep(0.02)
+        self.fakes = []
+
+    def run(self, *args, timeout=TIMEOUT):
+        try:
+            p = subprocess.run([self.tether, "--root", self.root] + list(args),
+                               capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return -1, "", "TIMEOUT after %ss" % timeout
+        return p.returncode, p.stdout, p.stderr
+
+    def expect(self, args, rc, out=None, err=None):
+        got = self.run(*args)
+        what = "tether " + " ".join(args)
+        check(not any(m in got[2] for m in SANITIZER_MARKS), what + ": no sanitizer report",
+              got[2])
+        check(got[0] == rc, "%s: exit code %d, want %d" % (what, got[0], rc),
+              "stdout: %r\nstderr: %r" % (got[1], got[2]))
+        if out is not None:
+            check(got[1] == out, what + ": stdout", "got:  %r\nwant: %r" % (got[1], out))
+        if err is not None:
+            check(got[2] == err, what + ": stderr", "got:  %r\nwant: %r" % (got[2], err))
+        return got
+
+    def record_fake(self, name):
+        try:
+            with open(os.path.join(self.root, "run/tether/domains", name, "status.json")) as f:
+                self.fakes.append(int(json.load(f)["pid"]))
+        except (OSError, ValueError, KeyError):
+            pass
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+        text = open(os.path.join(self.tmp, "tetherd.stderr"), errors="replace").read()
+        check(not any(m in text for m in SANITIZER_MARKS), "no sanitizer report from tetherd",
+              text[-3000:])
+        for pid in self.fakes:
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    if b"fakeqemu.py" not in f.read():
+                        continue
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+
+
+def domain_xml(name, uuid, agent=True):
+    chan = ("<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>"
+            "</channel>" if agent else "")
+    return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid>"
+            "<memory unit='MiB'>32</memory><vcpu>1</vcpu>"
+            "<os><type arch='x86_64' machine='pc'>hvm</type></os>"
+            "<devices><emulator>%s</emulator>%s<memballoon model='none'/></devices>"
+            "</domain>\n" % (name, uuid, FAKE, chan))
+
+
+def wait_agent(e, name):
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        rc, out, _ = e.run("qemu-agent-command", name, '{"execute":"guest-ping"}')
+        if rc == 0:
+            return out
+        time.sleep(0.1)
+    return None
+
+
+def test_agent_verbs(e):
+    path = os.path.join(e.tmp, "fa.xml")
+    with open(path, "w") as f:
+        f.write(domain_xml("fa", "c1170000-0000-4000-8000-0000000000fa"))
+    e.expect(["define", path], 0)
+    e.expect(["start", "fa"], 0, "Domain 'fa' started\n\n")
+    e.record_fake("fa")
+    out = wait_agent(e, "fa")
+    check(out == '{"return":{}}\n\n', "guest-ping through tetherd to the agent", repr(out))
+    e.expect(["qemu-agent-command", "fa", '{"execute":"guest-ping"}', "--pretty"], 0,
+             '{\n  "return": {\n\n  }\n}\n\n\n')  # as virsh prints it
+    e.expect(["qemu-agent-command", "fa", "not json"], 1)
+
+    # What the agent reports is the host's own truth.
+    e.expect(["guestinfo", "fa", "--hostname"], 0,
+             "hostname            : %s\n\n" % socket.gethostname())
+    e.expect(["guestinfo", "fa", "--timezone", "--user"], 0)
+    rc, out, err = e.expect(["domtime", "fa"], 0)
+    try:
+        t = int(out.split("Time: ")[1])
+    except (IndexError, ValueError):
+        t = 0
+    check(abs(t - time.time()) < 30, "domtime is the host's time", out)
+    rc, out, err = e.expect(["domtime", "fa", "--pretty"], 0)
+    check(out.startswith("Time: " + time.strftime("%Y-%m-%d", time.gmtime())),
+          "domtime --pretty: today's date", out)
+    ncpu = os.cpu_count()
+    cpus = "0" if ncpu == 1 else "0-%d" % (ncpu - 1)
+    rc, out, err = e.expect(["guestvcpus", "fa"], 0)
+    check(out.startswith("vcpus          : %s\nonline         : %s\n" % (cpus, cpus)),
+          "guestvcpus lists the host's CPUs", out)
+    rc, out, err = e.expect(["domifaddr", "fa"], 0)
+    check(" lo         00:00:00:00:00:00    ipv4         127.0.0.1/8\n" in out,
+          "domifaddr: the loopback address", out)
+    rc, out, err = e.expect(["domfsinfo", "fa"], 0)
+    check(out.startswith(" Mountpoint   Name") and "\n /  " in out, "domfsinfo: the root", out)
+
+    # Commands the agent blocks: the user sees libvirt's error with the agent's reason.
+    def disabled(cmd):
+        return ("error: internal error: unable to execute QEMU agent command '%s': Command %s "
+                "has been disabled\n" % (cmd, cmd))
+    e.expect(["domfsfreeze", "fa"], 1, "\n",
+             "error: Unable to freeze filesystems\n" + disabled("guest-fsfreeze-freeze"))
+    e.expect(["domfsthaw", "fa"], 1, "\n",
+             "error: Unable to thaw filesystems\n" + disabled("guest-fsfreeze-thaw"))
+    e.expect(["domfstrim", "fa"], 1, "\n",
+             "error: Unable to invoke fstrim\n" + disabled("guest-fstrim"))
+    e.expect(["set-user-password", "fa", "root", "x"], 1, "\n",
+             disabled("guest-set-user-password"))
+    e.expect(["dompmsuspend", "fa", "mem"], 1, "\n",
+             "error: Domain 'fa' could not be suspended\n" + disabled("guest-suspend-ram"))
+    e.expect(["setvcpus", "fa", "1", "--guest"], 1, "\n", disabled("guest-set-vcpus"))
+    e.expect(["set-user-sshkeys", "fa", "root", "--reset"], 1, "\n",
+             disabled("guest-ssh-add-authorized-keys"))
+    e.expect(["domtime", "fa", "--sync"], 1, "\n", disabled("guest-set-time"))
+
+    # exec: output, exit status, environment, timeout.
+    e.expect(["exec", "fa", "--", "echo", "hi"], 0, "hi\n", "")
+    e.expect(["exec", "fa", "--", "sh", "-c", "echo out; echo err >&2; exit 3"], 3,
+             "out\n", "err\n")
+    e.expect(["exec", "fa", "--env", "TT_X=42", "--", "sh", "-c", "echo $TT_X"], 0, "42\n")
+
+    # cp in and out of the "guest", byte for byte.
+    src = os.path.join(e.tmp, "in.bin")
+    data = os.urandom(300000)
+    with open(src, "wb") as f:
+        f.write(data)
+    inside = os.path.join(e.tmp, "inside.bin")
+    e.expect(["cp", src, "fa:" + inside], 0)
+    check(open(inside, "rb").read() == data if os.path.exists(inside) else False,
+          "cp into the guest: same bytes")
+    back = os.path.join(e.tmp, "back.bin")
+    e.expect(["cp", "fa:" + inside, back], 0)
+    check(open(back, "rb").read() == data if os.path.exists(back) else False,
+          "cp out of the guest: same bytes")
+    e.expect(["cp", src, back], 1, "",
+             "error: exactly one of SRC and DST must be DOMAIN:PATH (got '%s' and '%s')\n"
+             % (src, back))
+
+    # The monitor's cached samples: domstats and top.
+    rc, out, err = e.expect(["domstats", "fa"], 0)
+    check(out.startswith("Domain: 'fa'\n  state.state=1\n  state.reason=1\n"),
+          "domstats: running, booted", out)
+    rc, out, err = e.expect(["domstats", "--state", "--list-shutoff"], 0)
+    check("'fa'" not in out, "domstats --list-shutoff leaves out a running domain", out)
+    # top shows the agent once the monitor sampled it (every 2 s).
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        rc, out, err = e.expect(["top", "--once"], 0)
+        lines = out.splitlines()
+        if (len(lines) >= 4 and lines[3].rstrip().endswith(" ok")) or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    check(len(lines) >= 4 and lines[0].startswith("tether top - ") and
+          "1 domains, 1 running" in lines[0] and lines[3].startswith("fa ") and
+          lines[3].rstrip().endswith(" ok"), "top --once: one running domain, agent ok", out)
+
+    # A domain without an agent channel.
+    path = os.path.join(e.tmp, "fb.xml")
+    with open(path, "w") as f:
+        f.write(domain_xml("fb", "c1170000-0000-4000-8000-0000000000fb", agent=False))
+    e.expect(["define", path], 0)
+    e.expect(["start", "fb"], 0)
+    e.record_fake("fb")
+    rc, out, err = e.expect(["guestinfo", "fb"], 1, "\n")
+    check("agent" in err, "guestinfo without an agent channel names the agent", err)
+    e.expect(["destroy", "fb"], 0, "Domain 'fb' destroyed\n\n")
+    e.expect(["destroy", "fa"], 0, "Domain 'fa' destroyed\n\n")
+    e.expect(["guestinfo", "fa"], 1, "\n", "error: Requested operation is not valid: domain is "
+             "not running\n")
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__)
+        return 2
+    tetherd, tether, agent = (os.path.abspath(a) for a in sys.argv[1:])
+    tmp = tempfile.mkdtemp(prefix="tether-agentverbs-")
+    os.chmod(tmp, 0o755)
+    e = Env(tetherd, tether, agent, tmp)
+    try:
+        test_agent_verbs(e)
+    finally:
+        e.cleanup()
+    if failed == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
