@@ -13,10 +13,12 @@ answers {"return": {}}. Exits (killing its agent) on quit or SIGTERM.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -47,8 +49,8 @@ def main():
             os.unlink(agent_path)
         except FileNotFoundError:
             pass
-        statedir = agent_path + ".state"
-        os.makedirs(statedir, exist_ok=True)
+        # Not in the run folder: tetherd removes only its own files there.
+        statedir = tempfile.mkdtemp(prefix="fakeqemu-agent-")
         agent = subprocess.Popen([os.environ["FAKEQEMU_AGENT"], "-m", "unix-listen", "-p",
                                   agent_path, "-t", statedir] +
                                  os.environ.get("FAKEQEMU_AGENT_ARGS", "").split(),
@@ -61,56 +63,119 @@ def main():
         if agent and agent.poll() is None:
             agent.terminate()
             agent.wait()
+        if agent:
+            shutil.rmtree(statedir, ignore_errors=True)
         os._exit(0)
 
     signal.signal(signal.SIGTERM, bye)
     lsock = socket.socket(fileno=mon_fd)
-    running = False
+    incoming = "-incoming" in argv
+    st = {"running": False, "migrate": None}
+    fds = {}  # getfd name -> descriptor
+    deaf = os.environ.get("FAKEQEMU_DEAF", "") and \
+        ("guest=%s," % os.environ["FAKEQEMU_DEAF"]) in " ".join(argv)
     while True:
         conn, _ = lsock.accept()
-        f = conn.makefile("rwb", buffering=0)
+        pending = []  # descriptors that came with the bytes read so far
 
         def send(obj):
-            f.write(json.dumps(obj).encode() + b"\r\n")
+            try:
+                conn.sendall(json.dumps(obj).encode() + b"\r\n")
+            except OSError:
+                pass  # tetherd went away: as QEMU, wait for the next one
 
         def event(name, data=None):
             now = time.time()
             send({"event": name, "data": data or {},
                   "timestamp": {"seconds": int(now), "microseconds": int(now * 1e6) % 1000000}})
 
-        send({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""},
-                      "capabilities": ["oob"]}})
-        for line in f:
-            try:
-                cmd = json.loads(line)
-            except ValueError:
-                continue
+        def handle(cmd):
             name = cmd.get("execute")
+            args = cmd.get("arguments") or {}
             reply = {}
-            after = None
+            after = []
             if name == "query-status":
-                reply = {"status": "running" if running else "paused", "singlestep": False,
-                         "running": running}
+                status = "inmigrate" if incoming else ("running" if st["running"] else "paused")
+                reply = {"status": status, "singlestep": False, "running": st["running"]}
             elif name == "cont":
-                running = True
-                after = ("RESUME", None)
+                st["running"] = True
+                after = [("RESUME", None)]
             elif name == "stop":
-                running = False
-                after = ("STOP", None)
+                st["running"] = False
+                after = [("STOP", None)]
             elif name == "query-chardev":
                 reply = [{"label": c, "filename": "unix:" + p, "frontend-open": c == agent_chardev}
                          for c, p in channels.items()]
             elif name in ("query-cpus-fast", "query-block", "query-blockstats"):
                 reply = []
+            elif name == "getfd":
+                if pending:
+                    fds[args.get("fdname")] = pending.pop(0)
+            elif name == "migrate":
+                fd = fds.pop(args.get("uri", "")[3:], None)
+                if fd is not None:
+                    os.write(fd, b"FAKEQEMU-STATE " + " ".join(argv).encode() + b"\n")
+                    os.close(fd)
+                st["migrate"] = "completed" if fd is not None else "failed"
+            elif name == "migrate-incoming":
+                fd = fds.pop(args.get("uri", "")[3:], None)
+                data = os.read(fd, 15) if fd is not None else b""
+                if fd is not None:
+                    os.close(fd)
+                st["migrate"] = "completed" if data == b"FAKEQEMU-STATE " else "failed"
+            elif name == "query-migrate":
+                reply = {"status": st["migrate"] or "none"}
+                if st["migrate"] == "failed":
+                    reply["error-desc"] = "fakeqemu: not a stream it wrote"
+            elif name == "system_powerdown":
+                after = [("POWERDOWN", None)]
+                if not deaf:
+                    st["running"] = False
+                    after += [("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"}),
+                              ("STOP", None)]
+            elif name == "system_reset":
+                after = [("RESET", {"guest": False, "reason": "host-qmp-system-reset"})]
+            elif name == "x-fake-event":
+                # A test's hook (through qemu-monitor-command): an event as the guest would cause.
+                after = [(args["event"], args.get("data"))]
+                if args.get("running") is not None:
+                    st["running"] = args["running"]
             r = {"return": reply}
             if "id" in cmd:
                 r["id"] = cmd["id"]
             send(r)
-            if after:
-                event(*after)
+            for ev in after:
+                event(*ev)
             if name == "quit":
                 event("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
                 bye()
+
+        send({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""},
+                      "capabilities": ["oob"]}})
+        buf = b""
+        while True:
+            try:
+                data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(16 * 4))
+            except OSError:
+                break
+            if not data:
+                break
+            for level, typ, cdata in anc:
+                if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                    n = len(cdata) // 4
+                    pending.extend(int.from_bytes(cdata[4 * i:4 * i + 4], sys.byteorder)
+                                   for i in range(n))
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    cmd = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(cmd, dict):
+                    handle(cmd)
+                    if cmd.get("execute") == "migrate-incoming":
+                        incoming = False
         conn.close()  # like QEMU: the next tetherd connects again
 
 

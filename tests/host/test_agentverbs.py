@@ -11,126 +11,14 @@ loopback address, files copied in and out, exit codes of exec).
 
     python3 test_agentverbs.py TETHERD TETHER AGENT
 """
-import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FAKE = os.path.join(HERE, "fakeqemu.py")
-TIMEOUT = 30
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
-ALLOWED = ("guest-sync-delimited,guest-sync,guest-ping,guest-get-time,guest-info,"
-           "guest-get-host-name,guest-get-osinfo,guest-get-users,guest-get-timezone,"
-           "guest-get-fsinfo,guest-get-disks,guest-network-get-interfaces,guest-get-vcpus,"
-           "guest-exec,guest-exec-status,guest-file-open,guest-file-close,guest-file-read,"
-           "guest-file-write,guest-file-seek,guest-file-flush,guest-get-load,guest-get-cpustats,"
-           "guest-get-diskstats,guest-fsfreeze-status,guest-get-memory-blocks,"
-           "guest-get-memory-block-info,guest-ssh-get-authorized-keys,guest-network-get-route")
-passed = 0
-failed = 0
-
-
-def check(cond, what, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s%s" % (what, ("\n" + detail) if detail else ""), flush=True)
-    return cond
-
-
-class Env:
-    def __init__(self, tetherd, tether, agent, tmp):
-        self.tether = tether
-        self.tmp = tmp
-        self.root = os.path.join(tmp, "root")
-        self.log = os.path.join(tmp, "tetherd.log")
-        os.makedirs(self.root)
-        env = dict(os.environ, FAKEQEMU_AGENT=agent, FAKEQEMU_AGENT_ARGS="-a " + ALLOWED)
-        self.stderr = open(os.path.join(tmp, "tetherd.stderr"), "wb")
-        self.proc = subprocess.Popen([tetherd, "--root", self.root, "--log", self.log],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr, env=env)
-        sock = os.path.join(self.root, "run/tether/tetherd.sock")
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                s = socket.socket(socket.AF_UNIX)
-                s.connect(sock)
-                s.close()
-                break
-            except OSError:
-                s.close()
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("tetherd did not come up (see %s)" % self.log)
-                time.sleep(0.02)
-        self.fakes = []
-
-    def run(self, *args, timeout=TIMEOUT):
-        try:
-            p = subprocess.run([self.tether, "--root", self.root] + list(args),
-                               capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return -1, "", "TIMEOUT after %ss" % timeout
-        return p.returncode, p.stdout, p.stderr
-
-    def expect(self, args, rc, out=None, err=None):
-        got = self.run(*args)
-        what = "tether " + " ".join(args)
-        check(not any(m in got[2] for m in SANITIZER_MARKS), what + ": no sanitizer report",
-              got[2])
-        check(got[0] == rc, "%s: exit code %d, want %d" % (what, got[0], rc),
-              "stdout: %r\nstderr: %r" % (got[1], got[2]))
-        if out is not None:
-            check(got[1] == out, what + ": stdout", "got:  %r\nwant: %r" % (got[1], out))
-        if err is not None:
-            check(got[2] == err, what + ": stderr", "got:  %r\nwant: %r" % (got[2], err))
-        return got
-
-    def record_fake(self, name):
-        try:
-            with open(os.path.join(self.root, "run/tether/domains", name, "status.json")) as f:
-                self.fakes.append(int(json.load(f)["pid"]))
-        except (OSError, ValueError, KeyError):
-            pass
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.stderr.close()
-        text = open(os.path.join(self.tmp, "tetherd.stderr"), errors="replace").read()
-        check(not any(m in text for m in SANITIZER_MARKS), "no sanitizer report from tetherd",
-              text[-3000:])
-        for pid in self.fakes:
-            try:
-                with open("/proc/%d/cmdline" % pid, "rb") as f:
-                    if b"fakeqemu.py" not in f.read():
-                        continue
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-
-
-def domain_xml(name, uuid, agent=True):
-    chan = ("<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>"
-            "</channel>" if agent else "")
-    return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid>"
-            "<memory unit='MiB'>32</memory><vcpu>1</vcpu>"
-            "<os><type arch='x86_64' machine='pc'>hvm</type></os>"
-            "<devices><emulator>%s</emulator>%s<memballoon model='none'/></devices>"
-            "</domain>\n" % (name, uuid, FAKE, chan))
+from fakelib import Env, check, counts, domain_xml, TIMEOUT
 
 
 def wait_agent(e, name):
@@ -268,10 +156,10 @@ def main():
         test_agent_verbs(e)
     finally:
         e.cleanup()
-    if failed == 0:
+    if counts["failed"] == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    print("%d passed, %d failed" % (counts["passed"], counts["failed"]))
+    return 1 if counts["failed"] else 0
 
 
 if __name__ == "__main__":

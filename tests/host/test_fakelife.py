@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""
+Lifecycle paths of tetherd that need a guest to react, run against fakeqemu.py (no guest, no
+QEMU): the fake answers the ACPI power button as a guest with acpid would (SHUTDOWN, or nothing
+for the domain named in FAKEQEMU_DEAF), writes and reads a migration stream through the
+descriptors tetherd passes, and emits the events a test asks for with the x-fake-event
+command (through `tether qemu-monitor-command`). Checked as a user sees them: the CLI's exact
+output and libvirt's state and reason after
+- shutdown and reboot by ACPI, --wait, a guest that ignores the button (--timeout, --force),
+  --mode agent with an agent that blocks guest-shutdown, and a domain without ACPI;
+- save / restore (--paused) and managedsave with the next start restoring;
+- guest events: a panic with each on_crash action, guest suspend and wakeup, a guest
+  poweroff with on_poweroff restart;
+- the host stop: SIGTERM with --on-shutdown shutdown (the deaf guest destroyed after the
+  timeout) and with --on-shutdown managedsave, then --on-boot start restoring.
+
+    python3 test_fakelife.py TETHERD TETHER AGENT
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from fakelib import Env, check, counts, TIMEOUT
+
+
+def event(e, name, ev, data=None, running=None):
+    args = {"event": ev, "data": data or {}}
+    if running is not None:
+        args["running"] = running
+    e.expect(["qemu-monitor-command", name,
+              json.dumps({"execute": "x-fake-event", "arguments": args})], 0,
+             '{"return":{}}\n\n')
+
+
+def uuid_for(i):
+    return "%08x-0000-4000-8000-%012x" % (0xfa4e0000 + i, i)
+
+
+def test_power(e):
+    e.define("fp", uuid_for(1), acpi=True)
+    e.define("deaf", uuid_for(2), acpi=True, agent=False)
+    e.define("noacpi", uuid_for(3), agent=False)
+    for n in ("fp", "deaf", "noacpi"):
+        e.expect(["start", n], 0, "Domain '%s' started\n\n" % n)
+        e.record_fake(n)
+
+    e.expect(["shutdown", "fp"], 0, "Domain 'fp' is being shutdown\n\n")
+    e.wait_state("fp", "shut off (shutdown)")
+    e.expect(["start", "fp"], 0)
+    e.record_fake("fp")
+    e.expect(["shutdown", "fp", "--wait"], 0, "Domain 'fp' has been shut down\n\n")
+    e.expect(["domstate", "fp", "--reason"], 0, "shut off (shutdown)\n\n")
+    e.expect(["start", "fp"], 0)
+    e.record_fake("fp")
+    e.expect(["reboot", "fp"], 0, "Domain 'fp' is being rebooted\n\n")
+    e.expect(["domstate", "fp", "--reason"], 0, "running (booted)\n\n")
+    # The agent blocks guest-shutdown: --mode agent fails with its reason, agent,acpi falls back.
+    e.expect(["shutdown", "fp", "--mode", "agent"], 1, "",
+             "error: internal error: unable to execute QEMU agent command 'guest-shutdown': "
+             "Command guest-shutdown has been disabled\n")
+    e.expect(["domstate", "fp", "--reason"], 0, "running (booted)\n\n")
+    e.expect(["shutdown", "fp", "--mode", "agent,acpi", "--wait"], 0,
+             "Domain 'fp' has been shut down\n\n")
+    e.expect(["shutdown", "fp", "--mode", "bogus"], 1, "",
+             "error: Unknown mode bogus value, expecting 'acpi', 'agent', 'initctl', 'signal', "
+             "or 'paravirt'\n")
+    e.expect(["shutdown", "fp"], 1, "",
+             "error: Requested operation is not valid: domain is not running\n")
+
+    e.expect(["shutdown", "deaf", "--wait", "--timeout", "1"], 1, "",
+             "error: domain deaf did not shut down within 1 s: the guest ignored the ACPI power "
+             "button (no acpid in the guest?); use --mode agent, --force or destroy\n")
+    e.expect(["domstate", "deaf", "--reason"], 0, "running (booted)\n\n")
+    e.expect(["reboot", "deaf", "--mode", "agent"], 1, "",
+             "error: argument unsupported: QEMU guest agent is not configured\n")
+    e.expect(["shutdown", "deaf", "--wait", "--timeout", "1", "--force"], 0,
+             "Domain 'deaf' did not shut down in time and was destroyed\n\n")
+    e.expect(["domstate", "deaf", "--reason"], 0, "shut off (destroyed)\n\n")
+
+    noacpi = ("error: Requested operation is not valid: domain noacpi has no ACPI "
+              "(<features><acpi/>), so the guest cannot see the power button; use --mode agent "
+              "or destroy\n")
+    e.expect(["shutdown", "noacpi"], 1, "", noacpi)
+    e.expect(["reboot", "noacpi"], 1, "", noacpi)
+    e.expect(["suspend", "noacpi"], 0, "Domain 'noacpi' suspended\n\n")
+    e.expect(["domstate", "noacpi", "--reason"], 0, "paused (user)\n\n")
+    # As libvirt: suspending a paused domain succeeds and changes nothing.
+    e.expect(["suspend", "noacpi"], 0, "Domain 'noacpi' suspended\n\n")
+    e.expect(["domstate", "noacpi", "--reason"], 0, "paused (user)\n\n")
+    e.expect(["resume", "noacpi"], 0, "Domain 'noacpi' resumed\n\n")
+    e.expect(["domstate", "noacpi", "--reason"], 0, "running (unpaused)\n\n")
+    e.expect(["destroy", "noacpi"], 0, "Domain 'noacpi' destroyed\n\n")
+
+
+def test_save(e):
+    image = os.path.join(e.tmp, "fs.save")
+    e.define("fs", uuid_for(10), agent=False)
+    e.expect(["start", "fs"], 0)
+    e.record_fake("fs")
+    e.expect(["save", "fs", image], 0, "\nDomain 'fs' saved to %s\n\n" % image)
+    e.expect(["domstate", "fs", "--reason"], 0, "shut off (saved)\n\n")
+    with open(image, "rb") as f:
+        head = f.read(16)
+    check(head == b"TetherSave\0\0\0\0\0\0", "the image is complete", repr(head))
+    e.expect(["restore", image], 0, "Domain restored from %s\n\n" % image)
+    e.record_fake("fs")
+    e.expect(["domstate", "fs", "--reason"], 0, "running (restored)\n\n")
+    e.expect(["save", "fs", image], 0)
+    e.expect(["restore", image, "--paused"], 0, "Domain restored from %s\n\n" % image)
+    e.record_fake("fs")
+    e.expect(["domstate", "fs", "--reason"], 0, "paused (user)\n\n")
+    e.expect(["resume", "fs"], 0)
+    # managedsave: the next start restores; managedsave-remove drops the image.
+    e.expect(["managedsave", "fs"], 0, "\nDomain 'fs' state saved by tether\n\n")
+    e.expect(["domstate", "fs", "--reason"], 0, "shut off (saved)\n\n")
+    e.expect(["start", "fs"], 0, "Domain 'fs' started\n\n")
+    e.record_fake("fs")
+    e.expect(["domstate", "fs", "--reason"], 0, "running (restored)\n\n")
+    e.expect(["managedsave", "fs"], 0)
+    e.expect(["managedsave-remove", "fs"], 0,
+             "Removed managedsave image for domain 'fs'\n\n")
+    e.expect(["start", "fs"], 0)
+    e.record_fake("fs")
+    e.expect(["domstate", "fs", "--reason"], 0, "running (booted)\n\n")
+    # A stream the fake did not write: the restore fails with QEMU's reason and nothing runs.
+    e.expect(["save", "fs", image], 0)
+    with open(image, "r+b") as f:
+        f.seek(4096)
+        f.write(b"GARBAGE")
+    rc, out, err = e.expect(["restore", image], 1, "")
+    check("fakeqemu: not a stream it wrote" in err, "restore of a bad stream: QEMU's reason",
+          err)
+    e.expect(["domstate", "fs", "--reason"], 0, "shut off (failed)\n\n")
+
+
+def test_events(e):
+    e.define("fc", uuid_for(20), agent=False)
+    e.define("fk", uuid_for(21), agent=False, extra="<on_crash>preserve</on_crash>"
+             "<on_poweroff>restart</on_poweroff>")
+    for n in ("fc", "fk"):
+        e.expect(["start", n], 0)
+        e.record_fake(n)
+    event(e, "fc", "GUEST_PANICKED", {"action": "pause"}, running=False)
+    e.wait_state("fc", "shut off (crashed)")
+    event(e, "fk", "GUEST_PANICKED", {"action": "pause"}, running=False)
+    e.wait_state("fk", "crashed (panicked)")
+    e.expect(["destroy", "fk"], 0)
+    e.expect(["start", "fk"], 0)
+    e.record_fake("fk")
+    event(e, "fk", "SUSPEND")
+    e.wait_state("fk", "pmsuspended (unknown)")
+    event(e, "fk", "WAKEUP")
+    e.wait_state("fk", "running (event wakeup)")  # virsh's text
+    # on_poweroff restart: a guest poweroff starts the domain again.
+    event(e, "fk", "SHUTDOWN", {"guest": True, "reason": "guest-shutdown"}, running=False)
+    e.wait_state("fk", "running (booted)")
+    e.record_fake("fk")
+    e.expect(["destroy", "fk"], 0)
+
+
+def test_hoststop(e):
+    e.define("hs1", uuid_for(30), acpi=True, agent=False)
+    e.define("deaf", uuid_for(2), acpi=True, agent=False)
+    for n in ("hs1", "deaf"):
+        e.expect(["start", n], 0)
+        e.record_fake(n)
+    e.stop()
+    e.start(["--on-shutdown", "shutdown", "--shutdown-timeout", "2"], {"FAKEQEMU_DEAF": "deaf"})
+    t0 = time.monotonic()
+    e.stop()
+    took = time.monotonic() - t0
+    log = e.log_text()
+    check(e.proc.returncode == 0, "tetherd exits 0 after the host stop", str(e.proc.returncode))
+    check("host stop: hs1: shut down" in log, "the log: hs1 shut down", log[-2000:])
+    check("host stop: deaf: destroyed: it did not shut down within the" in log or
+          "host stop: the shutdown-timeout of 2 s has passed" in log,
+          "the log: deaf destroyed after the timeout", log[-2000:])
+    check(1.5 < took < 15, "the host stop took the timeout (%.1f s)" % took)
+    # As libvirt after a daemon restart: inactive domains are "shut off (unknown)".
+    e.start()
+    e.expect(["domstate", "hs1", "--reason"], 0, "shut off (unknown)\n\n")
+    e.expect(["domstate", "deaf", "--reason"], 0, "shut off (unknown)\n\n")
+
+    # managedsave, then the next start restores what it saved.
+    e.expect(["start", "hs1"], 0)
+    e.record_fake("hs1")
+    e.stop()
+    e.start(["--on-shutdown", "managedsave"])
+    e.stop()
+    check("host stop: hs1: saved (managedsave)" in e.log_text(), "the log: hs1 saved")
+    e.start(["--on-boot", "start"])
+    e.wait_state("hs1", "running (restored)")
+    e.record_fake("hs1")
+    check("on-boot: hs1: restored" in e.log_text(), "the log: hs1 restored")
+    e.expect(["destroy", "hs1"], 0)
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__)
+        return 2
+    tetherd, tether, agent = (os.path.abspath(a) for a in sys.argv[1:])
+    tmp = tempfile.mkdtemp(prefix="tether-fakelife-")
+    os.chmod(tmp, 0o755)
+    e = Env(tetherd, tether, agent, tmp, env={"FAKEQEMU_DEAF": "deaf"})
+    try:
+        test_power(e)
+        test_save(e)
+        test_events(e)
+        test_hoststop(e)
+    finally:
+        e.cleanup()
+    if counts["failed"] == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (counts["passed"], counts["failed"]))
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
