@@ -11,6 +11,7 @@ loopback address, files copied in and out, exit codes of exec).
 
     python3 test_agentverbs.py TETHERD TETHER AGENT
 """
+import json
 import os
 import shutil
 import socket
@@ -19,6 +20,9 @@ import tempfile
 import time
 
 from fakelib import Env, check, counts, domain_xml, TIMEOUT
+
+
+PING = '{"execute":"guest-ping"}'
 
 
 def wait_agent(e, name):
@@ -86,6 +90,87 @@ def test_agent_verbs(e):
     e.expect(["set-user-sshkeys", "fa", "root", "--reset"], 1, "\n",
              disabled("guest-ssh-add-authorized-keys"))
     e.expect(["domtime", "fa", "--sync"], 1, "\n", disabled("guest-set-time"))
+
+    # Option refusals, with virsh's texts, before anything reaches the agent.
+    for args, err in [
+        (["qemu-agent-command", "fa", PING, "--timeout", "5", "--async"],
+         "timeout, async and block options are exclusive"),
+        (["qemu-agent-command", "fa", PING, "--timeout", "-1"], "timeout must be positive"),
+        (["domifaddr", "fa", "--source", "arp"], "--source arp is not supported by tether: "
+         "addresses come from the guest agent only (--source agent)"),
+        (["domifaddr", "fa", "--source", "bogus"], "Unknown data source 'bogus'"),
+        (["domtime", "fa", "--now", "--sync"], "Options --now and --sync are mutually exclusive"),
+        (["domtime", "fa", "--time", "5", "--now"],
+         "Options --time and --now are mutually exclusive"),
+        (["guestvcpus", "fa", "--enable"], "Option --cpulist is required by option --enable"),
+        (["guestvcpus", "fa", "--enable", "--disable", "--cpulist", "0"],
+         "Options --enable and --disable are mutually exclusive"),
+        (["guestvcpus", "fa", "--cpulist", "0"],
+         "One of options --enable or --disable is required by option --cpulist"),
+        (["setvcpus", "fa", "2", "--current", "--live"],
+         "Options --current and --live are mutually exclusive"),
+        (["setvcpus", "fa", "2", "--guest", "--config"],
+         "Options --guest and --config are mutually exclusive"),
+        (["setvcpus", "fa", "0", "--guest"], "Can't set 0 processors for a VM"),
+        (["setvcpus", "fa", "x", "--guest"],
+         "Numeric value 'x' for <count> option is malformed or out of range"),
+        (["setvcpus", "fa", "2", "--maximum"], "Option --config is required by option --maximum"),
+        (["setvcpus", "fa", "2"], "only --guest is supported by tether's setvcpus (the guest "
+         "agent takes vCPUs on- and offline; vCPU hotplug is not implemented)"),
+        (["set-user-sshkeys", "fa", "root", "--remove"],
+         "Option --file is required by option --remove"),
+        (["set-user-sshkeys", "fa", "root"], "Option --file is required"),
+        (["set-user-sshkeys", "fa", "root", "--file", "/nonexistent"],
+         "Failed to open file '/nonexistent': No such file or directory"),
+        (["dompmsuspend", "fa", "bogus"], "Invalid target"),
+    ]:
+        e.expect(args, 1, "\n", "error: %s\n" % err)
+    e.expect(["domtime", "fa", "--time", "abc"], 1, "",
+             "error: Numeric value 'abc' for <time> option is malformed or out of range\n")
+    empty = os.path.join(e.tmp, "empty.keys")
+    open(empty, "w").close()
+    e.expect(["set-user-sshkeys", "fa", "root", "--file", empty], 1, "\n",
+             "error: File %s contains no keys\n" % empty)
+    e.expect(["qemu-agent-command", "fa", PING, "--block"], 0, '{"return":{}}\n\n')
+    e.expect(["qemu-agent-command", "fa", PING, "--async"], 0, '{}\n\n')
+    e.expect(["domifaddr", "fa", "--interface", "lo", "--full"], 0,
+             " Name       MAC address          Protocol     Address\n" + "-" * 79 + "\n"
+             " lo         00:00:00:00:00:00    ipv4         127.0.0.1/8\n"
+             " lo         00:00:00:00:00:00    ipv6         ::1/128\n\n")
+    e.expect(["get-user-sshkeys", "fa", "nobody"], 1, "\n",
+             "error: internal error: unable to execute QEMU agent command "
+             "'guest-ssh-get-authorized-keys': failed to read '/nonexistent/.ssh/"
+             "authorized_keys': Failed to open file \u201c/nonexistent/.ssh/authorized_keys"
+             "\u201d: No such file or directory\n")
+    # virsh's format has no newline of its own: one line, no blank one.
+    e.expect(["dompmwakeup", "fa"], 0, "Domain 'fa' successfully woken up\n")
+
+    # Every guestinfo section, and --json of the agent verbs: the host's own data.
+    rc, out, err = e.expect(["guestinfo", "fa"], 0)
+    for line in ["user.count", "os.id", "timezone.name", "hostname", "fs.count",
+                 "disk.count", "if.count", "if.0.name           : lo"]:
+        check(("\n" + line) in "\n" + out, "guestinfo shows " + line, out)
+    rc, out, err = e.expect(["guestinfo", "fa", "--interface"], 0)
+    check(out.startswith("if.count            : ") and
+          "if.0.addr.0.addr    : 127.0.0.1\n" in out, "guestinfo --interface: loopback", out)
+    rc, out, err = e.expect(["--json", "guestinfo", "fa", "--hostname"], 0)
+    check(json.loads(out or "null") == {"hostname": socket.gethostname()},
+          "guestinfo --json", out)
+    rc, out, err = e.expect(["--json", "domtime", "fa"], 0)
+    check(abs(json.loads(out or "{}").get("seconds", 0) - time.time()) < 30, "domtime --json",
+          out)
+    rc, out, err = e.expect(["--json", "domfsinfo", "fa"], 0)
+    check(any(f.get("mountpoint") == "/" for f in json.loads(out or "[]")),
+          "domfsinfo --json: the root", out)
+    rc, out, err = e.expect(["--json", "domifaddr", "fa"], 0)
+    check({"type": "ipv4", "addr": "127.0.0.1", "prefix": 8} in
+          [a for i in json.loads(out or "[]") for a in i.get("addrs", [])],
+          "domifaddr --json: loopback", out)
+    rc, out, err = e.expect(["--json", "guestvcpus", "fa"], 0)
+    check(json.loads(out or "{}").get("vcpus") == cpus, "guestvcpus --json", out)
+    e.expect(["--json", "dompmwakeup", "fa"], 0, "{}\n")
+    rc, out, err = e.expect(["--json", "domstats", "fa"], 0)
+    check(json.loads(out or "[{}]")[0].get("state.state") == 1, "domstats --json", out)
 
     # exec: output, exit status, environment, timeout.
     e.expect(["exec", "fa", "--", "echo", "hi"], 0, "hi\n", "")
