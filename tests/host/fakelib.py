@@ -86,16 +86,17 @@ class Env:
                              "got %r %r" % (out, err))
             time.sleep(0.05)
 
-    def run(self, *args, timeout=TIMEOUT):
+    def run(self, *args, timeout=TIMEOUT, input=None):
         try:
             p = subprocess.run([self.tether, "--root", self.root] + list(args),
-                               capture_output=True, text=True, timeout=timeout)
+                               capture_output=True, text=True, timeout=timeout,
+                               input=input if input is not None else "")
         except subprocess.TimeoutExpired:
             return -1, "", "TIMEOUT after %ss" % timeout
         return p.returncode, p.stdout, p.stderr
 
-    def expect(self, args, rc, out=None, err=None):
-        got = self.run(*args)
+    def expect(self, args, rc, out=None, err=None, input=None):
+        got = self.run(*args, input=input)
         what = "tether " + " ".join(args)
         check(not any(m in got[2] for m in SANITIZER_MARKS), what + ": no sanitizer report",
               got[2])

@@ -195,6 +195,53 @@ def test_agent_verbs(e):
              "error: exactly one of SRC and DST must be DOMAIN:PATH (got '%s' and '%s')\n"
              % (src, back))
 
+    # exec and cp: the rest of what a user meets.
+    rc, out, err = e.expect(["--json", "exec", "fa", "--", "sh", "-c",
+                             "echo o; echo e >&2; exit 2"], 2, None, "")
+    check(json.loads(out or "{}") == {"exitcode": 2, "signal": None, "out": "o\n", "err": "e\n"},
+          "exec --json", out)
+    e.expect(["exec", "fa", "--", "tr", "a-z", "A-Z"], 0, "FROM STDIN\n", "",
+             input="from stdin\n")
+    e.expect(["exec", "fa", "--", "sh", "-c", "kill -9 $$"], 137, "", "")
+    rc, out, err = e.expect(["exec", "fa", "--timeout", "1", "--", "sleep", "3"], 124, "")
+    check(err.startswith("error: command still running after 1 s (pid ") and
+          err.endswith(" in the guest)\n"), "exec --timeout: the message", err)
+    e.expect(["exec", "fa"], 1, "", "error: usage: tether exec DOMAIN [--timeout N] "
+             "[--env K=V]... -- COMMAND [ARG]...\n")
+    e.expect(["exec", "fa", "--", "/nonexistent/prog"], 1, "",
+             "error: internal error: unable to execute QEMU agent command 'guest-exec': Guest "
+             "agent command failed, error was 'Failed to execute child process \u201c"
+             "/nonexistent/prog\u201d (No such file or directory)'\n")
+    e.expect(["exec", "nosuch", "--", "true"], 1, "", "error: failed to get domain 'nosuch'\n")
+    small = os.path.join(e.tmp, "small.txt")
+    with open(small, "w") as f:
+        f.write("hello\n")
+    rc, out, err = e.expect(["--json", "cp", small, "fa:" + os.path.join(e.tmp, "x.txt")], 0,
+                            None, "")
+    check(json.loads(out or "{}").get("bytes") == 6, "cp --json: the byte count", out)
+    e.expect(["cp", "--progress", small, "fa:" + os.path.join(e.tmp, "y.txt")], 0, "")
+    sub = os.path.join(e.tmp, "sub")
+    os.mkdir(sub)
+    e.expect(["cp", "fa:" + os.path.join(e.tmp, "x.txt"), sub], 0, "", "")
+    check(open(os.path.join(sub, "x.txt")).read() == "hello\n" if
+          os.path.exists(os.path.join(sub, "x.txt")) else False,
+          "cp into a local folder keeps the guest file's name")
+    for args, err in [
+        (["cp", "fa:/nonexistent/file", os.path.join(e.tmp, "z")],
+         "cannot copy 'fa:/nonexistent/file' to '%s/z': failed to open file '/nonexistent/file' "
+         "(mode: 'r'): No such file or directory" % e.tmp),
+        (["cp", small, "fa:"], "the guest path after DOMAIN: is empty"),
+        (["cp", small, "fa:/nonexistent/dir/f"],
+         "cannot copy '%s' to 'fa:/nonexistent/dir/f': failed to open file '/nonexistent/dir/f' "
+         "(mode: 'w'): No such file or directory" % small),
+        (["cp", "/nonexistent-local", "fa:/tmp/w"],
+         "cannot copy '/nonexistent-local' to 'fa:/tmp/w': cannot open '/nonexistent-local': "
+         "No such file or directory"),
+        (["cp", "fa:" + sub, os.path.join(e.tmp, "q")],
+         "cannot copy 'fa:%s' to '%s/q': failed to read file: Is a directory" % (sub, e.tmp)),
+    ]:
+        e.expect(args, 1, "", "error: %s\n" % err)
+
     # The monitor's cached samples: domstats and top.
     rc, out, err = e.expect(["domstats", "fa"], 0)
     check(out.startswith("Domain: 'fa'\n  state.state=1\n  state.reason=1\n"),
