@@ -13,8 +13,11 @@ loopback address, files copied in and out, exit codes of exec).
 """
 import json
 import os
+import pty
+import select
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +36,46 @@ def wait_agent(e, name):
             return out
         time.sleep(0.1)
     return None
+
+
+def top_live(e):
+    """tether top on a terminal: the alternate screen, sort keys, q to quit."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([e.tether, "--root", e.root, "top", "--interval", "1"], stdin=slave,
+                         stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    seen = b""
+
+    def wait_for(text, timeout=TIMEOUT):
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while text not in seen and time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+        return check(text in seen, "top on a terminal shows %r" % text, repr(seen[-500:]))
+
+    try:
+        wait_for(b"\033[?1049h")
+        wait_for(b"sort: cpu")
+        for key, name in ((b"a", b"name"), (b"m", b"mem"), (b"d", b"disk"), (b"n", b"net")):
+            os.write(master, key)
+            wait_for(b"sort: " + name)
+        os.write(master, b"q")
+        wait_for(b"\033[?1049l")
+        try:
+            rc = p.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 0, "top quits on q with status 0", str(rc))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
 
 
 def test_agent_verbs(e):
@@ -260,6 +303,19 @@ def test_agent_verbs(e):
     check(len(lines) >= 4 and lines[0].startswith("tether top - ") and
           "1 domains, 1 running" in lines[0] and lines[3].startswith("fa ") and
           lines[3].rstrip().endswith(" ok"), "top --once: one running domain, agent ok", out)
+
+    e.expect(["top", "--once", "--sort", "bogus"], 1, "",
+             "error: invalid sort key 'bogus' (name, cpu, mem, disk or net)\n")
+    e.expect(["top", "--once", "--interval", "0"], 1, "",
+             "error: interval must be between 1 and 3600 seconds\n")
+    rc, out, err = e.expect(["--json", "top", "--once"], 0)
+    rows = json.loads(out or "[]")
+    check(len(rows) == 1 and rows[0]["name"] == "fa" and rows[0]["state"] == "running" and
+          rows[0]["agent"] == "ok" and rows[0]["mem_bytes"] > 0, "top --once --json", out)
+    rc, out, err = e.expect(["top", "--once", "--sort", "name"], 0)
+    check(out.splitlines()[0].endswith(", every 2 s, sort: name"), "top --sort name", out)
+    e.expect(["domstats", "--state", "nosuch"], 1, "\n", "error: failed to get domain 'nosuch'\n")
+    top_live(e)
 
     # A domain without an agent channel.
     path = os.path.join(e.tmp, "fb.xml")
