@@ -186,6 +186,16 @@ def test_agent_verbs(e):
              "authorized_keys': Failed to open file \u201c/nonexistent/.ssh/authorized_keys"
              "\u201d: No such file or directory\n")
     # virsh's format has no newline of its own: one line, no blank one.
+    # guestvcpus --cpulist: a vCPU already as asked needs no change; the others are refused
+    # before guest-set-vcpus (or by the agent, which blocks it).
+    e.expect(["guestvcpus", "fa", "--cpulist", "0", "--enable"], 0, "\n", "")
+    e.expect(["guestvcpus", "fa", "--cpulist", "0", "--disable"], 1, "\n",
+             "error: Operation not supported: vCPU '0' is not offlinable\n")
+    e.expect(["guestvcpus", "fa", "--cpulist", "4000", "--enable"], 1, "\n",
+             "error: invalid argument: guest is missing vCPUs '4000'\n")
+    if ncpu > 1:
+        e.expect(["guestvcpus", "fa", "--cpulist", "1", "--disable"], 1, "\n",
+                 disabled("guest-set-vcpus"))
     e.expect(["dompmwakeup", "fa"], 0, "Domain 'fa' successfully woken up\n")
 
     # Every guestinfo section, and --json of the agent verbs: the host's own data.
