@@ -3,8 +3,8 @@
 """guest-set-time's refusals and failures, safely on the host: the agent runs as nobody (no
 CAP_SYS_TIME, so the clock cannot change) with an empty TETHER_AGENT_SYSROOT (no hwclock, no
 /dev/rtc0 under it). Checked: a time outside 1970-2069 ("Invalid time: Success", qemu-ga's
-text), a valid time the kernel refuses, and the read of a missing hardware clock; the host's
-clock is the same afterwards.
+text), a valid time the kernel refuses, the read of a missing hardware clock and of one that is
+not a clock, and a failing hwclock -s; the host's clock is the same afterwards.
 
 usage: test_settime.py AGENT
 """
@@ -82,6 +82,23 @@ def main():
               "Failed to set time to guest: Operation not permitted")
         check("from the hardware clock, none there", err(cmd("guest-set-time")),
               "cannot open the hardware clock '/dev/rtc0': No such file or directory")
+        # The sysroot is read at each call: a /dev/rtc0 that is not a clock, then a hwclock.
+        sysroot = os.path.join(tmp, "sysroot")
+        os.mkdir(os.path.join(sysroot, "dev"))
+        open(os.path.join(sysroot, "dev", "rtc0"), "w").close()
+        check("from a hardware clock that is not one", err(cmd("guest-set-time")),
+              "cannot read the hardware clock '/dev/rtc0': Inappropriate ioctl for device")
+        # With hwclock in the sysroot, the agent runs /sbin/hwclock -s (as nobody it cannot set
+        # the clock, and without an hwclock at that path the helper fails the same way).
+        os.mkdir(os.path.join(sysroot, "sbin"))
+        with open(os.path.join(sysroot, "sbin", "hwclock"), "w") as script:
+            script.write("#!/bin/sh\nexit 1\n")
+        os.chmod(os.path.join(sysroot, "sbin", "hwclock"), 0o755)
+        check("hwclock -s fails", err(cmd("guest-set-time")),
+              "hwclock failed to set hardware clock to system time")
+        check("a valid time with hwclock, no CAP_SYS_TIME",
+              err(cmd("guest-set-time", {"time": time.time_ns()})),
+              "Failed to set time to guest: Operation not permitted")
         r = cmd("guest-get-time")
         check("guest-get-time still answers", abs(r.get("return", 0) / 1e9 - time.time()) < 30,
               True)
