@@ -141,12 +141,12 @@ class Env:
                 pass
 
 
-def domain_xml(name, uuid, agent=True, acpi=False, extra=""):
+def domain_xml(name, uuid, agent=True, acpi=False, extra="", devices=""):
     chan = ("<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>"
             "</channel>" if agent else "")
     return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid>"
             "<memory unit='MiB'>32</memory><vcpu>1</vcpu>"
             "<os><type arch='x86_64' machine='pc'>hvm</type></os>%s%s"
-            "<devices><emulator>%s</emulator>%s<memballoon model='none'/></devices>"
+            "<devices><emulator>%s</emulator>%s%s<memballoon model='none'/></devices>"
             "</domain>\n" % (name, uuid, "<features><acpi/></features>" if acpi else "", extra,
-                              FAKE, chan))
+                              FAKE, chan, devices))

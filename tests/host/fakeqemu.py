@@ -3,11 +3,14 @@
 """A stand-in for qemu-system-x86_64 that tetherd can start as a domain's <emulator>, so that
 the host suite reaches the guest-agent paths of tetherd and of the CLI without a guest.
 
-It reads the argv tetherd built, serves QMP on the monitor descriptor it was handed (the
+It reads the argv tetherd built (or exits 1 at once for the domain named in $FAKEQEMU_FAIL,
+as QEMU does on a bad command line), serves QMP on the monitor descriptor it was handed (the
 greeting, qmp_capabilities, query-status, cont/stop with their RESUME/STOP events,
-query-chardev with the agent port open, quit), and starts the real tether-agent ($FAKEQEMU_AGENT)
-on the host, listening on the agent channel's socket path: tetherd then talks to a real agent
-as it would through virtio-serial. The agent runs with $FAKEQEMU_AGENT_ARGS (the test passes an
+query-chardev with the agent port open, system_powerdown and system_reset with their events,
+getfd/migrate/migrate-incoming/query-migrate through the descriptors tetherd passes,
+add-fd/screendump/remove-fd, the x-fake-event hook, quit), and starts the real tether-agent
+($FAKEQEMU_AGENT) on the host, listening on the agent channel's socket path: tetherd then talks
+to a real agent as it would through virtio-serial. The agent runs with $FAKEQEMU_AGENT_ARGS (the test passes an
 allow-list of read-only commands: nothing that changes the host). Every other QMP command
 answers {"return": {}}. Exits (killing its agent) on quit or SIGTERM.
 """
@@ -20,6 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
+
+
+# What screendump writes: a 1x1 PNG (the test compares the bytes the CLI saved).
+SCREEN_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 
 
 def main():
@@ -41,6 +50,11 @@ def main():
             agent_chardev = opts["chardev"]
     if mon_fd is None:
         print("fakeqemu: no monitor descriptor in %r" % argv, file=sys.stderr)
+        return 1
+    fail = os.environ.get("FAKEQEMU_FAIL")
+    if fail and ("guest=%s," % fail) in " ".join(argv):
+        # As QEMU that rejects its command line: one line on stderr (tetherd's log), exit 1.
+        print("fakeqemu: failing to start as asked", file=sys.stderr, flush=True)
         return 1
     agent = None
     if agent_chardev and os.environ.get("FAKEQEMU_AGENT"):
@@ -108,6 +122,18 @@ def main():
                          for c, p in channels.items()]
             elif name in ("query-cpus-fast", "query-block", "query-blockstats"):
                 reply = []
+            elif name == "add-fd":
+                if pending:
+                    fds[args.get("fdset-id")] = pending.pop(0)
+                    reply = {"fdset-id": args.get("fdset-id"), "fd": fds[args.get("fdset-id")]}
+            elif name == "remove-fd":
+                fd = fds.pop(args.get("fdset-id"), None)
+                if fd is not None:
+                    os.close(fd)
+            elif name == "screendump":
+                fd = fds.get(int(args.get("filename", "/dev/fdset/-1").rsplit("/", 1)[1]))
+                if fd is not None:
+                    os.write(fd, SCREEN_PNG)
             elif name == "getfd":
                 if pending:
                     fds[args.get("fdname")] = pending.pop(0)

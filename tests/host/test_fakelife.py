@@ -12,6 +12,8 @@ output and libvirt's state and reason after
 - save / restore (--paused) and managedsave with the next start restoring;
 - guest events: a panic with each on_crash action, guest suspend and wakeup, a guest
   poweroff with on_poweroff restart;
+- graphics with autoport and a password, screenshots, start --paused, reset, a QEMU that
+  exits while starting;
 - the host stop: SIGTERM with --on-shutdown shutdown (the deaf guest destroyed after the
   timeout) and with --on-shutdown managedsave, then --on-boot start restoring.
 
@@ -20,11 +22,12 @@ output and libvirt's state and reason after
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
 
-from fakelib import Env, check, counts, TIMEOUT
+from fakelib import FAKE as FAKE_PNG_SOURCE, Env, check, counts
 
 
 def event(e, name, ev, data=None, running=None):
@@ -34,6 +37,21 @@ def event(e, name, ev, data=None, running=None):
     e.expect(["qemu-monitor-command", name,
               json.dumps({"execute": "x-fake-event", "arguments": args})], 0,
              '{"return":{}}\n\n')
+
+
+def free_port(base):
+    """The first port from base that binds on 127.0.0.1 now."""
+    for port in range(base, base + 100):
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port from %d" % base)
 
 
 def uuid_for(i):
@@ -162,6 +180,72 @@ def test_events(e):
     e.expect(["destroy", "fk"], 0)
 
 
+def test_misc(e):
+    """Graphics (autoport, a password over QMP), screenshots, start --paused, reset, a QEMU
+    that exits while starting."""
+    e.define("gr", uuid_for(40), agent=False, extra="",
+             devices="<graphics type='vnc' autoport='yes' passwd='sekrit'/>"
+                     "<graphics type='spice' autoport='yes'/><video><model type='vga'/></video>")
+    e.expect(["start", "gr"], 0, "Domain 'gr' started\n\n")
+    e.record_fake("gr")
+    rc, out, err = e.expect(["vncdisplay", "gr"], 0)
+    display = out.split("\n")[0]
+    check(display.startswith("127.0.0.1:") and display[10:].isdigit(), "vncdisplay", out)
+    port = 5900 + int(display[10:]) if display[10:].isdigit() else 0
+    # The password is not shown; --all lists SPICE too, on a port of its own.
+    e.expect(["domdisplay", "gr"], 0, "vnc://%s\n" % display)
+    rc, out, err = e.expect(["domdisplay", "gr", "--all"], 0)
+    lines = out.splitlines()
+    check(len(lines) == 2 and lines[0] == "vnc://" + display and
+          lines[1].startswith("spice://127.0.0.1:") and
+          lines[1] != "spice://127.0.0.1:%d" % port, "domdisplay --all", out)
+    e.expect(["domdisplay", "gr", "--type", "spice"], 0, lines[1] + "\n" if len(lines) > 1
+             else None)
+    # SPICE's autoport never takes the port of the domain's VNC: QEMU binds neither before it
+    # starts (it did, when 5900 was taken and both were given 5901).
+    vnc = free_port(5901)
+    e.define("gp", uuid_for(43), agent=False,
+             devices="<graphics type='vnc' port='%d' autoport='no'/>"
+                     "<graphics type='spice' autoport='yes'/>" % vnc)
+    e.expect(["start", "gp"], 0)
+    e.record_fake("gp")
+    rc, out, err = e.expect(["domdisplay", "gp", "--all"], 0)
+    lines = out.splitlines()
+    check(len(lines) == 2 and lines[0] == "vnc://127.0.0.1:%d" % (vnc - 5900) and
+          lines[1].startswith("spice://127.0.0.1:") and
+          lines[1] != "spice://127.0.0.1:%d" % vnc, "SPICE autoport skips the VNC port", out)
+    e.expect(["destroy", "gp"], 0)
+    shot = os.path.join(e.tmp, "gr.png")
+    e.expect(["screenshot", "gr", shot], 0,
+             "Screenshot saved to %s, with type of image/png\n\n" % shot)
+    with open(FAKE_PNG_SOURCE) as f:
+        src = f.read()
+    want = bytes.fromhex("".join(src.split("SCREEN_PNG = bytes.fromhex(")[1].split(")")[0]
+                                 .replace('"', "").split()))
+    check(os.path.exists(shot) and open(shot, "rb").read() == want,
+          "screenshot: the bytes QEMU wrote")
+    e.expect(["destroy", "gr"], 0)
+    e.expect(["vncdisplay", "gr"], 1, "",
+             "error: Requested operation is not valid: domain is not running\n")
+
+    e.define("pz", uuid_for(41), agent=False)
+    e.expect(["start", "pz", "--paused"], 0, "Domain 'pz' started\n\n")
+    e.record_fake("pz")
+    e.expect(["domstate", "pz", "--reason"], 0, "paused (user)\n\n")
+    e.expect(["qemu-monitor-command", "pz", '{"execute":"query-status"}', "--pretty"], 0,
+             '{\n  "return": {\n    "status": "paused",\n    "singlestep": false,\n'
+             '    "running": false\n  }\n}\n\n')
+    e.expect(["reset", "pz"], 0, "Domain 'pz' was reset\n\n")
+    e.expect(["destroy", "pz"], 0)
+
+    # QEMU that exits at once: libvirt's error with the last line of its log.
+    e.define("fails", uuid_for(42), agent=False)
+    e.expect(["start", "fails"], 1, "",
+             "error: internal error: QEMU exited while starting: fakeqemu: failing to start as "
+             "asked\n")
+    e.expect(["domstate", "fails", "--reason"], 0, "shut off (failed)\n\n")
+
+
 def test_hoststop(e):
     e.define("hs1", uuid_for(30), acpi=True, agent=False)
     e.define("deaf", uuid_for(2), acpi=True, agent=False)
@@ -206,11 +290,12 @@ def main():
     tetherd, tether, agent = (os.path.abspath(a) for a in sys.argv[1:])
     tmp = tempfile.mkdtemp(prefix="tether-fakelife-")
     os.chmod(tmp, 0o755)
-    e = Env(tetherd, tether, agent, tmp, env={"FAKEQEMU_DEAF": "deaf"})
+    e = Env(tetherd, tether, agent, tmp, env={"FAKEQEMU_DEAF": "deaf", "FAKEQEMU_FAIL": "fails"})
     try:
         test_power(e)
         test_save(e)
         test_events(e)
+        test_misc(e)
         test_hoststop(e)
     finally:
         e.cleanup()
