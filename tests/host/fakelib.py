@@ -131,6 +131,12 @@ class Env:
         text = open(os.path.join(self.tmp, "tetherd.stderr"), errors="replace").read()
         check(not any(m in text for m in SANITIZER_MARKS), "no sanitizer report from tetherd",
               text[-3000:])
+        # The agents the fakes ran write to the domains' logs.
+        logs = os.path.join(self.root, "var/lib/tether/log")
+        for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+            text = open(os.path.join(logs, name), errors="replace").read()
+            check(not any(m in text for m in SANITIZER_MARKS),
+                  "no sanitizer report in %s" % name, text[-3000:])
         for pid in self.fakes:
             try:
                 with open("/proc/%d/cmdline" % pid, "rb") as f:

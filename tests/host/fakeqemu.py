@@ -4,7 +4,8 @@
 the host suite reaches the guest-agent paths of tetherd and of the CLI without a guest.
 
 It reads the argv tetherd built (or exits 1 at once for the domain named in $FAKEQEMU_FAIL,
-as QEMU does on a bad command line), serves QMP on the monitor descriptor it was handed (the
+as QEMU does on a bad command line; $FAKEQEMU_DEAF names a guest that ignores the power button,
+$FAKEQEMU_SAVEFAIL one whose migration fails), serves QMP on the monitor descriptor it was handed (the
 greeting, qmp_capabilities, query-status, cont/stop with their RESUME/STOP events,
 query-chardev with the agent port open, system_powerdown and system_reset with their events,
 getfd/migrate/migrate-incoming/query-migrate through the descriptors tetherd passes,
@@ -88,6 +89,8 @@ def main():
     fds = {}  # getfd name -> descriptor
     deaf = os.environ.get("FAKEQEMU_DEAF", "") and \
         ("guest=%s," % os.environ["FAKEQEMU_DEAF"]) in " ".join(argv)
+    savefail = os.environ.get("FAKEQEMU_SAVEFAIL", "") and \
+        ("guest=%s," % os.environ["FAKEQEMU_SAVEFAIL"]) in " ".join(argv)
     while True:
         conn, _ = lsock.accept()
         pending = []  # descriptors that came with the bytes read so far
@@ -139,10 +142,12 @@ def main():
                     fds[args.get("fdname")] = pending.pop(0)
             elif name == "migrate":
                 fd = fds.pop(args.get("uri", "")[3:], None)
-                if fd is not None:
+                if fd is not None and not savefail:
                     os.write(fd, b"FAKEQEMU-STATE " + " ".join(argv).encode() + b"\n")
+                if fd is not None:
                     os.close(fd)
-                st["migrate"] = "completed" if fd is not None else "failed"
+                st["migrate"] = "completed" if fd is not None and not savefail else "failed"
+                st["desc"] = "fakeqemu: save failed as asked" if savefail else None
             elif name == "migrate-incoming":
                 fd = fds.pop(args.get("uri", "")[3:], None)
                 data = os.read(fd, 15) if fd is not None else b""
@@ -152,7 +157,7 @@ def main():
             elif name == "query-migrate":
                 reply = {"status": st["migrate"] or "none"}
                 if st["migrate"] == "failed":
-                    reply["error-desc"] = "fakeqemu: not a stream it wrote"
+                    reply["error-desc"] = st.get("desc") or "fakeqemu: not a stream it wrote"
             elif name == "system_powerdown":
                 after = [("POWERDOWN", None)]
                 if not deaf:

@@ -9,7 +9,8 @@ command (through `tether qemu-monitor-command`). Checked as a user sees them: th
 output and libvirt's state and reason after
 - shutdown and reboot by ACPI, --wait, a guest that ignores the button (--timeout, --force),
   --mode agent with an agent that blocks guest-shutdown, and a domain without ACPI;
-- save / restore (--paused) and managedsave with the next start restoring;
+- save / restore (--paused) and managedsave with the next start restoring; a paused save, a
+  transient restore, files that are not images, a save QEMU fails;
 - guest events: a panic with each on_crash action, guest suspend and wakeup, a guest
   poweroff with on_poweroff restart;
 - graphics with autoport and a password, screenshots, start --paused, reset, a QEMU that
@@ -155,6 +156,57 @@ def test_save(e):
     e.expect(["domstate", "fs", "--reason"], 0, "shut off (failed)\n\n")
 
 
+def test_save_more(e):
+    """A paused save restores paused, a restore without a definition is transient, refusals of
+    files that are not images, a save that QEMU fails (the domain runs on, no file left)."""
+    image = os.path.join(e.tmp, "ft.save")
+    e.define("ft", uuid_for(11), agent=False)
+    e.expect(["start", "ft"], 0)
+    e.record_fake("ft")
+    e.expect(["suspend", "ft"], 0)
+    e.expect(["save", "ft", image], 0, "\nDomain 'ft' saved to %s\n\n" % image)
+    e.expect(["restore", image], 0, "Domain restored from %s\n\n" % image)
+    e.record_fake("ft")
+    e.expect(["domstate", "ft", "--reason"], 0, "paused (user)\n\n")
+    e.expect(["destroy", "ft"], 0)
+    e.expect(["undefine", "ft"], 0, "Domain 'ft' has been undefined\n\n")
+    e.expect(["restore", image], 0, "Domain restored from %s\n\n" % image)
+    e.record_fake("ft")
+    rc, out, err = e.expect(["dominfo", "ft"], 0)
+    check("\nPersistent:     no\n" in out and "\nState:          paused\n" in out,
+          "a restore without a definition is transient", out)
+    e.expect(["destroy", "ft"], 0)
+    e.expect(["domstate", "ft"], 1, "", "error: failed to get domain 'ft'\n")
+    # The same name with another UUID is another domain.
+    e.define("ft", uuid_for(12), agent=False)
+    e.expect(["restore", image], 1, "",
+             "error: operation failed: domain 'ft' already exists with uuid %s\n" % uuid_for(12))
+    junk = os.path.join(e.tmp, "junk")
+    with open(junk, "w") as f:
+        f.write("hello")
+    e.expect(["restore", junk], 1, "", "error: '%s' is not a Tether save image\n" % junk)
+    e.expect(["restore", junk + ".missing"], 1, "",
+             "error: cannot open save image '%s.missing': No such file or directory\n" % junk)
+
+    e.define("sf", uuid_for(13), agent=False)
+    e.expect(["start", "sf"], 0)
+    e.record_fake("sf")
+    failed = os.path.join(e.tmp, "sf.save")
+    e.expect(["save", "sf", failed], 1, "", "error: operation failed: saving domain sf failed: "
+             "fakeqemu: save failed as asked\n")
+    e.expect(["domstate", "sf", "--reason"], 0, "running (save canceled)\n\n")
+    check(not os.path.exists(failed) or os.path.getsize(failed) == 0,
+          "a failed save leaves no image")
+    e.expect(["managedsave", "sf"], 1, "", "error: operation failed: saving domain sf failed: "
+             "fakeqemu: save failed as asked\n")
+    rc, out, err = e.expect(["dominfo", "sf"], 0)
+    check("\nManaged save:   no\n" in out, "a failed managedsave leaves no image", out)
+    e.expect(["save", "sf", "/nonexistent/dir/x.save"], 1, "",
+             "error: cannot create save image '/nonexistent/dir/x.save': No such file or "
+             "directory\n")
+    e.expect(["destroy", "sf"], 0)
+
+
 def test_events(e):
     e.define("fc", uuid_for(20), agent=False)
     e.define("fk", uuid_for(21), agent=False, extra="<on_crash>preserve</on_crash>"
@@ -290,10 +342,12 @@ def main():
     tetherd, tether, agent = (os.path.abspath(a) for a in sys.argv[1:])
     tmp = tempfile.mkdtemp(prefix="tether-fakelife-")
     os.chmod(tmp, 0o755)
-    e = Env(tetherd, tether, agent, tmp, env={"FAKEQEMU_DEAF": "deaf", "FAKEQEMU_FAIL": "fails"})
+    e = Env(tetherd, tether, agent, tmp, env={"FAKEQEMU_DEAF": "deaf", "FAKEQEMU_FAIL": "fails",
+                                              "FAKEQEMU_SAVEFAIL": "sf"})
     try:
         test_power(e)
         test_save(e)
+        test_save_more(e)
         test_events(e)
         test_misc(e)
         test_hoststop(e)
