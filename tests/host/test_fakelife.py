@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from fakelib import FAKE as FAKE_PNG_SOURCE, Env, check, counts
+from fakelib import FAKE as FAKE_PNG_SOURCE, Env, check, counts, domain_xml
 
 
 def event(e, name, ev, data=None, running=None):
@@ -332,6 +332,46 @@ def test_hoststop(e):
     e.wait_state("hs1", "running (restored)")
     e.record_fake("hs1")
     check("on-boot: hs1: restored" in e.log_text(), "the log: hs1 restored")
+
+    # A transient domain has no managed save: it is shut down. --on-boot ignore leaves the
+    # saved ones saved (and keeps the record); an image removed since, or a domain undefined
+    # since, is said so at the next start.
+    e.define("hs2", uuid_for(31), acpi=True, agent=False)
+    e.define("hs3", uuid_for(32), acpi=True, agent=False)
+    for n in ("hs2", "hs3"):
+        e.expect(["start", n], 0)
+        e.record_fake(n)
+    path = os.path.join(e.tmp, "tr.xml")
+    with open(path, "w") as f:
+        f.write(domain_xml("tr", uuid_for(33), agent=False, acpi=True))
+    e.expect(["create", path], 0, "Domain 'tr' created from %s\n\n" % path)
+    e.record_fake("tr")
+    e.stop()
+    e.start(["--on-shutdown", "managedsave"])
+    e.stop()
+    log = e.log_text()
+    check("host stop: tr: transient (no managed save): shutting it down" in log and
+          "host stop: tr: shut down" in log, "the log: the transient domain shut down",
+          log[-2000:])
+    e.start(["--on-boot", "ignore"])
+    check("on-boot: hs1: saved by the last host stop; left saved (on-boot ignore)" in
+          e.log_text(), "the log: on-boot ignore", e.log_text()[-2000:])
+    rc, out, err = e.expect(["dominfo", "hs1"], 0)
+    check("\nState:          shut off\n" in out and "\nManaged save:   yes\n" in out,
+          "on-boot ignore: hs1 stays saved", out)
+    e.expect(["managedsave-remove", "hs2"], 0,
+             "Removed managedsave image for domain 'hs2'\n\n")
+    e.expect(["undefine", "hs3", "--managed-save"], 0)
+    e.stop()
+    e.start(["--on-boot", "start"])
+    e.wait_state("hs1", "running (restored)")
+    e.record_fake("hs1")
+    log = e.log_text()
+    check("on-boot: hs2: its managed-save image is gone: left shut off" in log,
+          "the log: an image gone since", log[-2000:])
+    check("on-boot: hs3: saved by the last host stop but no longer defined" in log,
+          "the log: a domain undefined since", log[-2000:])
+    e.expect(["domstate", "hs2", "--reason"], 0, "shut off (unknown)\n\n")
     e.expect(["destroy", "hs1"], 0)
 
 
