@@ -40,12 +40,14 @@ class Env:
         self.root = os.path.join(tmp, "root")
         self.log = os.path.join(tmp, "tetherd.log")
         self.fakes = []
+        self.env = env or {}
         os.makedirs(self.root, exist_ok=True)
-        self.start(extra, env)
+        self.start(extra)
 
-    def start(self, extra=(), env=None):
+    def start(self, extra=()):
+        """Start tetherd (again) with extra options; the fakes it starts get self.env."""
         env = dict(os.environ, FAKEQEMU_AGENT=self.agent, FAKEQEMU_AGENT_ARGS="-a " + ALLOWED,
-                   **(env or {}))
+                   **self.env)
         self.stderr = open(os.path.join(self.tmp, "tetherd.stderr"), "ab")
         self.proc = subprocess.Popen([self.tetherd, "--root", self.root, "--log", self.log] +
                                      list(extra), stdin=subprocess.DEVNULL,
@@ -69,6 +71,13 @@ class Env:
             return open(self.log, errors="replace").read()
         except OSError:
             return ""
+
+    def wait_log(self, text, timeout=TIMEOUT):
+        """Has tetherd's log said text (waiting up to timeout for it)?"""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return text in self.log_text()
 
     def define(self, name, uuid, **kw):
         path = os.path.join(self.tmp, name + ".xml")
@@ -117,6 +126,10 @@ class Env:
             pass
 
     def stop(self):
+        # Every domain running now (autostarted ones too) is cleaned up at the end.
+        d = os.path.join(self.root, "run/tether/domains")
+        for name in os.listdir(d) if os.path.isdir(d) else []:
+            self.record_fake(name)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

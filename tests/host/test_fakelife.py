@@ -15,6 +15,8 @@ output and libvirt's state and reason after
   poweroff with on_poweroff restart;
 - graphics with autoport and a password, screenshots, start --paused, reset, a QEMU that
   exits while starting;
+- a tetherd restart: transient domains, an unreadable live definition, a QEMU gone meanwhile,
+  a broken definition, autostart (a failing one logged);
 - the host stop: SIGTERM with --on-shutdown shutdown (the deaf guest destroyed after the
   timeout) and with --on-shutdown managedsave, then --on-boot start restoring.
 
@@ -23,12 +25,16 @@ output and libvirt's state and reason after
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
 import time
 
-from fakelib import FAKE as FAKE_PNG_SOURCE, Env, check, counts, domain_xml
+from fakelib import FAKE as FAKE_PNG_SOURCE, TIMEOUT, Env, check, counts, domain_xml
+
+
+FAKE_ENV = {"FAKEQEMU_DEAF": "deaf", "FAKEQEMU_FAIL": "fails", "FAKEQEMU_SAVEFAIL": "sf"}
 
 
 def event(e, name, ev, data=None, running=None):
@@ -298,6 +304,60 @@ def test_misc(e):
     e.expect(["domstate", "fails", "--reason"], 0, "shut off (failed)\n\n")
 
 
+def test_reconnect(e):
+    """A tetherd restart: a transient domain comes back transient, an unreadable live
+    definition kills its QEMU (shut off (daemon)), a QEMU gone meanwhile is shut off (crashed),
+    a broken definition is skipped with its reason, autostart starts (and logs a failure)."""
+    path = os.path.join(e.tmp, "rt.xml")
+    with open(path, "w") as f:
+        f.write(domain_xml("rt", uuid_for(50), agent=False))
+    e.expect(["create", path], 0)
+    e.record_fake("rt")
+    for i, n in enumerate(("rlx", "rgone")):
+        e.define(n, uuid_for(51 + i), agent=False)
+        e.expect(["start", n], 0)
+        e.record_fake(n)
+    e.define("fails", uuid_for(42), agent=False)  # FAKEQEMU_FAIL: its QEMU exits at once
+    e.define("rauto", uuid_for(53), agent=False)
+    e.expect(["autostart", "fails"], 0, "Domain 'fails' marked as autostarted\n\n")
+    e.expect(["autostart", "rauto"], 0, "Domain 'rauto' marked as autostarted\n\n")
+    gone = e.fakes[-1]
+    e.stop()
+    with open(os.path.join(e.root, "run/tether/domains/rlx/domain.xml"), "w") as f:
+        f.write("<domain")
+    os.kill(gone, signal.SIGTERM)
+    deadline = time.monotonic() + TIMEOUT
+    while os.path.exists("/proc/%d" % gone) and time.monotonic() < deadline:
+        try:
+            os.waitpid(gone, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.02)
+    with open(os.path.join(e.root, "etc/tether/domains/rbad.xml"), "w") as f:
+        f.write("<domain><name>rbad</name>")
+    e.start()
+    rc, out, err = e.expect(["dominfo", "rt"], 0)
+    check("\nState:          running\n" in out and "\nPersistent:     no\n" in out,
+          "a transient domain reconnects transient", out)
+    e.expect(["domstate", "rlx", "--reason"], 0, "shut off (daemon)\n\n")
+    e.expect(["domstate", "rgone", "--reason"], 0, "shut off (crashed)\n\n")
+    e.wait_state("rauto", "running (booted)")
+    e.record_fake("rauto")
+    e.wait_state("fails", "shut off (failed)")
+    e.expect(["domstate", "rbad"], 1, "", "error: failed to get domain 'rbad'\n")
+    for line in ["rbad: ignoring definition: not well-formed XML at line 1: ",
+                 "rlx: its live definition is unreadable; killing its QEMU (pid ",
+                 "rt: reconnected to QEMU pid ",
+                 "autostart failed: internal error: QEMU exited while starting: fakeqemu: "
+                 "failing to start as asked"]:
+        check(e.wait_log(line), "the log says: " + line, e.log_text()[-3000:])
+    for n in ("rt", "rauto"):
+        e.expect(["destroy", n], 0)
+    for n in ("fails", "rauto"):
+        e.expect(["autostart", n, "--disable"], 0, "Domain '%s' unmarked as autostarted\n\n" % n)
+    os.unlink(os.path.join(e.root, "etc/tether/domains/rbad.xml"))
+
+
 def test_hoststop(e):
     e.define("hs1", uuid_for(30), acpi=True, agent=False)
     e.define("deaf", uuid_for(2), acpi=True, agent=False)
@@ -305,7 +365,7 @@ def test_hoststop(e):
         e.expect(["start", n], 0)
         e.record_fake(n)
     e.stop()
-    e.start(["--on-shutdown", "shutdown", "--shutdown-timeout", "2"], {"FAKEQEMU_DEAF": "deaf"})
+    e.start(["--on-shutdown", "shutdown", "--shutdown-timeout", "2"])
     t0 = time.monotonic()
     e.stop()
     took = time.monotonic() - t0
@@ -327,11 +387,11 @@ def test_hoststop(e):
     e.stop()
     e.start(["--on-shutdown", "managedsave"])
     e.stop()
-    check("host stop: hs1: saved (managedsave)" in e.log_text(), "the log: hs1 saved")
+    check(e.wait_log("host stop: hs1: saved (managedsave)"), "the log: hs1 saved")
     e.start(["--on-boot", "start"])
     e.wait_state("hs1", "running (restored)")
     e.record_fake("hs1")
-    check("on-boot: hs1: restored" in e.log_text(), "the log: hs1 restored")
+    check(e.wait_log("on-boot: hs1: restored"), "the log: hs1 restored")
 
     # A transient domain has no managed save: it is shut down. --on-boot ignore leaves the
     # saved ones saved (and keeps the record); an image removed since, or a domain undefined
@@ -354,8 +414,8 @@ def test_hoststop(e):
           "host stop: tr: shut down" in log, "the log: the transient domain shut down",
           log[-2000:])
     e.start(["--on-boot", "ignore"])
-    check("on-boot: hs1: saved by the last host stop; left saved (on-boot ignore)" in
-          e.log_text(), "the log: on-boot ignore", e.log_text()[-2000:])
+    check(e.wait_log("on-boot: hs1: saved by the last host stop; left saved (on-boot ignore)"),
+          "the log: on-boot ignore", e.log_text()[-2000:])
     rc, out, err = e.expect(["dominfo", "hs1"], 0)
     check("\nState:          shut off\n" in out and "\nManaged save:   yes\n" in out,
           "on-boot ignore: hs1 stays saved", out)
@@ -366,11 +426,10 @@ def test_hoststop(e):
     e.start(["--on-boot", "start"])
     e.wait_state("hs1", "running (restored)")
     e.record_fake("hs1")
-    log = e.log_text()
-    check("on-boot: hs2: its managed-save image is gone: left shut off" in log,
-          "the log: an image gone since", log[-2000:])
-    check("on-boot: hs3: saved by the last host stop but no longer defined" in log,
-          "the log: a domain undefined since", log[-2000:])
+    check(e.wait_log("on-boot: hs2: its managed-save image is gone: left shut off"),
+          "the log: an image gone since", e.log_text()[-2000:])
+    check(e.wait_log("on-boot: hs3: saved by the last host stop but no longer defined"),
+          "the log: a domain undefined since", e.log_text()[-2000:])
     e.expect(["domstate", "hs2", "--reason"], 0, "shut off (unknown)\n\n")
     e.expect(["destroy", "hs1"], 0)
 
@@ -382,14 +441,14 @@ def main():
     tetherd, tether, agent = (os.path.abspath(a) for a in sys.argv[1:])
     tmp = tempfile.mkdtemp(prefix="tether-fakelife-")
     os.chmod(tmp, 0o755)
-    e = Env(tetherd, tether, agent, tmp, env={"FAKEQEMU_DEAF": "deaf", "FAKEQEMU_FAIL": "fails",
-                                              "FAKEQEMU_SAVEFAIL": "sf"})
+    e = Env(tetherd, tether, agent, tmp, env=FAKE_ENV)
     try:
         test_power(e)
         test_save(e)
         test_save_more(e)
         test_events(e)
         test_misc(e)
+        test_reconnect(e)
         test_hoststop(e)
     finally:
         e.cleanup()
