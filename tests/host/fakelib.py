@@ -21,6 +21,13 @@ ALLOWED = ("guest-sync-delimited,guest-sync,guest-ping,guest-get-time,guest-info
            "guest-file-write,guest-file-seek,guest-file-flush,guest-get-load,guest-get-cpustats,"
            "guest-get-diskstats,guest-fsfreeze-status,guest-get-memory-blocks,"
            "guest-get-memory-block-info,guest-ssh-get-authorized-keys,guest-network-get-route")
+# Never allowed, and never sent by these tests: the agent runs on the host.
+MACHINE_CHANGING = ("guest-shutdown", "guest-set-time", "guest-fsfreeze-freeze",
+                    "guest-fsfreeze-freeze-list", "guest-fsfreeze-thaw", "guest-fstrim",
+                    "guest-suspend-disk", "guest-suspend-ram", "guest-suspend-hybrid",
+                    "guest-set-vcpus", "guest-set-memory-blocks", "guest-set-user-password",
+                    "guest-ssh-add-authorized-keys", "guest-ssh-remove-authorized-keys")
+assert not set(ALLOWED.split(",")) & set(MACHINE_CHANGING), "a machine-changing command allowed"
 counts = {"passed": 0, "failed": 0}
 
 

@@ -83,13 +83,9 @@ def test_power(e):
     e.record_fake("fp")
     e.expect(["reboot", "fp"], 0, "Domain 'fp' is being rebooted\n\n")
     e.expect(["domstate", "fp", "--reason"], 0, "running (booted)\n\n")
-    # The agent blocks guest-shutdown: --mode agent fails with its reason, agent,acpi falls back.
-    e.expect(["shutdown", "fp", "--mode", "agent"], 1, "",
-             "error: internal error: unable to execute QEMU agent command 'guest-shutdown': "
-             "Command guest-shutdown has been disabled\n")
-    e.expect(["domstate", "fp", "--reason"], 0, "running (booted)\n\n")
-    e.expect(["shutdown", "fp", "--mode", "agent,acpi", "--wait"], 0,
-             "Domain 'fp' has been shut down\n\n")
+    # --mode agent is not tried here: this agent runs on the host (the VM suites test it in
+    # a guest). A machine-changing command never goes to it, allowed or not.
+    e.expect(["shutdown", "fp", "--wait"], 0, "Domain 'fp' has been shut down\n\n")
     e.expect(["shutdown", "fp", "--mode", "bogus"], 1, "",
              "error: Unknown mode bogus value, expecting 'acpi', 'agent', 'initctl', 'signal', "
              "or 'paravirt'\n")
