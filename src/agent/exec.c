@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -344,7 +345,13 @@ static int spawn_child(void *opaque)
         close_range(STDERR_FILENO + 1, ~0U, 0);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(rq->file, rq->argv, rq->envp);
+        /*
+         * The system call, not execve(): under --coverage, GCC turns execve() into libgcov's
+         * __gcov_execve, which writes every counter file (stdio, malloc) in this child, on the
+         * agent's memory, and marks the agent's counters as written, so that the agent's own
+         * counters were lost from its first guest-exec on.
+         */
+        syscall(SYS_execve, rq->file, rq->argv, rq->envp);
         rq->error = errno;
         _exit(127);
 }

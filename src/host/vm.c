@@ -546,13 +546,24 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
 
 /* ---- start ---- */
 
-/* A free TCP port from base on addr (autoport for VNC and SPICE). */
-static int pick_port(const char *addr, int base)
+/*
+ * A free TCP port from base on addr (autoport for VNC and SPICE), other than the ports of the
+ * domain's other graphics (all n but graphics[self]): QEMU binds none of them before it starts,
+ * so a bind test alone gave VNC and SPICE the same port when 5900 was taken.
+ */
+static int pick_port(const char *addr, int base, const struct domain_graphics *graphics, size_t n,
+                     size_t self)
 {
         for (int port = base; port < base + 100; port++) {
                 struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok, one = 1;
+                int fd, ok, one = 1;
+                bool taken = false;
 
+                for (size_t i = 0; i < n; i++)
+                        taken = taken || (i != self && graphics[i].port == port);
+                if (taken)
+                        continue;
+                fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (fd < 0)
                         return -1;
                 /* As QEMU binds: a port with only TIME_WAIT connections left is free. */
@@ -1016,7 +1027,8 @@ static int vm_launch(struct vm *vm, unsigned flags, const struct domain *def,
 
                 if (!g->autoport)
                         continue;
-                port = pick_port(g->listen, g->type == DOMAIN_GRAPHICS_VNC ? 5900 : 5901);
+                port = pick_port(g->listen, g->type == DOMAIN_GRAPHICS_VNC ? 5900 : 5901,
+                                 vm->live->graphics, vm->live->n_graphics, i);
                 if (port < 0)
                         return tt_error_set(err, VM_ERR_FAILED, "no free port for %s",
                                             g->type == DOMAIN_GRAPHICS_VNC ? "VNC" : "SPICE");
