@@ -230,7 +230,8 @@ def config_errors(t):
                 ("[monitor]\nhost-interval = 1\nnope = 2\n", "bad.conf:3: unknown key 'nope'"),
                 ("[monitor]\n\nstats-interval = soon\n", "bad.conf:3: invalid value 'soon' for "
                                                          "stats-interval"),
-                ("host-interval = 1\n", "bad.conf:1: key 'host-interval' outside [monitor]")):
+                ("host-interval = 1\n", "bad.conf:1: key 'host-interval' outside a section "
+                                         "([monitor], [security], [lifecycle] or [web])")):
             path = write(os.path.join(d, "bad.conf"), text)
             p = subprocess.run([t.tetherd, "--root", os.path.join(d, "root"), "--config", path],
                                capture_output=True, text=True, timeout=20)
