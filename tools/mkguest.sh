@@ -306,6 +306,7 @@ cat >"$root/etc/inittab" <<'EOF'
 ::respawn:/etc/init.d/agent
 ::respawn:/sbin/acpid -f -c /etc/acpi -l /run/log/acpid.log
 ttyS0::askfirst:-/bin/sh
+tty1::askfirst:-/bin/sh
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/etc/init.d/rcK
 ::restart:/sbin/init
