@@ -337,6 +337,9 @@ def tty1_text(agent):
         agent.check("guest-file-close", {"handle": h})
 
 
+CANVAS_WIDTH = "return document.querySelector('#screen canvas').width"
+
+
 def js(drv, script, default=None):
     try:
         return drv.execute_script(script)
@@ -401,16 +404,20 @@ def console_checks(t, drv, base, auth, agent, shots):
             return canvas.screenshot_as_png
         except Exception:
             return b""
-    # The guest's tty1 asks for Enter once booted (busybox askfirst); the screen shows it.
-    ready = wait_for(lambda: "activate this console" in tty1_text(agent), 60, 0.5)
-    before = wait_for(lambda: (lambda p: p if png_stats(p)[0] >= 2 and png_stats(p)[1] > 0.002
+    # The guest's tty1 asks for Enter once booted (busybox askfirst); the screen shows it once
+    # the guest's frame buffer console took over from the BIOS's 720x400 text mode.
+    ready = wait_for(lambda: "activate this console" in tty1_text(agent) and
+                     js(drv, CANVAS_WIDTH, 0) >= 800,
+                     60, 0.5)
+    before = wait_for(lambda: (lambda p: p if png_stats(p)[0] >= 2 and png_stats(p)[1] > 0.0005
                                else None)(shot()), 20, 0.5) or shot()
     with open(os.path.join(shots, "console.png"), "wb") as f:
         f.write(before)
     colours, lit = png_stats(before) if before else (0, 0)
     check("a screenshot of the console's canvas is not blank (the guest's text screen)",
-          ready and colours >= 2 and lit > 0.002,
-          f"{colours} colours, {lit:.4f} of the pixels lit; tty1 ready {bool(ready)}")
+          ready and colours >= 2 and lit > 0.0005,
+          f"{colours} colours, {lit:.4f} of the pixels lit; tty1 ready {bool(ready)}, width "
+          f"{js(drv, CANVAS_WIDTH)}")
     # Type into the guest through noVNC's keyboard: Enter starts a shell, then a command.
     canvas.click()
     canvas.send_keys(Keys.ENTER)
@@ -419,11 +426,14 @@ def console_checks(t, drv, base, auth, agent, shots):
     typed = wait_for(lambda: "tether42" in tty1_text(agent), 20, 0.3)
     check("keys typed in the page reach the guest's console (its shell printed tether42)",
           typed, " ".join(tty1_text(agent).split())[-300:])
-    changed = wait_for(lambda: (lambda p: p if p and p != before else None)(shot()), 10, 0.3)
+    # More text on the screen (the shell's banner, the command, its output): not a cursor blink.
+    changed = wait_for(lambda: (lambda p: p if p and png_stats(p)[1] >= 1.5 * lit else None)(
+        shot()), 10, 0.3)
     if changed:
         with open(os.path.join(shots, "console-typed.png"), "wb") as f:
             f.write(changed)
-    check("... and the screenshot changed", changed is not None)
+    check("... and the screenshot changed: more of it is lit", changed is not None,
+          f"{lit:.4f} before, {png_stats(shot())[1]:.4f} after")
     # Scale to window, Ctrl+Alt+Del and Full screen are there; scale follows the toggle.
     check("scale to window is on by default", js(drv, "return window.tetherRfb.scaleViewport"))
     drv.find_element(By.ID, "scale").click()
