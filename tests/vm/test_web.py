@@ -447,6 +447,56 @@ def console_checks(t, drv, base, auth, agent, shots):
           wait_for(lambda: js(drv, "return document.fullscreenElement !== null"), 5))
     js(drv, "document.exitFullscreen()")
     drv.save_screenshot(os.path.join(shots, "console-page.png"))
+    slow_reader_check(t, port, auth)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def slow_reader_check(t, port, auth):
+    """A browser that asks for screens and reads nothing: tetherd stops reading VNC."""
+    line, h, s, key, rest = ws_open(port, "/api/domains/web1/vnc", auth)
+    if not check("a second console opens", s is not None, line):
+        return
+    try:
+        op, banner, rest = ws_frame(s, rest)
+        ws_send(s, 2, b"RFB 003.008\n")
+        op, sec, rest = ws_frame(s, rest)
+        ws_send(s, 2, b"\x01")
+        op, result, rest = ws_frame(s, rest)
+        ws_send(s, 2, b"\x01")
+        op, init, rest = ws_frame(s, rest)
+        w, hgt = int.from_bytes(init[0:2], "big"), int.from_bytes(init[2:4], "big")
+        before = rss_kib(t.proc.pid)
+        # Full screens, raw (4 bytes a pixel), and nothing read for a while.
+        request_ = bytes([3, 0, 0, 0, 0, 0]) + w.to_bytes(2, "big") + hgt.to_bytes(2, "big")
+        for _ in range(20):
+            ws_send(s, 2, request_)
+        peak = before
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            peak = max(peak, rss_kib(t.proc.pid))
+            time.sleep(0.1)
+        got, s_timeout = len(rest), s.gettimeout()
+        s.settimeout(2)
+        try:
+            while got < 3 * w * hgt * 4:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except OSError:
+            pass
+        check("a browser that does not read: tetherd's memory stays bounded (stops reading VNC)",
+              peak - before < 4096 and got >= 2 * w * hgt * 4,
+              f"RSS {before} KiB -> peak {peak} KiB; {got} bytes read afterwards "
+              f"({w}x{hgt} screens)")
+    except OSError as e:
+        check("the slow console", False, repr(e))
+    finally:
+        s.close()
 
 
 def password_checks(t, drv, base):
