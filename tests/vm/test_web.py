@@ -489,8 +489,12 @@ def slow_reader_check(t, port, auth):
                 got += len(chunk)
         except OSError:
             pass
-        check("a browser that does not read: tetherd's memory stays bounded (stops reading VNC)",
-              peak - before < 4096 and got >= 2 * w * hgt * 4,
+        # A sanitizer's quarantine keeps freed buffers in RSS: there only the flow is checked.
+        with open(f"/proc/{t.proc.pid}/maps") as f:
+            sanitized = "libasan" in f.read()
+        check("a browser that does not read: tetherd's memory stays bounded (stops reading VNC)"
+              + (" (RSS not checked: sanitizer build)" if sanitized else ""),
+              (sanitized or peak - before < 2048) and got >= w * hgt * 4,
               f"RSS {before} KiB -> peak {peak} KiB; {got} bytes read afterwards "
               f"({w}x{hgt} screens)")
     except OSError as e:
