@@ -144,16 +144,16 @@ struct web {
         size_t lens[TT_ARRAY_SIZE(web_files)];   /* and lengths */
         struct web_token tokens[WEB_MAX_TOKENS]; /* login tokens not used yet */
         struct web_session sessions[WEB_MAX_SESSIONS];
-        struct web_stream *streams; /* open event streams */
-        unsigned n_streams;         /* how many */
-        struct event *tick;         /* compares the list while streams are open */
-        unsigned idle_ticks;        /* ticks since the streams were last written */
-        char *last_list;            /* the list the streams were sent last */
-        uint64_t last_print;        /* its quick fingerprint (list_print) */
-        unsigned full_ticks;        /* ticks since the list was last rendered */
-        struct web_call *calls;     /* actions running */
-        struct ratelog refusals;    /* refused logins and requests */
-        struct web_vnc *vnc;        /* the consoles' VNC proxies */
+        struct web_stream *streams;  /* open event streams */
+        unsigned n_streams;          /* how many */
+        struct event *tick;          /* compares the list while streams are open */
+        unsigned idle_ticks;         /* ticks since the streams were last written */
+        char *last_list;             /* the list the streams were sent last */
+        uint64_t last_print;         /* its quick fingerprint (list_print) */
+        unsigned full_ticks;         /* ticks since the list was last rendered */
+        struct web_call *calls;      /* actions running */
+        struct ratelog refusals;     /* refused logins and requests */
+        struct web_vnc *vnc;         /* the consoles' VNC proxies */
         struct web_history *history; /* the charts' points */
 };
 

@@ -19,29 +19,33 @@
 enum series { S_CPU, S_MEMORY, S_DISK_READ, S_DISK_WRITE, S_NET_RX, S_NET_TX, S_ROOTFS, S_LAST };
 
 static const char *const series_names[S_LAST] = {
-    [S_CPU] = "cpu",         [S_MEMORY] = "memory", [S_DISK_READ] = "disk_read",
-    [S_DISK_WRITE] = "disk_write", [S_NET_RX] = "net_rx", [S_NET_TX] = "net_tx",
+    [S_CPU] = "cpu",
+    [S_MEMORY] = "memory",
+    [S_DISK_READ] = "disk_read",
+    [S_DISK_WRITE] = "disk_write",
+    [S_NET_RX] = "net_rx",
+    [S_NET_TX] = "net_tx",
     [S_ROOTFS] = "rootfs",
 };
 
 struct point {
-        uint32_t t;        /* epoch seconds */
-        float v[S_LAST];   /* NAN: no value */
+        uint32_t t;      /* epoch seconds */
+        float v[S_LAST]; /* NAN: no value */
 };
 
 /* Counters of the last sample: rates are their differences. */
 struct counters {
-        double mono;                   /* when (monotonic); 0: none yet */
-        double cpu, rd, wr, rx, tx;    /* seconds, bytes; NAN: not known */
+        double mono;                /* when (monotonic); 0: none yet */
+        double cpu, rd, wr, rx, tx; /* seconds, bytes; NAN: not known */
 };
 
 struct ring {
         struct ring *next;
-        char *name;                /* the domain's */
-        struct point *points;      /* WEB_HISTORY_POINTS, oldest at head when full */
+        char *name;           /* the domain's */
+        struct point *points; /* WEB_HISTORY_POINTS, oldest at head when full */
         size_t head, count;
         struct counters last;
-        double last_taken;         /* the host sample recorded last (monotonic) */
+        double last_taken; /* the host sample recorded last (monotonic) */
 };
 
 struct web_history {
@@ -144,8 +148,9 @@ static void record(struct ring *r, const struct vm *vm, const struct monitor_sam
         pt->v[S_MEMORY] = NAN;
         if (mem && json_is_number(json_object_get(mem, "total_bytes")) &&
             json_is_number(json_object_get(mem, "available_bytes")))
-                pt->v[S_MEMORY] = (float)(json_number_value(json_object_get(mem, "total_bytes")) -
-                                          json_number_value(json_object_get(mem, "available_bytes")));
+                pt->v[S_MEMORY] =
+                    (float)(json_number_value(json_object_get(mem, "total_bytes")) -
+                            json_number_value(json_object_get(mem, "available_bytes")));
         pt->v[S_DISK_READ] = rate(c.rd, r->last.rd, dt);
         pt->v[S_DISK_WRITE] = rate(c.wr, r->last.wr, dt);
         pt->v[S_NET_RX] = rate(c.rx, r->last.rx, dt);
@@ -257,8 +262,8 @@ static json_t *value(float v)
 json_t *web_history_json(struct web_history *h, const char *name)
 {
         struct ring *r = ring_of(h, name);
-        json_t *out = json_pack("{s:s, s:i, s:[]}", "domain", name, "points",
-                                r ? (int)r->count : 0, "t");
+        json_t *out =
+            json_pack("{s:s, s:i, s:[]}", "domain", name, "points", r ? (int)r->count : 0, "t");
         json_t *cols[S_LAST];
 
         if (out == NULL)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The web console's VNC proxy: a WebSocket from the browser to the domain's VNC server (web_vnc.h). */
+/* The web console's VNC proxy: the browser's WebSocket to the domain's VNC server (web_vnc.h). */
 #include "host/web_vnc.h"
 #include "common/log.h"
 #include "host/websock.h"
@@ -24,15 +24,15 @@
 #define VNC_CONNECT_S 10
 
 struct vnc_proxy {
-        struct vnc_proxy *next;          /* list in struct web_vnc */
-        struct web_vnc *v;               /* owner */
-        struct evhttp_connection *conn;  /* the browser's connection (evhttp's, taken over) */
-        struct bufferevent *browser;     /* its bufferevent (freed with conn) */
-        struct bufferevent *vnc;         /* to the VNC server */
-        struct ws_reader rd;             /* the browser's frames */
-        char sid[65];                    /* the session that opened it */
-        char domain[256];                /* for the log */
-        bool closing;                    /* a close frame was queued: free once it is sent */
+        struct vnc_proxy *next;         /* list in struct web_vnc */
+        struct web_vnc *v;              /* owner */
+        struct evhttp_connection *conn; /* the browser's connection (evhttp's, taken over) */
+        struct bufferevent *browser;    /* its bufferevent (freed with conn) */
+        struct bufferevent *vnc;        /* to the VNC server */
+        struct ws_reader rd;            /* the browser's frames */
+        char sid[65];                   /* the session that opened it */
+        char domain[256];               /* for the log */
+        bool closing;                   /* a close frame was queued: free once it is sent */
 };
 
 struct web_vnc {
@@ -334,8 +334,7 @@ int web_vnc_open(struct web_vnc *v, struct evhttp_request *req, const char *orig
         return 0;
 }
 
-void web_vnc_check(struct web_vnc *v, bool (*alive)(void *opaque, const char *sid),
-                   void *opaque)
+void web_vnc_check(struct web_vnc *v, bool (*alive)(void *opaque, const char *sid), void *opaque)
 {
         struct vnc_proxy *next;
 

@@ -35,8 +35,7 @@ int web_vnc_open(struct web_vnc *v, struct evhttp_request *req, const char *orig
                  const char **reason, const char **msg);
 
 /* End the proxies whose session alive() says has ended. */
-void web_vnc_check(struct web_vnc *v, bool (*alive)(void *opaque, const char *sid),
-                   void *opaque);
+void web_vnc_check(struct web_vnc *v, bool (*alive)(void *opaque, const char *sid), void *opaque);
 
 /* Proxies open now (tests, logs). */
 unsigned web_vnc_count(const struct web_vnc *v);

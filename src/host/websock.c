@@ -84,7 +84,8 @@ static int read_header(struct ws_reader *r, const uint8_t *buf, size_t len)
         op = buf[0] & 0x0f;
         plen = buf[1] & 0x7f;
         if (buf[0] & 0x70)
-                return fail(r, WS_CLOSE_PROTOCOL, "reserved bits set (no extension was agreed)"), -1;
+                return fail(r, WS_CLOSE_PROTOCOL, "reserved bits set (no extension was agreed)"),
+                       -1;
         if (!(buf[1] & 0x80))
                 return fail(r, WS_CLOSE_PROTOCOL, "an unmasked frame from the client"), -1;
         need += plen == 126 ? 2 : plen == 127 ? 8 : 0;
@@ -141,8 +142,8 @@ static int read_header(struct ws_reader *r, const uint8_t *buf, size_t len)
         return (int)need;
 }
 
-enum ws_event ws_read(struct ws_reader *r, uint8_t *buf, size_t len, size_t *used,
-                      uint8_t **data, size_t *data_len)
+enum ws_event ws_read(struct ws_reader *r, uint8_t *buf, size_t len, size_t *used, uint8_t **data,
+                      size_t *data_len)
 {
         *used = 0;
         *data = NULL;

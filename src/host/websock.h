@@ -62,14 +62,14 @@ enum ws_event {
 
 /* The reader's state between calls. Zero it (or ws_reader_init) before the first. */
 struct ws_reader {
-        uint64_t max_frame;  /* a data frame longer than this is an error (1009) */
-        bool in_frame;       /* a frame's header was read: its payload follows */
-        bool in_message;     /* a fragmented message has begun (continuations are valid) */
-        uint8_t opcode;      /* the current frame's */
-        bool fin;            /* the current frame ends its message */
-        uint8_t mask[4];     /* the current frame's mask */
-        uint64_t left;       /* payload bytes of the current frame not read yet */
-        uint64_t offset;     /* payload bytes of the current frame read (the mask's phase) */
+        uint64_t max_frame; /* a data frame longer than this is an error (1009) */
+        bool in_frame;      /* a frame's header was read: its payload follows */
+        bool in_message;    /* a fragmented message has begun (continuations are valid) */
+        uint8_t opcode;     /* the current frame's */
+        bool fin;           /* the current frame ends its message */
+        uint8_t mask[4];    /* the current frame's mask */
+        uint64_t left;      /* payload bytes of the current frame not read yet */
+        uint64_t offset;    /* payload bytes of the current frame read (the mask's phase) */
         uint8_t control[WS_MAX_CONTROL]; /* a control frame's payload, unmasked */
         size_t control_len;              /* its length */
         unsigned close_code;             /* of WS_EV_CLOSE */
@@ -86,8 +86,8 @@ void ws_reader_init(struct ws_reader *r, uint64_t max_frame);
  * it is in buf, so give at least WS_MAX_HEADER + WS_MAX_CONTROL bytes when as many are waiting.
  * After WS_EV_ERROR or WS_EV_CLOSE the reader must not be fed again.
  */
-enum ws_event ws_read(struct ws_reader *r, uint8_t *buf, size_t len, size_t *used,
-                      uint8_t **data, size_t *data_len);
+enum ws_event ws_read(struct ws_reader *r, uint8_t *buf, size_t len, size_t *used, uint8_t **data,
+                      size_t *data_len);
 
 /* The header of an unmasked, final server frame of len payload bytes into out; its length. */
 size_t ws_frame_header(uint8_t out[WS_MAX_HEADER], enum ws_opcode op, uint64_t len);
