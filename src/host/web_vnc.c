@@ -325,7 +325,6 @@ int web_vnc_open(struct web_vnc *v, struct evhttp_request *req, const char *orig
                 tt_warn("web: cannot connect to the VNC server of %s at %s", p->domain, target);
                 bufferevent_free(p->vnc);
                 p->vnc = NULL;
-                p->closing = false;
                 proxy_close(p, WS_CLOSE_ERROR);
                 return 0;
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""tetherd's web console (issue 12, first increment) in a real Chromium (Debian's chromium,
+"""tetherd's web console (issue 12, first and second increments) in a real Chromium (Debian's chromium,
 chromium-driver and python3-selenium), with one booted test guest and one domain that starts
 from the page.
 
@@ -16,8 +16,17 @@ the list shows every domain with its state (the CLI's words); start, suspend, re
 without a reload; destroy asks first (cancel keeps it running);
 a POST without or with a wrong CSRF token is refused; the agent's IP and OS appear in the list
 and on the domain's page; a member of tetherd's group gets a link, a non-member does not;
-logout ends the session and its event streams; a closed event stream is noticed. Screenshots go to
-BUILD/web-screenshots/. Prints "N passed, N failed"; exits 1 on any failure.
+logout ends the session and its event streams; a closed event stream is noticed.
+Second increment: the console page connects noVNC (Debian's novnc, served under /novnc/) through
+tetherd's WebSocket proxy, a screenshot of its canvas is not blank, keys typed into the canvas
+reach the guest's tty1 (read back through the agent from /dev/vcs1) and light more of the screen;
+the WebSocket is refused without the session cookie, with a foreign or no Origin, with a bad
+key, for a domain that is not running; its handshake, the RFB banner, ping/pong and the close
+of a text frame by hand; a console that reads nothing keeps tetherd's RSS bounded; a VNC
+password is asked for in the page; scale, Ctrl+Alt+Del and full screen; the charts (Chart.js)
+gain points over monitor rounds (a 2 s host interval), the history JSON has equal columns and
+at most 360 points, the list draws CPU sparklines, library paths cannot leave their folders.
+Screenshots go to BUILD/web-screenshots/. Prints "N passed, N failed"; exits 1 on any failure.
 """
 
 import argparse
