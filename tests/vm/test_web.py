@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""tetherd's web console (issue 12, first and second increments) in a real Chromium (Debian's chromium,
-chromium-driver and python3-selenium), with one booted test guest and one domain that starts
+"""tetherd's web console (issue 12, first and second increments) in a real Chromium (Debian's
+chromium, chromium-driver and python3-selenium), with one booted test guest and one domain that starts
 from the page.
 
   tests/vm/test_web.py --tetherd build/src/host/tetherd --tether build/src/cli/tether
@@ -457,6 +457,29 @@ def console_checks(t, drv, base, auth, agent, shots):
     js(drv, "document.exitFullscreen()")
     drv.save_screenshot(os.path.join(shots, "console-page.png"))
     slow_reader_check(t, port, auth)
+    logout_closes_console(t, base, port)
+
+
+def logout_closes_console(t, base, port):
+    """A console ends with its session: logout closes the WebSocket (1001, going away)."""
+    rc, out, err = t.cli("web-url")
+    st, h, cookie = login(base, out.strip())
+    own = {"Cookie": cookie or ""}
+    line, h, s, key, rest = ws_open(port, "/api/domains/web1/vnc", own)
+    if not check("a console of a fresh session opens", s is not None, line):
+        return
+    try:
+        op, banner, rest = ws_frame(s, rest)
+        st, h, body = request(base, "/api/session", headers=own)
+        csrf = json.loads(body)["csrf"]
+        request(base, "/api/logout", "POST", headers=dict(own, **{"X-CSRF-Token": csrf}))
+        op, payload, rest = ws_frame(s, rest)
+        check("logout closes that session's console (close 1001)",
+              op == 8 and payload[:2] == (1001).to_bytes(2, "big"), f"{op} {payload!r}")
+    except (OSError, ValueError) as e:
+        check("logout closes that session's console", False, repr(e))
+    finally:
+        s.close()
 
 
 def rss_kib(pid):
