@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """tetherd's web console (issue 12, first and second increments) in a real Chromium (Debian's
-chromium, chromium-driver and python3-selenium), with one booted test guest and one domain that starts
-from the page.
+chromium, chromium-driver and python3-selenium), with one booted test guest and one domain that
+starts from the page.
 
   tests/vm/test_web.py --tetherd build/src/host/tetherd --tether build/src/cli/tether
                        [--guest DIR] [--keep]

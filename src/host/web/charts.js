@@ -29,7 +29,8 @@ function makeChart(c) {
     options: {
       animation: false, responsive: true, maintainAspectRatio: false,
       plugins: {title: {display: true, text: c.title}, legend: {display: c.series.length > 1},
-                tooltip: {callbacks: {label: (ctx) => `${ctx.dataset.label}: ${c.fmt(ctx.parsed.y)}`}}},
+                tooltip: {callbacks: {
+                  label: (ctx) => `${ctx.dataset.label}: ${c.fmt(ctx.parsed.y)}`}}},
       scales: {y: {beginAtZero: true, ticks: {callback: (v) => c.fmt(Number(v))}},
                x: {ticks: {maxTicksLimit: 8}}},
     },
