@@ -15,7 +15,9 @@ packages=(
   # the monitor's tests: promtool, a Prometheus server and a Pushgateway; tmux (`tether top`, `tether console`)
   prometheus prometheus-pushgateway tmux
   # the web console's tests: a real browser driven by Selenium; openssl makes a test certificate
-  chromium chromium-driver python3-selenium openssl
+  chromium chromium-driver python3-selenium openssl python3-pil
+  # the web console serves noVNC and Chart.js from where Debian installs them (not vendored)
+  novnc libjs-chart.js
 )
 
 missing=()

@@ -78,16 +78,19 @@ fi
 # virtio_pci needs both transport libraries before it probes, and
 # virtio_console after it makes the agent's port appear at once. Then "net",
 # "disk" and "input" load in parallel (each followed by what needs it), then
-# "extra" (--modules). virtio_balloon rides with "input": it reports the guest's
+# "extra" (--modules). "display" (bochs: a frame buffer console on QEMU's VGA,
+# so tty1 and its shell show through VNC; the kernel starts with no VGA console)
+# loads in the background, and only when the guest has a VGA card. virtio_balloon rides with "input": it reports the guest's
 # memory statistics to the host (<memballoon><stats period>). crc32c_generic is ext4's and jbd2's checksum (a crypto
 # softdep that modinfo's 'depends' does not list; there is no modprobe here).
-module_groups="core net disk input extra"
+module_groups="core net disk input display extra"
 group_modules() {
 	case "$1" in
 	core) echo virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console ;;
 	net) echo failover net_failover virtio_net ;;
 	disk) echo virtio_blk crc16 mbcache jbd2 crc32c_generic ext4 ;;
 	input) echo button evdev virtio_balloon ;;
+	display) echo bochs ;;
 	extra) echo "$extra_modules" ;;
 	esac
 }
@@ -306,6 +309,7 @@ cat >"$root/etc/inittab" <<'EOF'
 ::respawn:/etc/init.d/agent
 ::respawn:/sbin/acpid -f -c /etc/acpi -l /run/log/acpid.log
 ttyS0::askfirst:-/bin/sh
+tty1::askfirst:-/bin/sh
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/etc/init.d/rcK
 ::restart:/sbin/init
@@ -353,6 +357,10 @@ ip link set lo up
 ) &
 load input
 wait
+# A VGA card (PCI class 0300): its frame buffer console shows tty1.
+if grep -qs '^0x0300' /sys/bus/pci/devices/*/class; then
+	load display &
+fi
 load extra
 trace rcS done
 EOF

@@ -8,7 +8,9 @@
 #include "host/ratelog.h"
 #include "host/tetherd.h"
 #include "host/vm.h"
+#include "host/web_history.h"
 #include "host/web_parse.h"
+#include "host/web_vnc.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -67,6 +69,16 @@
 
 #define WEB_COOKIE "tether_session"
 
+/* noVNC (Debian's novnc) and Chart.js (libjs-chart.js), served from where Debian installs them. */
+#ifndef TETHER_NOVNC_DIR
+#define TETHER_NOVNC_DIR "/usr/share/novnc"
+#endif
+#ifndef TETHER_CHARTJS_DIR
+#define TETHER_CHARTJS_DIR "/usr/share/javascript/chart.js"
+#endif
+/* Points of each domain's CPU sparkline in the list. */
+#define WEB_SPARK_POINTS 60
+
 /* Every reply: same-origin scripts, styles and requests only; no inline script or style. */
 #define WEB_CSP                                                                                    \
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
@@ -85,6 +97,9 @@ static const struct web_file_def {
     {"/common.js", "common.js", "text/javascript; charset=utf-8"},
     {"/list.js", "list.js", "text/javascript; charset=utf-8"},
     {"/domain.js", "domain.js", "text/javascript; charset=utf-8"},
+    {"/console.html", "console.html", "text/html; charset=utf-8"},
+    {"/console.js", "console.js", "text/javascript; charset=utf-8"},
+    {"/charts.js", "charts.js", "text/javascript; charset=utf-8"},
 };
 
 struct web_token {
@@ -129,15 +144,17 @@ struct web {
         size_t lens[TT_ARRAY_SIZE(web_files)];   /* and lengths */
         struct web_token tokens[WEB_MAX_TOKENS]; /* login tokens not used yet */
         struct web_session sessions[WEB_MAX_SESSIONS];
-        struct web_stream *streams; /* open event streams */
-        unsigned n_streams;         /* how many */
-        struct event *tick;         /* compares the list while streams are open */
-        unsigned idle_ticks;        /* ticks since the streams were last written */
-        char *last_list;            /* the list the streams were sent last */
-        uint64_t last_print;        /* its quick fingerprint (list_print) */
-        unsigned full_ticks;        /* ticks since the list was last rendered */
-        struct web_call *calls;     /* actions running */
-        struct ratelog refusals;    /* refused logins and requests */
+        struct web_stream *streams;  /* open event streams */
+        unsigned n_streams;          /* how many */
+        struct event *tick;          /* compares the list while streams are open */
+        unsigned idle_ticks;         /* ticks since the streams were last written */
+        char *last_list;             /* the list the streams were sent last */
+        uint64_t last_print;         /* its quick fingerprint (list_print) */
+        unsigned full_ticks;         /* ticks since the list was last rendered */
+        struct web_call *calls;      /* actions running */
+        struct ratelog refusals;     /* refused logins and requests */
+        struct web_vnc *vnc;         /* the consoles' VNC proxies */
+        struct web_history *history; /* the charts' points */
 };
 
 typedef void (*web_fn)(struct web *w, struct evhttp_request *req, const char *path,
@@ -527,9 +544,16 @@ static void streams_send(struct web *w, const char *text, size_t len)
 }
 
 /* End the streams whose session ended (logout, expiry): the page finds out it is logged out. */
+static bool session_alive(void *opaque, const char *sid)
+{
+        return session_find(opaque, sid) != NULL;
+}
+
 static void streams_check(struct web *w)
 {
         struct web_stream *next;
+
+        web_vnc_check(w->vnc, session_alive, w);
 
         for (struct web_stream *s = w->streams; s; s = next) {
                 next = s->next;
@@ -688,6 +712,39 @@ static void web_domains(struct web *w, struct evhttp_request *req, const char *p
         reply_json(req, HTTP_OK, "OK", list);
 }
 
+/* GET /api/domains/NAME/vnc: the WebSocket to the domain's VNC server (web_vnc.c). */
+static void web_console(struct web *w, struct evhttp_request *req, struct vm *vm,
+                        struct web_session *s)
+{
+        const struct domain_graphics *g = NULL;
+        const char *addr, *reason = NULL, *msg = NULL;
+        char peer[NI_MAXHOST];
+        int code = 0;
+
+        for (size_t i = 0; vm->live && i < vm->live->n_graphics && g == NULL; i++)
+                if (vm->live->graphics[i].type == DOMAIN_GRAPHICS_VNC)
+                        g = &vm->live->graphics[i];
+        if (!vm_state_is_active(vm->status.state) || g == NULL) {
+                reply_error(req, 409, "Conflict",
+                            vm_state_is_active(vm->status.state)
+                                ? "the domain has no VNC graphics (<graphics type='vnc'>)"
+                                : "the domain is not running");
+                return;
+        }
+        /* QEMU listens where the definition says; a wildcard is reached on loopback. */
+        addr = g->listen ? g->listen : "127.0.0.1";
+        if (strcmp(addr, "0.0.0.0") == 0)
+                addr = "127.0.0.1";
+        else if (strcmp(addr, "::") == 0)
+                addr = "::1";
+        if (web_vnc_open(w->vnc, req, w->ssl ? "https" : "http", vm->def->name, addr, g->port,
+                         s->id, &code, &reason, &msg) < 0) {
+                ratelog_note(&w->refusals, "web: refused the console of %s to %s: %s",
+                             vm->def->name, peer_of(req, peer, sizeof(peer)), msg);
+                reply_error(req, code, reason, msg);
+        }
+}
+
 static void web_domain(struct web *w, struct evhttp_request *req, const char *path,
                        struct web_session *s)
 {
@@ -697,7 +754,8 @@ static void web_domain(struct web *w, struct evhttp_request *req, const char *pa
         struct vm *vm;
         json_t *facts;
 
-        if (!web_path_domain(path, name, sizeof(name), &rest) || *rest) {
+        if (!web_path_domain(path, name, sizeof(name), &rest) ||
+            (*rest && strcmp(rest, "/vnc") != 0 && strcmp(rest, "/history") != 0)) {
                 reply_error(req, HTTP_NOTFOUND, "Not Found", "no such page");
                 return;
         }
@@ -705,6 +763,18 @@ static void web_domain(struct web *w, struct evhttp_request *req, const char *pa
         if (vm == NULL) {
                 reply_error(req, HTTP_NOTFOUND, "Not Found", err.msg ? err.msg : "no domain");
                 tt_error_clear(&err);
+                return;
+        }
+        if (strcmp(rest, "/vnc") == 0) {
+                web_console(w, req, vm, s);
+                return;
+        }
+        if (strcmp(rest, "/history") == 0) {
+                facts = web_history_json(w->history, vm->def->name);
+                if (facts == NULL)
+                        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+                else
+                        reply_json(req, HTTP_OK, "OK", facts);
                 return;
         }
         facts = domain_facts(vm);
@@ -878,6 +948,18 @@ static void web_logout(struct web *w, struct evhttp_request *req, const char *pa
         reply_json(req, HTTP_OK, "OK", json_pack("{s:b}", "logged_out", 1));
 }
 
+/* GET /api/history: every domain's last CPU points (the list's sparklines). */
+static void web_cpu_history(struct web *w, struct evhttp_request *req, const char *path,
+                            struct web_session *s)
+{
+        json_t *j = web_history_cpu(w->history, WEB_SPARK_POINTS);
+
+        if (j == NULL)
+                evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        else
+                reply_json(req, HTTP_OK, "OK", j);
+}
+
 /* ---- login and pages ---- */
 
 static const char login_refused[] =
@@ -934,6 +1016,36 @@ static void web_static(struct web *w, struct evhttp_request *req, const char *pa
         reply_page(req, HTTP_NOTFOUND, "Not Found", "There is no such page.");
 }
 
+/* The libraries' files: a URL prefix and the folder it maps to; only .js files under it. */
+static const struct web_lib {
+        const char *prefix; /* URL */
+        const char *dir;    /* on disk */
+} web_libs[] = {
+    {"/novnc/", TETHER_NOVNC_DIR},
+    {"/chartjs/", TETHER_CHARTJS_DIR},
+};
+
+static void web_lib_file(struct web *w, struct evhttp_request *req, const char *path,
+                         struct web_session *s)
+{
+        _cleanup_free_ char *file = NULL, *body = NULL;
+        struct tt_error err = {0};
+        const struct web_lib *lib = NULL;
+        size_t len = 0;
+
+        for (size_t i = 0; i < TT_ARRAY_SIZE(web_libs) && lib == NULL; i++)
+                if (strncmp(path, web_libs[i].prefix, strlen(web_libs[i].prefix)) == 0)
+                        lib = &web_libs[i];
+        if (lib == NULL || !web_lib_path_ok(path + strlen(lib->prefix)) ||
+            asprintf(&file, "%s/%s", lib->dir, path + strlen(lib->prefix)) < 0 ||
+            tt_read_file(file, WEB_MAX_FILE, &body, &len, &err) < 0) {
+                tt_error_clear(&err);
+                reply_page(req, HTTP_NOTFOUND, "Not Found", "There is no such page.");
+                return;
+        }
+        reply(req, HTTP_OK, "OK", "text/javascript; charset=utf-8", body, len);
+}
+
 enum web_route_flags {
         WEB_SESSION = 1 << 0, /* needs a session cookie */
         WEB_CSRF = 1 << 1,    /* and its CSRF token in X-CSRF-Token (state-changing) */
@@ -951,9 +1063,12 @@ static const struct web_route {
     {EVHTTP_REQ_GET, "/api/session", web_session_info, WEB_SESSION},
     {EVHTTP_REQ_GET, "/api/domains", web_domains, WEB_SESSION},
     {EVHTTP_REQ_GET, "/api/events", web_events, WEB_SESSION},
+    {EVHTTP_REQ_GET, "/api/history", web_cpu_history, WEB_SESSION},
     {EVHTTP_REQ_POST, "/api/logout", web_logout, WEB_SESSION | WEB_CSRF},
     {EVHTTP_REQ_GET, "/api/domains/", web_domain, WEB_SESSION | WEB_PREFIX},
     {EVHTTP_REQ_POST, "/api/domains/", web_action, WEB_SESSION | WEB_CSRF | WEB_PREFIX},
+    {EVHTTP_REQ_GET, "/novnc/", web_lib_file, WEB_SESSION | WEB_PREFIX},
+    {EVHTTP_REQ_GET, "/chartjs/", web_lib_file, WEB_SESSION | WEB_PREFIX},
     {EVHTTP_REQ_GET, "/", web_static, WEB_SESSION | WEB_PREFIX},
 };
 
@@ -1137,6 +1252,10 @@ int web_listen(struct tetherd *d, const struct web_config *c, struct tt_error *e
         if (load_files(w, c->root, err) < 0 || (c->cert && tls_setup(w, c, err) < 0))
                 return -1;
         w->tick = event_new(d->base, -1, EV_PERSIST, on_tick, w);
+        w->vnc = web_vnc_new(d->base);
+        w->history = web_history_new(d);
+        if (w->vnc == NULL || w->history == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
         w->http = evhttp_new(d->base);
         if (w->tick == NULL || w->http == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
@@ -1188,6 +1307,9 @@ void web_close(struct tetherd *d)
         w->n_streams = 0;
         for (struct web_call *c = w->calls; c; c = c->next)
                 c->w = NULL;
+        /* The consoles' connections are evhttp's: close them before the server. */
+        web_vnc_free(w->vnc);
+        web_history_free(w->history);
         if (w->http)
                 evhttp_free(w->http);
         if (w->tick)

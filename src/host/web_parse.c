@@ -3,6 +3,7 @@
 #include "common/cleanup.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/http.h>
 #include <netinet/in.h>
@@ -118,4 +119,29 @@ bool web_is_loopback(const char *addr)
         if (inet_pton(AF_INET6, addr, &a6) == 1)
                 return IN6_IS_ADDR_LOOPBACK(&a6);
         return false;
+}
+
+bool web_lib_path_ok(const char *rel)
+{
+        size_t len = strlen(rel);
+        const char *c = rel;
+
+        if (len < 4 || len > 200 || strcmp(rel + len - 3, ".js") != 0)
+                return false;
+        for (const char *p = rel; *p; p++)
+                if (!isalnum((unsigned char)*p) && !strchr("_-./", *p))
+                        return false;
+        /* Each component: not empty, not "." or "..". */
+        while (*c) {
+                size_t n = strcspn(c, "/");
+
+                if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+                        return false;
+                c += n;
+                if (*c == '/')
+                        c++;
+                if (*c == '\0' && c[-1] == '/')
+                        return false;
+        }
+        return true;
 }

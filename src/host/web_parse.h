@@ -29,5 +29,10 @@ bool web_path_domain(const char *path, char *out, size_t size, const char **rest
 int web_parse_listen(const char *spec, char **addr, uint16_t *port, struct tt_error *err);
 /* Is addr a loopback address (127.0.0.0/8, ::1, "localhost")? Only those may serve HTTP. */
 bool web_is_loopback(const char *addr);
+/*
+ * A library file's path below its folder (noVNC's "core/rfb.js"): letters, digits, '_', '-',
+ * '.' and '/' only, no empty, "." or ".." component, no leading '/', and ending in ".js".
+ */
+bool web_lib_path_ok(const char *rel);
 
 #endif

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""tetherd's web console (issue 12, first increment) in a real Chromium (Debian's chromium,
-chromium-driver and python3-selenium), with one booted test guest and one domain that starts
-from the page.
+"""tetherd's web console (issue 12, first and second increments) in a real Chromium (Debian's
+chromium, chromium-driver and python3-selenium), with one booted test guest and one domain that
+starts from the page.
 
   tests/vm/test_web.py --tetherd build/src/host/tetherd --tether build/src/cli/tether
                        [--guest DIR] [--keep]
@@ -16,11 +16,21 @@ the list shows every domain with its state (the CLI's words); start, suspend, re
 without a reload; destroy asks first (cancel keeps it running);
 a POST without or with a wrong CSRF token is refused; the agent's IP and OS appear in the list
 and on the domain's page; a member of tetherd's group gets a link, a non-member does not;
-logout ends the session and its event streams; a closed event stream is noticed. Screenshots go to
-BUILD/web-screenshots/. Prints "N passed, N failed"; exits 1 on any failure.
+logout ends the session and its event streams; a closed event stream is noticed.
+Second increment: the console page connects noVNC (Debian's novnc, served under /novnc/) through
+tetherd's WebSocket proxy, a screenshot of its canvas is not blank, keys typed into the canvas
+reach the guest's tty1 (read back through the agent from /dev/vcs1) and light more of the screen;
+the WebSocket is refused without the session cookie, with a foreign or no Origin, with a bad
+key, for a domain that is not running; its handshake, the RFB banner, ping/pong and the close
+of a text frame by hand; a console that reads nothing keeps tetherd's RSS bounded; a VNC
+password is asked for in the page; scale, Ctrl+Alt+Del and full screen; the charts (Chart.js)
+gain points over monitor rounds (a 2 s host interval), the history JSON has equal columns and
+at most 360 points, the list draws CPU sparklines, library paths cannot leave their folders.
+Screenshots go to BUILD/web-screenshots/. Prints "N passed, N failed"; exits 1 on any failure.
 """
 
 import argparse
+import base64
 import grp
 import http.client
 import json
@@ -28,6 +38,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -68,6 +79,15 @@ NIC = """    <interface type='user'>
       <model type='virtio'/>
     </interface>
 """
+# The console: QEMU's VNC server on loopback (autoport), the default VGA card.
+VNC = "    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>\n"
+# A VGA card: without one QEMU's VNC shows its own text console, and keys go there.
+VGA = "    <video>\n      <model type='vga'/>\n    </video>\n"
+VNC_PASSWORD = "tether7"
+# One monitor round every 2 s: the charts gain points while the test watches.
+MONITOR_CONF = "[monitor]\nhost-interval = 2\nstats-interval = 2\n"
+HISTORY_KEYS = ["cpu", "disk_read", "disk_write", "domain", "memory", "net_rx", "net_tx",
+                "points", "rootfs", "t"]
 
 
 class WebTether(Tether):
@@ -246,21 +266,363 @@ def wait_page_state(drv, t, name, want, timeout):
     return got == want, f"{page_state(drv, name)!r} after {took:.2f} s (CLI: {t.state(name)})"
 
 
+def ws_open(port, path, headers):
+    """A WebSocket handshake by hand: (status line, {header: value}, socket or None)."""
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    h = {"Host": f"127.0.0.1:{port}", "Upgrade": "websocket", "Connection": "Upgrade",
+         "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13",
+         "Origin": f"http://127.0.0.1:{port}"}
+    h.update(headers)
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    s.sendall((f"GET {path} HTTP/1.1\r\n" +
+               "".join(f"{k}: {v}\r\n" for k, v in h.items() if v is not None) +
+               "\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    hdrs = dict(x.split(": ", 1) for x in lines[1:] if ": " in x)
+    if not lines[0].startswith("HTTP/1.1 101"):
+        s.close()
+        return lines[0], hdrs, None, key, rest
+    return lines[0], hdrs, s, key, rest
+
+
+def ws_frame(s, first):
+    """One server frame: (opcode, payload); reads what the handshake left first."""
+    buf = first
+    while True:
+        if len(buf) >= 2:
+            n, hl = buf[1] & 0x7f, 2
+            if n == 126 and len(buf) >= 4:
+                n, hl = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127 and len(buf) >= 10:
+                n, hl = int.from_bytes(buf[2:10], "big"), 10
+            if n < 126 or hl > 2:
+                if len(buf) >= hl + n:
+                    return buf[0] & 0x0f, buf[hl:hl + n], buf[hl + n:]
+        chunk = s.recv(65536)
+        if not chunk:
+            return None, b"", b""
+        buf += chunk
+
+
+def ws_send(s, opcode, payload):
+    mask = secrets.token_bytes(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode, 0x80 | n]) if n < 126 else \
+        bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def accept_of(key):
+    import hashlib
+    return base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+
+
+def png_stats(png):
+    """(distinct colours, share of pixels that are not the most common colour) of a PNG."""
+    import io
+    from PIL import Image
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = img.getcolors(maxcolors=1 << 24) or []
+    total = img.width * img.height
+    top = max((c for c, _ in colours), default=total)
+    return len(colours), (total - top) / max(total, 1)
+
+
+def tty1_text(agent):
+    """The guest's first virtual console (its VGA text screen), read by the agent."""
+    h = agent.check("guest-file-open", {"path": "/dev/vcs1", "mode": "r"})
+    try:
+        r = agent.check("guest-file-read", {"handle": h, "count": 8192})
+        return base64.b64decode(r.get("buf-b64", "")).decode(errors="replace")
+    finally:
+        agent.check("guest-file-close", {"handle": h})
+
+
+CANVAS_WIDTH = "return document.querySelector('#screen canvas').width"
+
+
+def js(drv, script, default=None):
+    try:
+        return drv.execute_script(script)
+    except Exception:
+        return default
+
+
+def console_checks(t, drv, base, auth, agent, shots):
+    """The guest's screen through noVNC and tetherd's WebSocket proxy, and its refusals."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    port = urllib.parse.urlsplit(base).port
+    path = "/api/domains/web1/vnc"
+    # ---- the proxy by hand ----
+    line, h, s, key, rest = ws_open(port, path, {})
+    check("a WebSocket without the session cookie is refused (403)",
+          s is None and line == "HTTP/1.1 403 Forbidden", line)
+    line, h, s, key, rest = ws_open(port, path, dict(auth, Origin="http://evil.example"))
+    check("a WebSocket with a foreign Origin is refused (403)",
+          s is None and line == "HTTP/1.1 403 Forbidden", line)
+    line, h, s, key, rest = ws_open(port, path, dict(auth, Origin=None))
+    check("... and one with no Origin", s is None and line == "HTTP/1.1 403 Forbidden", line)
+    line, h, s, key, rest = ws_open(port, path, dict(auth, **{"Sec-WebSocket-Key": "short"}))
+    check("a WebSocket with a bad key: 400", s is None and line == "HTTP/1.1 400 Bad Request",
+          line)
+    line, h, s, key, rest = ws_open(port, "/api/domains/web2/vnc", auth)
+    check("the console of a domain that is not running: 409",
+          s is None and line == "HTTP/1.1 409 Conflict", line)
+    line, h, s, key, rest = ws_open(port, path, dict(auth, **{"Sec-WebSocket-Protocol":
+                                                              "binary"}))
+    ok = s is not None and h.get("Sec-WebSocket-Accept") == accept_of(key) and \
+        h.get("Sec-WebSocket-Protocol") == "binary"
+    check("with the cookie and this Origin: 101 with the RFC 6455 accept key", ok,
+          f"{line} {h}")
+    if s:
+        try:
+            op, payload, rest = ws_frame(s, rest)
+            check("... and the first binary frame is the VNC server's RFB banner",
+                  op == 2 and payload == b"RFB 003.008\n", f"{op} {payload!r}")
+            ws_send(s, 0x9, b"tether")
+            op, payload, rest = ws_frame(s, rest)
+            check("a ping gets its pong", (op, payload) == (0xa, b"tether"), f"{op} {payload!r}")
+            ws_send(s, 0x1, b"text")
+            op, payload, rest = ws_frame(s, rest)
+            check("a text frame closes the socket with 1003",
+                  op == 8 and payload[:2] == (1003).to_bytes(2, "big"), f"{op} {payload!r}")
+        except OSError as e:
+            check("the proxy answers", False, repr(e))
+        finally:
+            s.close()
+
+    # ---- the page ----
+    drv.get(base + "/console.html?name=web1")
+    connected = wait_for(lambda: js(drv, "return document.body.dataset.vnc") == "connected", 30)
+    check("the console page connects noVNC to the guest's screen", connected,
+          js(drv, "return document.getElementById('message').textContent"))
+    canvas = drv.find_element(By.CSS_SELECTOR, "#screen canvas")
+
+    def shot():
+        try:
+            return canvas.screenshot_as_png
+        except Exception:
+            return b""
+    # The guest's tty1 asks for Enter once booted (busybox askfirst); the screen shows it once
+    # the guest's frame buffer console took over from the BIOS's 720x400 text mode.
+    ready = wait_for(lambda: "activate this console" in tty1_text(agent) and
+                     js(drv, CANVAS_WIDTH, 0) >= 800,
+                     60, 0.5)
+    before = wait_for(lambda: (lambda p: p if png_stats(p)[0] >= 2 and png_stats(p)[1] > 0.0005
+                               else None)(shot()), 20, 0.5) or shot()
+    with open(os.path.join(shots, "console.png"), "wb") as f:
+        f.write(before)
+    colours, lit = png_stats(before) if before else (0, 0)
+    check("a screenshot of the console's canvas is not blank (the guest's text screen)",
+          ready and colours >= 2 and lit > 0.0005,
+          f"{colours} colours, {lit:.4f} of the pixels lit; tty1 ready {bool(ready)}, width "
+          f"{js(drv, CANVAS_WIDTH)}")
+    # Type into the guest through noVNC's keyboard: Enter starts a shell, then a command.
+    canvas.click()
+    canvas.send_keys(Keys.ENTER)
+    wait_for(lambda: "#" in tty1_text(agent).split("activate this console")[-1], 15, 0.3)
+    canvas.send_keys("echo tether$((6*7))" + Keys.ENTER)
+    typed = wait_for(lambda: "tether42" in tty1_text(agent), 20, 0.3)
+    check("keys typed in the page reach the guest's console (its shell printed tether42)",
+          typed, " ".join(tty1_text(agent).split())[-300:])
+    # More text on the screen (the shell's banner, the command, its output): not a cursor blink.
+    changed = wait_for(lambda: (lambda p: p if p and png_stats(p)[1] >= 1.5 * lit else None)(
+        shot()), 10, 0.3)
+    if changed:
+        with open(os.path.join(shots, "console-typed.png"), "wb") as f:
+            f.write(changed)
+    check("... and the screenshot changed: more of it is lit", changed is not None,
+          f"{lit:.4f} before, {png_stats(shot())[1]:.4f} after")
+    # Scale to window, Ctrl+Alt+Del and Full screen are there; scale follows the toggle.
+    check("scale to window is on by default", js(drv, "return window.tetherRfb.scaleViewport"))
+    drv.find_element(By.ID, "scale").click()
+    check("the toggle turns scaling off",
+          wait_for(lambda: js(drv, "return window.tetherRfb.scaleViewport") is False, 5))
+    check("a Ctrl+Alt+Del and a Full screen button",
+          drv.find_element(By.ID, "cad").text == "Ctrl+Alt+Del" and
+          drv.find_element(By.ID, "fullscreen").text == "Full screen")
+    drv.find_element(By.ID, "fullscreen").click()
+    check("Full screen puts the page in full screen",
+          wait_for(lambda: js(drv, "return document.fullscreenElement !== null"), 5))
+    js(drv, "document.exitFullscreen()")
+    drv.save_screenshot(os.path.join(shots, "console-page.png"))
+    slow_reader_check(t, port, auth)
+    logout_closes_console(t, base, port)
+
+
+def logout_closes_console(t, base, port):
+    """A console ends with its session: logout closes the WebSocket (1001, going away)."""
+    rc, out, err = t.cli("web-url")
+    st, h, cookie = login(base, out.strip())
+    own = {"Cookie": cookie or ""}
+    line, h, s, key, rest = ws_open(port, "/api/domains/web1/vnc", own)
+    if not check("a console of a fresh session opens", s is not None, line):
+        return
+    try:
+        op, banner, rest = ws_frame(s, rest)
+        st, h, body = request(base, "/api/session", headers=own)
+        csrf = json.loads(body)["csrf"]
+        request(base, "/api/logout", "POST", headers=dict(own, **{"X-CSRF-Token": csrf}))
+        op, payload, rest = ws_frame(s, rest)
+        check("logout closes that session's console (close 1001)",
+              op == 8 and payload[:2] == (1001).to_bytes(2, "big"), f"{op} {payload!r}")
+    except (OSError, ValueError) as e:
+        check("logout closes that session's console", False, repr(e))
+    finally:
+        s.close()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def slow_reader_check(t, port, auth):
+    """A browser that asks for screens and reads nothing: tetherd stops reading VNC."""
+    line, h, s, key, rest = ws_open(port, "/api/domains/web1/vnc", auth)
+    if not check("a second console opens", s is not None, line):
+        return
+    try:
+        op, banner, rest = ws_frame(s, rest)
+        ws_send(s, 2, b"RFB 003.008\n")
+        op, sec, rest = ws_frame(s, rest)
+        ws_send(s, 2, b"\x01")
+        op, result, rest = ws_frame(s, rest)
+        ws_send(s, 2, b"\x01")
+        op, init, rest = ws_frame(s, rest)
+        w, hgt = int.from_bytes(init[0:2], "big"), int.from_bytes(init[2:4], "big")
+        before = rss_kib(t.proc.pid)
+        # Full screens, raw (4 bytes a pixel), and nothing read for a while.
+        request_ = bytes([3, 0, 0, 0, 0, 0]) + w.to_bytes(2, "big") + hgt.to_bytes(2, "big")
+        for _ in range(20):
+            ws_send(s, 2, request_)
+        peak = before
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            peak = max(peak, rss_kib(t.proc.pid))
+            time.sleep(0.1)
+        got, s_timeout = len(rest), s.gettimeout()
+        s.settimeout(2)
+        try:
+            while got < 3 * w * hgt * 4:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except OSError:
+            pass
+        # A sanitizer's quarantine keeps freed buffers in RSS: there only the flow is checked.
+        with open(f"/proc/{t.proc.pid}/maps") as f:
+            sanitized = "libasan" in f.read()
+        check("a browser that does not read: tetherd's memory stays bounded (stops reading VNC)"
+              + (" (RSS not checked: sanitizer build)" if sanitized else ""),
+              (sanitized or peak - before < 2048) and got >= w * hgt * 4,
+              f"RSS {before} KiB -> peak {peak} KiB; {got} bytes read afterwards "
+              f"({w}x{hgt} screens)")
+    except OSError as e:
+        check("the slow console", False, repr(e))
+    finally:
+        s.close()
+
+
+def password_checks(t, drv, base):
+    """A domain with a VNC password: the page asks for it, noVNC answers VNC's challenge."""
+    from selenium.webdriver.common.by import By
+
+    rc, out, err = t.cli("start", "web2")
+    check("start web2 (VNC with a password)", rc == 0, err)
+    drv.get(base + "/console.html?name=web2")
+    form = drv.find_element(By.ID, "password-form")
+    asked = wait_for(lambda: form.is_displayed(), 30)
+    check("a VNC password is asked for in the page", asked)
+    if asked:
+        drv.find_element(By.ID, "password").send_keys(VNC_PASSWORD)
+        form.find_element(By.CSS_SELECTOR, "button").click()
+    check("... and with it the console connects",
+          wait_for(lambda: js(drv, "return document.body.dataset.vnc") == "connected", 20),
+          js(drv, "return document.getElementById('message').textContent"))
+    rc, out, err = t.cli("destroy", "web2")
+
+
+def chart_checks(t, drv, base, auth, shots):
+    """The domain page's charts gain points; the history endpoint is bounded."""
+    from selenium.webdriver.common.by import By
+
+    drv.get(base + "/domain.html?name=web1")
+
+    def points():
+        return js(drv, "const c = window.tetherCharts && window.tetherCharts['chart-cpu'];"
+                       "return c ? c.data.datasets[0].data.length : -1;", -1)
+    first = wait_for(lambda: points() >= 1 and points(), 30)
+    grew = wait_for(lambda: points() >= (first or 0) + 2, 40, 0.5)
+    check("the CPU chart gains points (two monitor rounds while the page is open)",
+          first and grew, f"first {first}, now {points()}")
+    check("every chart is drawn by Chart.js",
+          js(drv, "return Object.keys(window.tetherCharts).sort().join(' ')") ==
+          "chart-cpu chart-disk chart-memory chart-net chart-rootfs",
+          js(drv, "return Object.keys(window.tetherCharts || {}).join(' ')"))
+    mem = js(drv, "return window.tetherCharts['chart-memory'].data.datasets[0].data"
+                  ".filter((v) => v !== null).length", 0)
+    check("the guest memory chart has values (from the agent)", mem and mem > 0, str(mem))
+    drv.find_element(By.CSS_SELECTOR, ".charts").screenshot(os.path.join(shots, "charts.png"))
+    st, h, body = request(base, "/api/domains/web1/history", headers=auth)
+    j = json.loads(body) if st == 200 else {}
+    n = j.get("points", -1)
+    check("GET /api/domains/web1/history: columns of equal length, at most 360 points",
+          st == 200 and sorted(j) == HISTORY_KEYS and 0 < n <= 360 and
+          all(len(j[k]) == n for k in HISTORY_KEYS if isinstance(j[k], list)),
+          f"{st} {body[:300]}")
+    check("... CPU in % and timestamps that increase",
+          all(v is None or 0 <= v <= 1000 for v in j.get("cpu", [])) and
+          j.get("t", []) == sorted(j.get("t", [])), body[:300])
+    st, h, body = request(base, "/api/domains/web1/history")
+    check("no session: no history", st == 403, f"{st}")
+    st, h, body = request(base, "/api/history", headers=auth)
+    spark = json.loads(body).get("web1", []) if st == 200 else []
+    check("GET /api/history: the sparklines' CPU points (60 at most)",
+          st == 200 and 0 < len(spark) <= 60, body[:200])
+    drv.get(base + "/")
+    drawn = wait_for(lambda: int(js(drv, "const c = document.querySelector("
+                                         "'#domains tr[data-name=\"web1\"] canvas.spark');"
+                                         "return c ? c.dataset.points || 0 : 0;", 0)) >= 2, 20)
+    check("the list draws a CPU sparkline for web1", drawn)
+    for name in ("core/rfb.js", "vendor/pako/lib/zlib/inflate.js"):
+        st, h, body = request(base, "/novnc/" + name, headers=auth)
+        check(f"/novnc/{name} is served from Debian's novnc",
+              st == 200 and h.get("Content-Type") == "text/javascript; charset=utf-8", str(st))
+    for path in ("/novnc/../../etc/passwd", "/novnc/core/%2e%2e/%2e%2e/x.js", "/novnc/vnc.html"):
+        st, h, body = request(base, path, headers=auth)
+        check(f"{path} is not served", st == 404, str(st))
+
+
 def run(t, a, genv, shots):
     from selenium.webdriver.common.by import By
 
     group = grp.getgrgid(100).gr_name if any(g.gr_gid == 100 for g in grp.getgrall()) else None
     start_checks(a, t.root)
-    t.extra = ["--web-listen", "127.0.0.1:0"] + (["--group", group] if group else [])
+    conf = write(os.path.join(t.root, "monitor.conf"), MONITOR_CONF)
+    t.extra = (["--config", conf, "--web-listen", "127.0.0.1:0"] +
+               (["--group", group] if group else []))
     t.start_daemon()
     # A copy of the data disk: the guest mounts it, and the agent lists it as a filesystem.
     disk = os.path.join(t.root, "web1-data.img")
     shutil.copyfile(genv["TETHER_GUEST_DATA"], disk)
     write(os.path.join(t.root, "web1.xml"),
-          domain_xml("web1", genv, disk=disk, memory_mib=256, devices_extra=NIC))
+          domain_xml("web1", genv, disk=disk, memory_mib=256, devices_extra=NIC + VNC + VGA))
     # web2 needs no kernel: it only has to run (the BIOS finds nothing to boot and waits).
     write(os.path.join(t.root, "web2.xml"),
-          domain_xml("web2", genv, kernel=False, agent=False, memory_mib=64))
+          domain_xml("web2", genv, kernel=False, agent=False, memory_mib=64,
+                     devices_extra=VNC.replace("/>", f" passwd='{VNC_PASSWORD}'/>") + VGA))
     for n in ("web1", "web2"):
         rc, out, err = t.cli("define", os.path.join(t.root, f"{n}.xml"))
         check(f"define {n}", rc == 0, err)
@@ -459,6 +821,10 @@ def run(t, a, genv, shots):
               sorted(mounts) == sorted(f["mountpoint"] for f in fsinfo) and
               "/mnt/data" in mounts, f"{mounts}, agent: {[f['mountpoint'] for f in fsinfo]}")
         drv.save_screenshot(os.path.join(shots, "domain.png"))
+
+        chart_checks(t, drv, base, auth, shots)
+        console_checks(t, drv, base, auth, agent, shots)
+        password_checks(t, drv, base)
 
         # shutdown from the page: the guest's acpid powers it off
         drv.get(base + "/")

@@ -5,6 +5,7 @@
 const name = new URLSearchParams(location.search).get("name") || "";
 document.getElementById("name").textContent = name;
 document.title = "Tether: " + name;
+document.getElementById("console-link").href = "/console.html?name=" + encodeURIComponent(name);
 
 function fillList(id, pairs) {
   const dl = document.getElementById(id);

@@ -86,8 +86,57 @@ function newRow(name) {
   }
   tr.append(nameCell, stateCell, tether.el("td", "", "vcpus num"),
             tether.el("td", "", "memory num"), tether.el("td", "", "ips"),
-            tether.el("td", "", "os"), actions);
+            tether.el("td", "", "os"), sparkCell(), actions);
   return tr;
+}
+
+// ---- CPU sparklines: the last points of each domain (GET /api/history), drawn by hand ----
+
+let sparks = {};
+
+function sparkCell() {
+  const td = tether.el("td", null, "cpu");
+  const c = document.createElement("canvas");
+  c.className = "spark";
+  c.width = 120;
+  c.height = 24;
+  td.append(c);
+  return td;
+}
+
+function drawSpark(tr) {
+  const canvas = tr.querySelector("canvas.spark");
+  const values = sparks[tr.dataset.name] || [];
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  canvas.dataset.points = values.length;
+  const known = values.filter((v) => v !== null);
+  canvas.title = known.length ? `CPU ${known[known.length - 1].toFixed(1)} %` : "no CPU data yet";
+  if (known.length < 2)
+    return;
+  const max = Math.max(100, ...known);
+  const step = canvas.width / Math.max(values.length - 1, 1);
+  ctx.strokeStyle = "#17794a";
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  let pen = false;
+  values.forEach((v, i) => {
+    if (v === null) { pen = false; return; }
+    const x = i * step, y = canvas.height - 1 - (v / max) * (canvas.height - 2);
+    if (pen) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+    pen = true;
+  });
+  ctx.stroke();
+}
+
+async function refreshSparks() {
+  try {
+    sparks = await tether.get("/api/history");
+  } catch (e) {
+    return;
+  }
+  for (const tr of document.querySelectorAll("#domains tbody tr"))
+    drawSpark(tr);
 }
 
 function render(list) {
@@ -109,6 +158,7 @@ function render(list) {
     tr.querySelector(".ips").textContent = (d.ips || []).join(", ");
     tr.querySelector(".os").textContent = d.os || "";
     updateButtons(tr, d);
+    drawSpark(tr);
   }
   for (const tr of Array.from(tbody.children))
     if (!seen.has(tr.dataset.name))
@@ -133,3 +183,5 @@ document.getElementById("logout").addEventListener("click", async () => {
   location.reload();
 });
 tether.session().then(connect).catch((e) => tether.message(e.message, true));
+refreshSparks();
+setInterval(refreshSparks, 10000);
