@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host/metrics.h"
+#include "host/web_parse.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "host/guest.h"
@@ -705,52 +706,6 @@ static void http_request(struct evhttp_request *req, void *opaque)
         evbuffer_free(body);
 }
 
-static int parse_port(const char *text, ev_uint16_t *port)
-{
-        char *end;
-        long v;
-
-        errno = 0;
-        v = strtol(text, &end, 10);
-        if (errno || end == text || *end || v < 0 || v > 65535)
-                return -1;
-        *port = (ev_uint16_t)v;
-        return 0;
-}
-
-/* ADDR:PORT, [ADDR6]:PORT, :PORT or PORT into a malloc'd address and a port. */
-static int parse_listen(const char *spec, char **addr, ev_uint16_t *port, struct tt_error *err)
-{
-        const char *colon;
-
-        if (spec[0] == '[') {
-                const char *close = strchr(spec, ']');
-                if (close == NULL || close[1] != ':')
-                        goto bad;
-                *addr = strndup(spec + 1, close - spec - 1);
-                colon = close + 1;
-        } else {
-                colon = strrchr(spec, ':');
-                if (colon && memchr(spec, ':', colon - spec))
-                        goto bad; /* an IPv6 address needs brackets */
-                if (colon == NULL || colon == spec)
-                        *addr = strdup("127.0.0.1");
-                else
-                        *addr = strndup(spec, colon - spec);
-        }
-        if (*addr == NULL)
-                return tt_error_set(err, ENOMEM, "out of memory");
-        if (parse_port(colon ? colon + 1 : spec, port) < 0) {
-                free(steal_pointer(addr));
-                goto bad;
-        }
-        return 0;
-bad:
-        return tt_error_set(err, EINVAL,
-                            "invalid listen address '%s': expected ADDR:PORT, [ADDR]:PORT or PORT",
-                            spec);
-}
-
 int metrics_listen(struct tetherd *d, const char *addr_port, struct tt_error *err)
 {
         struct metrics *m = metrics_of(d);
@@ -759,13 +714,13 @@ int metrics_listen(struct tetherd *d, const char *addr_port, struct tt_error *er
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         char host[NI_MAXHOST], serv[NI_MAXSERV];
-        ev_uint16_t port = 0;
+        uint16_t port = 0;
 
         if (m == NULL)
                 return tt_error_set(err, ENOMEM, "out of memory");
         if (m->http)
                 return tt_error_set(err, EBUSY, "metrics: already listening");
-        if (parse_listen(addr_port, &addr, &port, err) < 0)
+        if (web_parse_listen(addr_port, "listen", &addr, &port, err) < 0)
                 return -1;
         m->http = evhttp_new(d->base);
         if (m->http == NULL)

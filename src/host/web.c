@@ -1232,7 +1232,7 @@ int web_listen(struct tetherd *d, const struct web_config *c, struct tt_error *e
         ev_uint16_t port = 0;
         struct web *w;
 
-        if (web_parse_listen(c->listen, &addr, &port, err) < 0)
+        if (web_parse_listen(c->listen, "web listen", &addr, &port, err) < 0)
                 return -1;
         if ((c->cert == NULL) != (c->key == NULL))
                 return tt_error_set(err, EINVAL,

@@ -74,7 +74,8 @@ static int parse_port(const char *text, uint16_t *port)
         return 0;
 }
 
-int web_parse_listen(const char *spec, char **addr, uint16_t *port, struct tt_error *err)
+int web_parse_listen(const char *spec, const char *what, char **addr, uint16_t *port,
+                     struct tt_error *err)
 {
         const char *colon;
 
@@ -102,9 +103,8 @@ int web_parse_listen(const char *spec, char **addr, uint16_t *port, struct tt_er
         return 0;
 bad:
         return tt_error_set(err, EINVAL,
-                            "invalid web listen address '%s': expected ADDR:PORT, [ADDR]:PORT "
-                            "or PORT",
-                            spec);
+                            "invalid %s address '%s': expected ADDR:PORT, [ADDR]:PORT or PORT",
+                            what, spec);
 }
 
 bool web_is_loopback(const char *addr)

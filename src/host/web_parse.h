@@ -23,10 +23,11 @@ bool web_cookie_value(const char *header, const char *name, char *out, size_t si
  */
 bool web_path_domain(const char *path, char *out, size_t size, const char **rest);
 /*
- * [ADDR:]PORT, :PORT or [ADDR6]:PORT (as --metrics-listen takes them) into a malloc'd address
- * (127.0.0.1 when none is given) and a port.
+ * [ADDR:]PORT, :PORT or [ADDR6]:PORT (--metrics-listen, --web-listen) into a malloc'd address
+ * (127.0.0.1 when none is given) and a port. A refusal says "invalid WHAT address '...'".
  */
-int web_parse_listen(const char *spec, char **addr, uint16_t *port, struct tt_error *err);
+int web_parse_listen(const char *spec, const char *what, char **addr, uint16_t *port,
+                     struct tt_error *err);
 /* Is addr a loopback address (127.0.0.0/8, ::1, "localhost")? Only those may serve HTTP. */
 bool web_is_loopback(const char *addr);
 /*

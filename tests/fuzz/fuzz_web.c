@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(rest >= in && rest <= in + strlen(in));
                 FUZZ_CHECK(rest[0] == '\0' || rest[0] == '/');
         }
-        if (web_parse_listen(in, &addr, &port, &err) == 0) {
+        if (web_parse_listen(in, "web listen", &addr, &port, &err) == 0) {
                 FUZZ_CHECK(addr != NULL && err.msg == NULL);
                 (void)web_is_loopback(addr);
                 free(addr);
