@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * A save image as `restore` reads it: the input is the whole file, opened with saveimage_open()
- * (through /proc/self/fd of a memfd, a regular file like the real one), and the XML it carries
- * goes through domain_parse() as restore does. Invariants: a refusal says why and leaves the
+ * A save image as `restore` reads it: the input is the whole file, a memfd (a regular file like
+ * the real one) parsed by saveimage_open_fd() as restore parses a client's descriptor, and the
+ * XML it carries goes through domain_parse() as restore does. Invariants: a refusal says why and leaves the
  * image empty; an accepted header describes a stream that lies inside the file, after the XML,
  * aligned, and the descriptor it returns sits at the stream's start.
  */
 #include "fuzz.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -29,7 +30,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(ftruncate(mfd, 0) == 0);
         FUZZ_CHECK(size == 0 || pwrite(mfd, data, size, 0) == (ssize_t)size);
         snprintf(path, sizeof(path), "/proc/self/fd/%d", mfd);
-        fd = saveimage_open(path, &img, &err);
+        /*
+         * saveimage_open() opens O_NOFOLLOW, and /proc/self/fd/N is a link: it would refuse
+         * every input before reading it. Open the memfd here and parse it as restore parses a
+         * client's descriptor.
+         */
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        FUZZ_CHECK(fd >= 0);
+        if (saveimage_open_fd(fd, path, &img, &err) < 0) {
+                close(fd);
+                fd = -1;
+        }
         if (fd < 0) {
                 FUZZ_CHECK(err.msg != NULL && err.msg[0] != '\0');
                 FUZZ_CHECK(img.xml == NULL);
