@@ -519,6 +519,8 @@ struct snapjob {
         vm_done_fn caller_done;      /* its completion */
         void *caller_opaque;         /* and argument */
         struct domain *sdef;         /* revert: the definition stored in the snapshot */
+        bool def_restored;           /* revert: ... is the domain's now (Defined Snapshot) */
+        bool in_place;               /* revert: loaded into the running QEMU */
         /* disk-only overlays: one per disk (NULL where none) */
         char **overlays;             /* new image paths, by index in the definition */
         struct snap_disk *sdisks;    /* the writable disks and their overlays */
@@ -611,6 +613,10 @@ static void sj_finish(struct snapjob *sj, const char *errmsg)
                                 [SJ_CREATE] = "created", [SJ_REVERT] = "reverted",
                                 [SJ_DELETE] = "deleted"};
 
+                        if (sj->kind == SJ_REVERT && sj->def_restored)
+                                events_emit_lifecycle(sj->d->events, sj->domain,
+                                                      EVENTS_LIFE_DEFINED,
+                                                      EVENTS_DEFINED_SNAPSHOT);
                         events_emit_snapshot(sj->d->events, sj->domain, sj->name,
                                              actions[sj->kind]);
                         vm_end_job(vm, ret, NULL);
@@ -1817,6 +1823,7 @@ static int revert_install_def(struct snapjob *sj, struct vm *vm, struct tt_error
         domain_free(vm->def);
         vm->def = sj->sdef;
         sj->sdef = NULL;
+        sj->def_restored = true;
         tt_info("%s: definition of snapshot '%s' restored", vm->def->name, sj->name);
         return 0;
 }
@@ -1825,6 +1832,10 @@ static void revert_done_state(struct snapjob *sj, struct vm *vm, enum vm_event e
 {
         struct tt_error err = {0};
 
+        /* libvirt 9.0 stops the running QEMU and starts another: tell it as it does. */
+        if (sj->in_place)
+                events_emit_lifecycle(sj->d->events, vm->def->name, EVENTS_LIFE_STOPPED,
+                                      EVENTS_STOPPED_SNAPSHOT);
         vm_apply(vm, ev, NULL);
         if (vm_state_is_active(vm->status.state))
                 vm_save_status(vm);
@@ -1888,6 +1899,10 @@ static void sj_answer_direct(struct snapjob *sj, const char *errmsg)
         } else {
                 _cleanup_json_ json_t *ret = json_pack("{s:s}", "name", sj->name);
 
+                if (sj->def_restored)
+                        events_emit_lifecycle(sj->d->events, sj->domain, EVENTS_LIFE_DEFINED,
+                                              EVENTS_DEFINED_SNAPSHOT);
+                events_emit_snapshot(sj->d->events, sj->domain, sj->name, "reverted");
                 sj->caller_done(sj->caller_opaque, ret, NULL);
         }
         snapjob_free(sj);
@@ -2034,8 +2049,10 @@ static int snap_revert(struct vm *vm, json_t *args, vm_done_fn done, void *opaqu
                 if (check_internal(vm->live, err) < 0 ||
                     take_job(vm, sj, "snapshot-revert", done, opaque, err) < 0)
                         rc = -1;
-                else
+                else {
+                        sj->in_place = true;
                         qjob_run(sj, vm, "snapshot-load", revert_loaded);
+                }
         } else {
                 if (check_internal(sj->sdef, err) < 0 || vm->job)
                         rc = vm->job ? tt_error_set(err, VM_ERR_BUSY, "domain %s is busy: %s",

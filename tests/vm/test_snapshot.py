@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -27,6 +28,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lifecyclelib import (write, REPO, Results, Tether, domain_xml,  # noqa: E402
                           load_guest_env, uptime)
+
+# Captured from virsh 9.0 (`virsh event --all --loop`, libvirtd 9.0, QEMU 7.2): the lifecycle
+# events of `snapshot-revert` of a running domain to a running snapshot.
+VIRSH90_REVERT_RUNNING = ["Stopped Snapshot", "Started Snapshot", "Resumed Snapshot",
+                          "Defined Snapshot"]
 
 R = Results()
 check = R.check
@@ -83,6 +89,33 @@ def qmp_hmp(path, cmdline, timeout=120):
                     answers.append(msg)
                     break
         return answers[-1]
+
+
+def subscribe_all(t, name):
+    """`tether event NAME --all --loop`, once tetherd counts its subscriber."""
+    before = open(t.log).read().count("event subscriber added")
+    p = t.cli_bg("event", name, "--all", "--loop", "--timeout", "120")
+    wait_for(lambda: open(t.log).read().count("event subscriber added") > before, 20, 0.05)
+    return p
+
+
+def events_until(p, last, timeout=60):
+    """The subscriber's lines up to and with the one that is `last`, then it is ended."""
+    lines, buf = [], ""
+    deadline = time.monotonic() + timeout
+    fd = p.stdout.fileno()
+    while last not in lines and time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            chunk = os.read(fd, 4096).decode()
+            if not chunk:
+                break
+            buf += chunk
+            *done, buf = buf.split("\n")
+            lines += done
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=30)
+    return lines
 
 
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}")
@@ -202,9 +235,15 @@ def run(t, genv):
     code, _ = ag.sh("echo MARK-B > /mnt/data/marker && sync && echo two > /run/memmark")
     check("marker B written", code == 0)
     check("time passes in the guest", wait_for(lambda: uptime(ag) > u_after + 5, 120, 1))
+    evp = subscribe_all(t, "snap1")
     rc, out, err = t.cli("snapshot-revert", "snap1", "s1")
     check("snapshot-revert prints virsh's lines",
           rc == 0 and out == "Domain snapshot s1 reverted\n\n", repr(out) + err)
+    got = events_until(evp, "event 'snapshot' for domain 'snap1': s1 reverted")
+    life = [ln for ln in got if ln.startswith("event 'lifecycle'")]
+    check("a running domain's revert tells virsh 9.0's lifecycle events",
+          life == [f"event 'lifecycle' for domain 'snap1': {w}" for w in VIRSH90_REVERT_RUNNING],
+          "\n".join(got))
     rc, out, _ = t.cli("domstate", "snap1", "--reason")
     check("running (from snapshot) after revert", out == "running (from snapshot)\n\n", out)
     # The agent port comes back once the loaded guest runs (QEMU's post-load VSERPORT_CHANGE).
