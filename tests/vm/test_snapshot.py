@@ -34,6 +34,19 @@ from lifecyclelib import (write, REPO, Results, Tether, domain_xml,  # noqa: E40
 VIRSH90_REVERT_RUNNING = ["Stopped Snapshot", "Started Snapshot", "Resumed Snapshot",
                           "Defined Snapshot"]
 
+# Captured from virsh 9.0 (the same two shut-off domains, snap1 with one snapshot, snapraw
+# without; qemu:///system gave the same shapes for its own domains): `list` with the filters.
+VIRSH90_LISTS = [
+    (["--all", "--with-snapshot"],
+     " Id   Name    State\n------------------------\n -    snap1   shut off\n\n"),
+    (["--all", "--without-snapshot"],
+     " Id   Name      State\n--------------------------\n -    snapraw   shut off\n\n"),
+    (["--all", "--with-snapshot", "--name"], "snap1\n\n"),
+    (["--all", "--without-snapshot", "--name"], "snapraw\n\n"),
+    (["--all", "--with-snapshot", "--without-snapshot", "--name"], "snap1\nsnapraw\n\n"),
+    (["--with-snapshot"], " Id   Name   State\n--------------------\n\n"),
+]
+
 R = Results()
 check = R.check
 
@@ -180,6 +193,10 @@ def run(t, genv):
                               "State:          shutoff\nLocation:       internal\n"
                               "Parent:         -\nChildren:       0\nDescendants:    0\n"
                               "Metadata:       yes\n\n"), out + err)
+    for flags, want in VIRSH90_LISTS:
+        rc, out, err = t.cli("list", *flags)
+        check(f"list {' '.join(flags)} as virsh 9.0", rc == 0 and out == want,
+              f"ours:\n{out}{err}virsh:\n{want}")
     rc, out, err = t.cli("snapshot-create-as", "snapraw", "x")
     check("a raw disk is refused, named",
           rc == 1 and err == "error: unsupported configuration: internal snapshot for disk vda "
