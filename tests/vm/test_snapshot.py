@@ -232,6 +232,20 @@ def run(t, genv):
           and img_tags(disk) == ["off1"], out + err + str(img_tags(disk)))
     rc, out, _ = t.cli("snapshot-current", "snap1", "--name")
     check("current goes back to the parent", out == "off1\n", out)
+    # A stored definition that is no longer this domain's is refused by name, nothing changed.
+    rc, out, err = t.cli("snapshot-create-as", "snap1", "alien")
+    meta = os.path.join(root, "var/lib/tether/snapshot/snap1/alien.xml")
+    text = open(meta).read()
+    uuid = re.search(r"<uuid>([^<]+)</uuid>", text).group(1)
+    other = "00000000-0000-4000-8000-000000000009"
+    write(meta, text.replace(uuid, other))
+    rc, out, err = t.cli("snapshot-revert", "snap1", "alien")
+    check("a revert to a snapshot whose definition is another domain's is refused by name",
+          rc == 1 and err == "error: unsupported configuration: the definition stored in "
+                             f"snapshot 'alien' cannot be used: it is of domain 'snap1' (uuid "
+                             f"{other})", err)
+    rc, out, err = t.cli("snapshot-delete", "snap1", "alien")
+    check("and can be deleted", rc == 0 and "alien" not in img_tags(disk), out + err)
 
     # ---- running: QMP snapshot-save / snapshot-load ----
     rc, out, err = t.cli("start", "snap1")
