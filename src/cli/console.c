@@ -224,6 +224,14 @@ static enum console_end relay(struct cli_conn *c, struct frames *f)
         }
 }
 
+/* virsh ends a failed command with a newline on stdout (see main.c's verb_failed). */
+static int console_failed(const struct cli_opts *o)
+{
+        if (!o->quiet)
+                printf("\n");
+        return EXIT_FAILURE;
+}
+
 int cli_run_console(struct cli_conn *c, json_t *args, const struct cli_opts *o)
 {
         const char *name = o->pos[0];
@@ -242,21 +250,21 @@ int cli_run_console(struct cli_conn *c, json_t *args, const struct cli_opts *o)
         if (info == NULL) {
                 cli_error("%s", err.msg);
                 tt_error_clear(&err);
-                return EXIT_FAILURE;
+                return console_failed(o);
         }
         error = json_object_get(info, "error");
         if (error) {
                 cli_error("%s", json_string_value(json_object_get(error, "desc")));
-                return EXIT_FAILURE;
+                return console_failed(o);
         }
         state = json_string_value(json_object_get(json_object_get(info, "return"), "state"));
         if (state == NULL || strcmp(state, "shut off") == 0) {
                 cli_error("The domain is not running");
-                return EXIT_FAILURE;
+                return console_failed(o);
         }
         if (!isatty(STDIN_FILENO)) {
                 cli_error("Cannot run interactive console without a controlling TTY");
-                return EXIT_FAILURE;
+                return console_failed(o);
         }
         name = json_string_value(json_object_get(json_object_get(info, "return"), "name"));
         if (name == NULL)
@@ -270,23 +278,23 @@ int cli_run_console(struct cli_conn *c, json_t *args, const struct cli_opts *o)
             (reply = read_reply(c->rfd, &err)) == NULL) {
                 cli_error("%s", err.msg);
                 tt_error_clear(&err);
-                return EXIT_FAILURE;
+                return console_failed(o);
         }
         error = json_object_get(reply, "error");
         if (error) {
                 cli_error("%s", json_string_value(json_object_get(error, "desc")));
-                return EXIT_FAILURE;
+                return console_failed(o);
         }
         f = calloc(1, sizeof(*f));
         if (f == NULL) {
                 cli_error("out of memory");
-                return EXIT_FAILURE;
+                return console_failed(o);
         }
         signals_catch();
         atexit(tty_restore);
         if (tty_make_raw() < 0) {
                 cli_error("unable to make terminal raw: %s", strerror(errno));
-                return EXIT_FAILURE;
+                return console_failed(o);
         }
         end = relay(c, f);
         tty_restore();

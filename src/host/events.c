@@ -122,7 +122,10 @@ static const struct life_row {
          STARTED_BOOTED},
         {S(PAUSED), VM_PAUSED_STARTING_UP, E(START_PAUSED), L(STARTED), STARTED_BOOTED,
          L(SUSPENDED), SUSPENDED_PAUSED},
-        {S(PAUSED), VM_PAUSED_STARTING_UP, E(RESTORE), L(STARTED), STARTED_RESTORED, NONE},
+        /* libvirt 9.0 tells a restore's (and a start from a managed save's) cont as Resumed
+           Snapshot (virsh 9.0, tests/host/test_events.c) */
+        {S(PAUSED), VM_PAUSED_STARTING_UP, E(RESTORE), L(STARTED), STARTED_RESTORED, L(RESUMED),
+         RESUMED_SNAPSHOT},
         {S(PAUSED), VM_PAUSED_STARTING_UP, E(RESTORE_PAUSED), L(STARTED), STARTED_RESTORED,
          L(SUSPENDED), SUSPENDED_RESTORED},
         {S(PAUSED), VM_PAUSED_STARTING_UP, E(START_FAILED), L(STOPPED), STOPPED_FAILED, NONE},
@@ -172,9 +175,14 @@ static const struct life_row {
         {S(PMSUSPENDED), ANY, E(QMP_SHUTDOWN), L(SHUTDOWN), SHUTDOWN_QMP, NONE},
         {S(PMSUSPENDED), ANY, E(QMP_RESET), L(STARTED), STARTED_BOOTED, NONE},
 
-        /* snapshot-revert: the domain now runs (or waits) from the snapshot's state */
-        {ANY_STATE, ANY, E(SNAPSHOT_LOADED), L(STARTED), STARTED_SNAPSHOT, NONE},
-        {ANY_STATE, ANY, E(SNAPSHOT_LOADED_PAUSED), L(SUSPENDED), SUSPENDED_SNAPSHOT, NONE},
+        /* snapshot-revert: the domain now runs (or waits) from the snapshot's state; libvirt
+           9.0 starts a QEMU for it and tells Started Snapshot, then Resumed or Suspended
+           Snapshot (a running domain's Stopped Snapshot before and the Defined Snapshot after
+           come from snapshot.c) */
+        {ANY_STATE, ANY, E(SNAPSHOT_LOADED), L(STARTED), STARTED_SNAPSHOT, L(RESUMED),
+         RESUMED_SNAPSHOT},
+        {ANY_STATE, ANY, E(SNAPSHOT_LOADED_PAUSED), L(STARTED), STARTED_SNAPSHOT, L(SUSPENDED),
+         SUSPENDED_SNAPSHOT},
         {S(SHUTOFF), ANY, E(SNAPSHOT_SHUTOFF), L(STOPPED), STOPPED_SNAPSHOT, NONE},
 
         /* dying (a destroy between its signal and QEMU's end): libvirt tells only the end */

@@ -102,6 +102,8 @@ const char *events_life_detail_name(int type, int detail);
 /* libvirt's Defined and Undefined details, Shutdown details (the QMP SHUTDOWN's "guest"). */
 #define EVENTS_DEFINED_ADDED         0
 #define EVENTS_DEFINED_UPDATED       1
+#define EVENTS_DEFINED_SNAPSHOT      3 /* a snapshot-revert restored the definition */
+#define EVENTS_STOPPED_SNAPSHOT      6 /* a snapshot-revert stopped the running domain */
 #define EVENTS_UNDEFINED_REMOVED     0
 #define EVENTS_SHUTDOWN_FINISHED     0
 #define EVENTS_SHUTDOWN_GUEST        1

@@ -170,22 +170,23 @@ static bool has_suffix(const char *s, const char *suffix)
         return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
+static void stale_cleanup(struct vm *vm, const char *name);
+
 /*
  * A pending marker is left by a job that never ended (the daemon was killed): the snapshot was
- * never recorded, so drop the marker and say so. A job of this daemon keeps its marker.
+ * never recorded, so say so, and delete what QEMU or qemu-img may have written of it into the
+ * images; the marker goes when that is done. A job of this daemon keeps its marker.
  */
 static void snap_drop_stale(struct vm *vm, const char *dir, const char *file)
 {
-        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *name = strndup(file, strlen(file) - strlen(".pending"));
 
-        if (vm->job && strncmp(vm->job, "snapshot-", 9) == 0)
+        if (name == NULL || (vm->job && strncmp(vm->job, "snapshot-", 9) == 0))
                 return;
-        if (asprintf(&path, "%s/%s", dir, file) < 0)
-                return;
-        tt_warn("%s: snapshot job for '%.*s' failed: tetherd stopped before it ended; nothing "
+        tt_warn("%s: snapshot job for '%s' failed: tetherd stopped before it ended; nothing "
                 "was recorded",
-                vm->def->name, (int)(strlen(file) - strlen(".pending")), file);
-        unlink(path);
+                vm->def->name, name);
+        stale_cleanup(vm, name);
 }
 
 /* Read every snapshot of the domain (an absent folder is no snapshots). */
@@ -517,6 +518,9 @@ struct snapjob {
         /* revert: the caller, while a start or destroy holds the domain's job */
         vm_done_fn caller_done;      /* its completion */
         void *caller_opaque;         /* and argument */
+        struct domain *sdef;         /* revert: the definition stored in the snapshot */
+        bool def_restored;           /* revert: ... is the domain's now (Defined Snapshot) */
+        bool in_place;               /* revert: loaded into the running QEMU */
         /* disk-only overlays: one per disk (NULL where none) */
         char **overlays;             /* new image paths, by index in the definition */
         struct snap_disk *sdisks;    /* the writable disks and their overlays */
@@ -548,6 +552,8 @@ static void snapjob_free(struct snapjob *sj)
         free(sj->parent);
         free(sj->state);
         free(sj->error);
+        if (sj->sdef)
+                domain_free(sj->sdef);
         strv_free(sj->disks);
         strv_free(sj->queue);
         free(sj->overlays); /* its strings are the sdisks' */
@@ -607,6 +613,10 @@ static void sj_finish(struct snapjob *sj, const char *errmsg)
                                 [SJ_CREATE] = "created", [SJ_REVERT] = "reverted",
                                 [SJ_DELETE] = "deleted"};
 
+                        if (sj->kind == SJ_REVERT && sj->def_restored)
+                                events_emit_lifecycle(sj->d->events, sj->domain,
+                                                      EVENTS_LIFE_DEFINED,
+                                                      EVENTS_DEFINED_SNAPSHOT);
                         events_emit_snapshot(sj->d->events, sj->domain, sj->name,
                                              actions[sj->kind]);
                         vm_end_job(vm, ret, NULL);
@@ -812,6 +822,9 @@ static void qjob_run(struct snapjob *sj, struct vm *vm, const char *cmd, snap_ne
 /* ---- qemu-img, as a child process the loop waits for ---- */
 
 static void img_next_disk(struct snapjob *sj);
+static int take_job(struct vm *vm, struct snapjob *sj, const char *job, vm_done_fn done,
+                    void *opaque, struct tt_error *err);
+static struct snapjob *snapjob_new(struct vm *vm, enum snapjob_kind kind, const char *name);
 
 static void img_status(evutil_socket_t fd, short what, void *opaque)
 {
@@ -991,6 +1004,59 @@ static void img_run(struct snapjob *sj, struct vm *vm, const char *op, snap_next
                 if (disk_writable(&vm->def->disks[i]))
                         sj->disks[n++] = strdup(vm->def->disks[i].source);
         img_next_disk(sj);
+}
+
+/* ---- a job killed with the daemon: its tag leaves the images ---- */
+
+static void stale_done(void *opaque, json_t *ret, const struct tt_error *err)
+{
+        /* nobody waits for the cleanup */
+}
+
+static void stale_next(struct snapjob *sj, const char *errmsg)
+{
+        struct vm *vm = sj_vm(sj);
+
+        /* qemu-img: a disk the job never reached has no such tag. */
+        if (errmsg && vm && sj->disks && sj->disks[sj->disk_i] &&
+            strstr(errmsg, "snapshot not found")) {
+                sj->disk_i++;
+                img_next_disk(sj);
+                return;
+        }
+        if (vm) {
+                if (errmsg) {
+                        tt_warn("%s: cannot delete snapshot '%s' of the failed job from the "
+                                "images (tried again later): %s",
+                                vm->def->name, sj->name, errmsg);
+                } else {
+                        snap_unlink(vm, sj->name, ".pending");
+                        tt_info("%s: snapshot '%s' of the failed job deleted from the images",
+                                vm->def->name, sj->name);
+                }
+                vm_end_job(vm, NULL, NULL);
+        }
+        snapjob_free(sj);
+}
+
+/* Delete tag NAME from the domain's images, as the domain's job; the marker stays until then. */
+static void stale_cleanup(struct vm *vm, const char *name)
+{
+        bool active = vm_state_is_active(vm->status.state);
+        struct snapjob *sj;
+
+        if (vm->job || (active && (vm->qmp == NULL || vm->live == NULL)))
+                return; /* busy, or QEMU not reachable yet: the next read tries again */
+        sj = snapjob_new(vm, SJ_DELETE, name);
+        if (sj == NULL || take_job(vm, sj, "snapshot-cleanup", stale_done, NULL, NULL) < 0) {
+                if (sj)
+                        snapjob_free(sj);
+                return;
+        }
+        if (active)
+                qjob_run(sj, vm, "snapshot-delete", stale_next);
+        else
+                img_run(sj, vm, "-d", stale_next);
 }
 
 /* ---- checks ---- */
@@ -1693,13 +1759,91 @@ static int snap_create(struct vm *vm, json_t *args, vm_done_fn done, void *opaqu
 
 /* ---- revert ---- */
 
+/*
+ * The definition stored in the snapshot (<domain> inside <domainsnapshot>), as libvirt restores
+ * it on a revert. It must still be this domain's (name and uuid); graphics passwords, which the
+ * snapshot does not keep, come from the current definition.
+ */
+static struct domain *snap_stored_def(const struct vm *vm, const struct snap *s,
+                                      struct tt_error *err)
+{
+        xmlDocPtr doc = xmlReadMemory(s->xml, (int)strlen(s->xml), "snapshot.xml", NULL,
+                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL, node = NULL;
+        xmlBufferPtr buf = xmlBufferCreate();
+        struct tt_error perr = {0};
+        struct domain *def = NULL;
+
+        for (xmlNodePtr n = root ? root->children : NULL; n; n = n->next)
+                if (n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, BAD_CAST "domain"))
+                        node = n;
+        if (node && buf && xmlNodeDump(buf, doc, node, 0, 0) >= 0)
+                def = domain_parse((const char *)xmlBufferContent(buf),
+                                   (size_t)xmlBufferLength(buf), &perr);
+        else
+                tt_error_set(&perr, VM_ERR_CONFIG, "it holds no <domain>");
+        xmlBufferFree(buf);
+        xmlFreeDoc(doc);
+        if (def && (strcmp(def->name, vm->def->name) != 0 ||
+                    strcmp(def->uuid, vm->def->uuid) != 0)) {
+                tt_error_set(&perr, VM_ERR_CONFIG, "it is of domain '%s' (uuid %s)", def->name,
+                             def->uuid);
+                domain_free(def);
+                def = NULL;
+        }
+        if (def == NULL) {
+                tt_error_set(err, VM_ERR_CONFIG,
+                             "unsupported configuration: the definition stored in snapshot '%s' "
+                             "cannot be used: %s",
+                             s->name, perr.msg ? perr.msg : "out of memory");
+                tt_error_clear(&perr);
+                return NULL;
+        }
+        for (size_t i = 0; i < def->n_graphics && i < vm->def->n_graphics; i++) {
+                struct domain_graphics *g = &def->graphics[i];
+                const struct domain_graphics *cur = &vm->def->graphics[i];
+
+                if (g->passwd == NULL && cur->passwd && g->type == cur->type)
+                        g->passwd = strdup(cur->passwd);
+        }
+        return def;
+}
+
+/* The snapshot's definition becomes the domain's (saved when persistent). */
+static int revert_install_def(struct snapjob *sj, struct vm *vm, struct tt_error *err)
+{
+        if (vm->persistent) {
+                _cleanup_free_ char *xml = domain_format(sj->sdef);
+
+                if (xml == NULL)
+                        return tt_error_set(err, ENOMEM, "out of memory");
+                if (store_save_def(&vm->d->store, vm->def->name, xml, err) < 0)
+                        return -1;
+        }
+        domain_free(vm->def);
+        vm->def = sj->sdef;
+        sj->sdef = NULL;
+        sj->def_restored = true;
+        tt_info("%s: definition of snapshot '%s' restored", vm->def->name, sj->name);
+        return 0;
+}
+
 static void revert_done_state(struct snapjob *sj, struct vm *vm, enum vm_event ev)
 {
         struct tt_error err = {0};
 
+        /* libvirt 9.0 stops the running QEMU and starts another: tell it as it does. */
+        if (sj->in_place)
+                events_emit_lifecycle(sj->d->events, vm->def->name, EVENTS_LIFE_STOPPED,
+                                      EVENTS_STOPPED_SNAPSHOT);
         vm_apply(vm, ev, NULL);
         if (vm_state_is_active(vm->status.state))
                 vm_save_status(vm);
+        /* Loaded in place: the running QEMU keeps its live definition. */
+        if (sj->sdef && revert_install_def(sj, vm, &err) < 0) {
+                sj_note_error(sj, err.msg);
+                tt_error_clear(&err);
+        }
         if (snap_set_current(vm, sj->name, &err) < 0) {
                 sj_note_error(sj, err.msg);
                 tt_error_clear(&err);
@@ -1755,6 +1899,10 @@ static void sj_answer_direct(struct snapjob *sj, const char *errmsg)
         } else {
                 _cleanup_json_ json_t *ret = json_pack("{s:s}", "name", sj->name);
 
+                if (sj->def_restored)
+                        events_emit_lifecycle(sj->d->events, sj->domain, EVENTS_LIFE_DEFINED,
+                                              EVENTS_DEFINED_SNAPSHOT);
+                events_emit_snapshot(sj->d->events, sj->domain, sj->name, "reverted");
                 sj->caller_done(sj->caller_opaque, ret, NULL);
         }
         snapjob_free(sj);
@@ -1830,9 +1978,16 @@ static void revert_destroyed(void *opaque, json_t *ret, const struct tt_error *e
 {
         struct snapjob *sj = opaque;
         struct vm *vm = sj_retake(sj, err);
+        struct tt_error ierr = {0};
 
-        if (vm)
-                img_run(sj, vm, "-a", revert_applied);
+        if (vm == NULL)
+                return;
+        if (revert_install_def(sj, vm, &ierr) < 0) {
+                sj_finish(sj, ierr.msg);
+                tt_error_clear(&ierr);
+                return;
+        }
+        img_run(sj, vm, "-a", revert_applied);
 }
 
 static int snap_revert(struct vm *vm, json_t *args, vm_done_fn done, void *opaque,
@@ -1868,29 +2023,43 @@ static int snap_revert(struct vm *vm, json_t *args, vm_done_fn done, void *opaqu
                         snapjob_free(sj);
                 return tt_error_set(err, ENOMEM, "out of memory");
         }
+        sj->sdef = snap_stored_def(vm, s, err);
         snap_set_clear(&set);
+        if (sj->sdef == NULL) {
+                snapjob_free(sj);
+                return -1;
+        }
         sj->start_running = json_is_true(json_object_get(args, "running"));
         sj->start_paused = json_is_true(json_object_get(args, "paused"));
         sj->caller_done = done;
         sj->caller_opaque = opaque;
         if (strcmp(sj->state, "shutoff") == 0) {
-                if (check_internal(vm->def, err) < 0)
+                if (check_internal(sj->sdef, err) < 0)
                         rc = -1;
                 else if (active)
                         rc = vm_destroy(vm, false, revert_destroyed, sj, err) < 0 ? -1 : 1;
                 else if (take_job(vm, sj, "snapshot-revert", done, opaque, err) < 0)
                         rc = -1;
-                else
+                else if (revert_install_def(sj, vm, err) < 0) {
+                        vm_release_job(vm, NULL);
+                        rc = -1;
+                } else
                         img_run(sj, vm, "-a", revert_applied);
         } else if (active) {
                 if (check_internal(vm->live, err) < 0 ||
                     take_job(vm, sj, "snapshot-revert", done, opaque, err) < 0)
                         rc = -1;
-                else
+                else {
+                        sj->in_place = true;
                         qjob_run(sj, vm, "snapshot-load", revert_loaded);
+                }
         } else {
-                if (check_internal(vm->def, err) < 0 ||
-                    vm_start(vm, VM_START_PAUSED | VM_START_FORCE_BOOT, revert_started, sj,
+                if (check_internal(sj->sdef, err) < 0 || vm->job)
+                        rc = vm->job ? tt_error_set(err, VM_ERR_BUSY, "domain %s is busy: %s",
+                                                    vm->def->name, vm->job)
+                                     : -1;
+                else if (revert_install_def(sj, vm, err) < 0 ||
+                         vm_start(vm, VM_START_PAUSED | VM_START_FORCE_BOOT, revert_started, sj,
                              err) < 0)
                         rc = -1;
         }

@@ -46,7 +46,15 @@ SERIAL = """    <serial type='pty'>
     </console>
 """
 BANNER = "Connected to domain '%s'\nEscape character is ^] (Ctrl + ])\n"
-BUSY = "error: operation failed: Active console session exists for this domain"
+# Captured from virsh 9.0 (libvirtd 9.0, QEMU 7.2; stdout and stderr on one terminal, \r\n
+# made \n): `virsh console` of an unknown domain, of a shut-off one, a second session while one
+# is attached (DOMAIN for the name), and without a terminal (stdout, then stderr). virsh ends a
+# failed command with an empty line on stdout.
+VIRSH90_NOSUCH = "error: failed to get domain 'nosuch'\n\n"
+VIRSH90_SHUTOFF = "error: The domain is not running\n\n"
+VIRSH90_SECOND = ("Connected to domain 'DOMAIN'\nEscape character is ^] (Ctrl + ])\n"
+                  "error: operation failed: Active console session exists for this domain\n\n")
+VIRSH90_NOTTY = ("\n", "error: Cannot run interactive console without a controlling TTY")
 TAKEN = "error: operation failed: Console taken over by another session (--force)"
 TOKEN = "t%d" % os.getpid()
 
@@ -251,18 +259,18 @@ def body(t, genv, tmp):
 
     # ---- errors before any console opens ----
     rc, out = run_tty(tether + ["console", "nosuch"])
-    check(rc == 1 and out == "error: failed to get domain 'nosuch'\n",
+    check(rc == 1 and out == VIRSH90_NOSUCH,
           "console of an unknown domain: virsh's error", "%d %r" % (rc, out))
     write(os.path.join(tmp, "con.xml"), domain_xml("con", genv, devices_extra=SERIAL))
     rc, out, err = t.cli("define", os.path.join(tmp, "con.xml"))
     check(rc == 0, "define con", err)
     rc, out = run_tty(tether + ["console", "con"])
-    check(rc == 1 and out == "error: The domain is not running\n",
+    check(rc == 1 and out == VIRSH90_SHUTOFF,
           "console of a shut off domain: virsh's error, no banner", "%d %r" % (rc, out))
     rc, out, err = t.cli("start", "con")
     check(rc == 0, "start con", err)
     rc, out, err = t.cli("console", "con")
-    check(rc == 1 and err == "error: Cannot run interactive console without a controlling TTY",
+    check(rc == 1 and (out, err) == VIRSH90_NOTTY,
           "console without a terminal: virsh's error", "%d %r" % (rc, err))
     # A paused guest without a serial port: QEMU runs, nothing boots (cheap under TCG).
     write(os.path.join(tmp, "bare.xml"), domain_xml("bare", genv, agent=False))
@@ -270,7 +278,7 @@ def body(t, genv, tmp):
     check(rc == 0, "create bare --paused (no serial port)", err)
     rc, out = run_tty(tether + ["console", "bare"])
     check(rc == 1 and out == BANNER % "bare" +
-          "error: internal error: cannot find character device <null>\n",
+          "error: internal error: cannot find character device <null>\n\n",
           "console of a domain without a serial port: banner, then libvirt's error",
           "%d %r" % (rc, out))
     t.cli("destroy", "bare")
@@ -316,7 +324,7 @@ def body(t, genv, tmp):
 
         # ---- a second client is refused while the first is attached ----
         rc, out = run_tty(tether + ["console", "con"])
-        check(rc == 1 and out == BANNER % "con" + BUSY + "\n",
+        check(rc == 1 and out == VIRSH90_SECOND.replace("DOMAIN", "con"),
               "a second attach is refused with libvirt's error", "%d %r" % (rc, out))
 
         # ---- --force takes over; the first client is told and exits ----
