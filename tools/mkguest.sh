@@ -80,7 +80,7 @@ fi
 # "disk" and "input" load in parallel (each followed by what needs it), then
 # "extra" (--modules). "display" (bochs: a frame buffer console on QEMU's VGA,
 # so tty1 and its shell show through VNC; the kernel starts with no VGA console)
-# loads in the background, and only when the guest has a VGA card. virtio_balloon rides with "input": it reports the guest's
+# loads in the background, only with a VGA card and tether.display on the command line. virtio_balloon rides with "input": it reports the guest's
 # memory statistics to the host (<memballoon><stats period>). crc32c_generic is ext4's and jbd2's checksum (a crypto
 # softdep that modinfo's 'depends' does not list; there is no modprobe here).
 module_groups="core net disk input display extra"
@@ -357,8 +357,11 @@ ip link set lo up
 ) &
 load input
 wait
-# A VGA card (PCI class 0300): its frame buffer console shows tty1.
-if grep -qs '^0x0300' /sys/bus/pci/devices/*/class; then
+# A VGA card (PCI class 0300) and tether.display on the kernel command line: a frame buffer
+# console shows tty1 (the web console's test). Opt-in: the mode switch it makes mid-boot would
+# change a screenshot's size under other tests.
+if grep -qs '^0x0300' /sys/bus/pci/devices/*/class &&
+	case " $(cat /proc/cmdline) " in *" tether.display "*) true ;; *) false ;; esac; then
 	load display &
 fi
 load extra

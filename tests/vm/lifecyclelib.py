@@ -279,12 +279,12 @@ AGENT_CHANNEL = """    <channel type='unix'>
 
 
 def domain_xml(name, genv, disk=None, initrd=None, memory_mib=256, acpi=True, kernel=True,
-               devices_extra="", vcpus=1, agent=True, kernel_path=None):
+               devices_extra="", vcpus=1, agent=True, kernel_path=None, append_extra=""):
     os_extra = ""
     if kernel:
         os_extra = (f"    <kernel>{kernel_path or genv['TETHER_GUEST_KERNEL']}</kernel>\n"
                     f"    <initrd>{initrd or genv['TETHER_GUEST_INITRD']}</initrd>\n"
-                    f"    <cmdline>{genv['TETHER_GUEST_APPEND']}</cmdline>\n")
+                    f"    <cmdline>{genv['TETHER_GUEST_APPEND']}{append_extra}</cmdline>\n")
     disk_xml = ""
     if disk:
         disk_xml = (f"    <disk type='file' device='disk'>\n"

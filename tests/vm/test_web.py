@@ -618,7 +618,8 @@ def run(t, a, genv, shots):
     disk = os.path.join(t.root, "web1-data.img")
     shutil.copyfile(genv["TETHER_GUEST_DATA"], disk)
     write(os.path.join(t.root, "web1.xml"),
-          domain_xml("web1", genv, disk=disk, memory_mib=256, devices_extra=NIC + VNC + VGA))
+          domain_xml("web1", genv, disk=disk, memory_mib=256, devices_extra=NIC + VNC + VGA,
+                     append_extra=" tether.display"))
     # web2 needs no kernel: it only has to run (the BIOS finds nothing to boot and waits).
     write(os.path.join(t.root, "web2.xml"),
           domain_xml("web2", genv, kernel=False, agent=False, memory_mib=64,
