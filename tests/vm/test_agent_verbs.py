@@ -38,7 +38,7 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lifecyclelib import (write, REPO, Results, Tether, AgentError, domain_xml,  # noqa: E402
-                          load_guest_env, mark_boot, same_boot)
+                          load_guest_env, mark_boot, same_boot, start_libvirtd)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -213,23 +213,11 @@ class Libvirt:
         if shutil.which("virsh") is None or shutil.which("libvirtd") is None:
             self.available = False
             return False
-        if self.virsh("version", timeout=20)[0] != 0:
-            for daemon, pidfile in (("virtlogd", "/run/virtlogd.pid"),
-                                    ("libvirtd", "/run/libvirtd.pid")):
-                if subprocess.run([daemon, "-d"]).returncode != 0:
-                    continue
-                for _ in range(100):
-                    if os.path.exists(pidfile):
-                        break
-                    time.sleep(0.1)
-                try:
-                    self.started.append(int(open(pidfile).read().split()[0]))
-                except (OSError, ValueError, IndexError):
-                    pass
-            for _ in range(100):
-                if self.virsh("version", timeout=20)[0] == 0:
-                    break
-                time.sleep(0.2)
+        ok, pids = start_libvirtd()
+        if ok:
+            self.started.extend(pids)
+        else:
+            print(f"libvirtd: {pids}")
         self.available = self.virsh("version", timeout=20)[0] == 0
         return self.available
 
@@ -887,6 +875,12 @@ def verbs(t, cli, ag, dom, variant, root):
         # shutdown --mode agent,acpi at the end needs a fresh boot.
         rc, o, e = t.cli("reset", dom)
         check(f"{tag} reset after the S3 cycle", rc == 0, o + e)
+        # The next checks (exec) need the agent of the new boot; with libvirt the twin's
+        # start used to hide the reboot, without it (--no-libvirt) they came too soon.
+        try:
+            check(f"{tag} ... the agent answers again, a new boot", not same_boot(ag, 120))
+        except AgentError as e:
+            check(f"{tag} ... the agent answers again, a new boot", False, str(e))
     return out
 
 
