@@ -75,6 +75,22 @@ def write(path, text):
     return path
 
 
+def start_libvirtd():
+    """virtlogd and libvirtd through tools/libvirtd-start.sh (it masks /dev/kvm from libvirtd,
+    which otherwise probes QEMU again on every call here), unless libvirtd already answers.
+    (ok, pids): the PIDs it started, to stop by PID and only those; ok False with the reason
+    in pids' place when it could not."""
+    try:
+        p = subprocess.run([os.path.join(REPO, "tools", "libvirtd-start.sh")],
+                           capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return False, "tools/libvirtd-start.sh did not finish within 300 s"
+    pids = [int(w) for w in p.stdout.split() if w.isdigit()]
+    if p.returncode != 0:
+        return False, p.stderr.strip() or f"tools/libvirtd-start.sh exited {p.returncode}"
+    return True, pids
+
+
 def load_guest_env(guest_dir):
     env = {}
     path = os.path.join(guest_dir, "guest.env")

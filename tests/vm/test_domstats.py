@@ -41,7 +41,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lifecyclelib import (write, REPO, Results, Tether, AgentError, domain_xml,  # noqa: E402
-                          load_guest_env)
+                          load_guest_env, start_libvirtd)
 
 R = Results()
 check = R.check
@@ -168,23 +168,11 @@ class Libvirt:
     def ensure(self):
         if shutil.which("virsh") is None or shutil.which("libvirtd") is None:
             return False
-        if self.virsh("version", timeout=20)[0] != 0:
-            for daemon, pidfile in (("virtlogd", "/run/virtlogd.pid"),
-                                    ("libvirtd", "/run/libvirtd.pid")):
-                if subprocess.run([daemon, "-d"]).returncode != 0:
-                    continue
-                for _ in range(100):
-                    if os.path.exists(pidfile):
-                        break
-                    time.sleep(0.1)
-                try:
-                    self.started.append(int(open(pidfile).read().split()[0]))
-                except (OSError, ValueError, IndexError):
-                    pass
-            for _ in range(100):
-                if self.virsh("version", timeout=20)[0] == 0:
-                    break
-                time.sleep(0.2)
+        ok, pids = start_libvirtd()
+        if ok:
+            self.started.extend(pids)
+        else:
+            print(f"libvirtd: {pids}")
         return self.virsh("version", timeout=20)[0] == 0
 
     def define(self, name, genv, workdir, start):

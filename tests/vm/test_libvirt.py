@@ -145,31 +145,14 @@ class Console:
         return marker.encode() in out, out.decode(errors="replace")
 
 
-def libvirtd_answers(timeout=30):
-    """virsh version succeeds (a new libvirtd first probes QEMU: slow on a loaded machine)."""
-    try:
-        return subprocess.run(["virsh", "-c", URI, "version"], capture_output=True,
-                              timeout=timeout).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-
-
 def ensure_libvirtd():
-    """Start virtlogd and libvirtd (no systemd here) unless they already run."""
-    started = []
-    if not os.path.exists("/run/libvirt/libvirt-sock") or not libvirtd_answers():
-        for daemon, pidfile in (("virtlogd", "/run/virtlogd.pid"),
-                                ("libvirtd", "/run/libvirtd.pid")):
-            subprocess.run([daemon, "-d"], check=True)
-            for _ in range(100):
-                if os.path.exists(pidfile):
-                    break
-                time.sleep(0.1)
-            started.append(int(open(pidfile).read().split()[0]))
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not libvirtd_answers(60):
-            time.sleep(0.2)
-    return started
+    """Start virtlogd and libvirtd (no systemd here) unless they already run: the PIDs started.
+    tools/libvirtd-start.sh masks /dev/kvm from libvirtd (see there)."""
+    p = subprocess.run([os.path.join(REPO, "tools", "libvirtd-start.sh")], capture_output=True,
+                       text=True, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.strip() or "tools/libvirtd-start.sh failed")
+    return [int(w) for w in p.stdout.split() if w.isdigit()]
 
 
 def domain_xml(name, kernel, initrd, data, append, console):
