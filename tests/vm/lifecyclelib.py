@@ -140,13 +140,24 @@ class Tether:
         return os.path.join(self.root, "run/tether/domains", name, file)
 
     def start_daemon(self):
+        def ready_lines():
+            try:
+                with open(self.log, errors="replace") as f:
+                    return f.read().count(" listening on ")
+            except OSError:
+                return 0
+
+        before = ready_lines()
         logf = open(self.log, "a")
         self.proc = subprocess.Popen([self.tetherd, "--root", self.root, "--verbose"],
                                      stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
+        # The socket accepts before the domains are loaded and reconnected (their requests
+        # wait for that); what a test reads outside tetherd (a disk's owner) is only settled
+        # once the log says "listening on".
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if os.path.exists(self.sock):
+            if os.path.exists(self.sock) and ready_lines() > before:
                 try:
                     s = socket.socket(socket.AF_UNIX)
                     s.connect(self.sock)

@@ -1037,6 +1037,10 @@ def stopped_agent(t, cli, ag, dom, other, other_dom):
     pid = out.split()[0] if code == 0 and out.split() else None
     if not check(f"{dom}: agent pid found in the guest", pid is not None, out):
         return
+    # `tether list` with every agent answering: its process start is in the figure (an ASan
+    # build's alone takes some 40 ms), so the bound below is 50 ms or twice this, if more.
+    base_cli = min((r[3] if r[0] == 0 else 99) for r in (cli("list", "--all") for _ in range(3)))
+    cli_bound = max(0.05, 2 * base_cli)
     # The agent runs our exec itself: a detached shell stops it 1 s later and resumes it 10 s
     # later, when nothing of ours can reach the agent any more.
     ag.spawn("/bin/sh", ["-c", f"sleep 1; kill -STOP {pid}; sleep 10; kill -CONT {pid}"],
@@ -1063,8 +1067,10 @@ def stopped_agent(t, cli, ag, dom, other, other_dom):
           1.7 <= dt <= 3.5, f"rc {bg.returncode} {err!r} {dt:.2f} s")
     check("... meanwhile `list` answers in under 50 ms (control API)", max(lat_list) < 0.05,
           " ".join(f"{x * 1000:.0f}" for x in lat_list) + " ms")
-    check("... and `tether list` in under 50 ms (best of 3, process start included)",
-          min(lat_cli) < 0.05, " ".join(f"{x * 1000:.0f}" for x in lat_cli) + " ms")
+    check(f"... and `tether list` in under {cli_bound * 1000:.0f} ms (best of 3, process start "
+          "included: 50 ms, or twice its time while every agent answers)",
+          min(lat_cli) < cli_bound, " ".join(f"{x * 1000:.0f}" for x in lat_cli) +
+          f" ms (while every agent answers: {base_cli * 1000:.0f} ms)")
     if other is not None:
         check(f"... and the agent of {other_dom} in under 50 ms (best of 3)",
               min(lat_other) < 0.05, " ".join(f"{x * 1000:.0f}" for x in lat_other) + " ms")
