@@ -21,7 +21,7 @@ when tether's median stamp latency is 5 ms or more (the goal), 2 when it cannot 
   python3 bench/event_latency.py [--tetherd build/src/host/tetherd]
         [--tether build/src/cli/tether] [--guest build/guest] [--steps 20]
 
-Needs root, a running libvirtd (qemu:///system; start it with `virtlogd -d; libvirtd -d`)
+Needs root, a running libvirtd (qemu:///system; start it with tools/libvirtd-start.sh)
 and the test guest (tools/mkguest.sh).
 """
 
@@ -272,7 +272,7 @@ def main():
         log("needs root")
         return 2
     if subprocess.run(["virsh", "-c", URI, "version"], capture_output=True).returncode:
-        log("no libvirtd on qemu:///system (start it: virtlogd -d; libvirtd -d)")
+        log("no libvirtd on qemu:///system (start it: tools/libvirtd-start.sh)")
         return 2
     env = load_env(a.guest)
     t = l = None

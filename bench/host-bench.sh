@@ -270,7 +270,7 @@ start_private_libvirt() {
 if $shared; then
         if [ ! -S /run/libvirt/libvirt-sock ]; then
                 log "starting virtlogd and libvirtd"
-                { virtlogd -d && libvirtd -d; } || die "cannot start libvirtd"
+                "$here/../tools/libvirtd-start.sh" >/dev/null || die "cannot start libvirtd"
                 started_libvirt=true
                 for _ in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.2; done
         fi
