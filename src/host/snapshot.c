@@ -2256,6 +2256,17 @@ static int snap_list(struct vm *vm, json_t *args, json_t **ret, struct tt_error 
         return 0;
 }
 
+json_t *snapshot_list(struct vm *vm, struct tt_error *err)
+{
+        json_t *ret = NULL, *list;
+
+        if (snap_list(vm, NULL, &ret, err) < 0)
+                return NULL;
+        list = json_incref(json_object_get(ret, "snapshots"));
+        json_decref(ret);
+        return list;
+}
+
 static int snap_dumpxml(struct vm *vm, json_t *args, json_t **ret, struct tt_error *err)
 {
         const char *name = json_string_value(json_object_get(args, "name"));

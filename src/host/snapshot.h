@@ -39,6 +39,9 @@ int snapshot_op_run(struct tetherd *d, const struct snapshot_op_def *def, json_t
 
 /* A QMP event of the domain: JOB_STATUS_CHANGE ends a snapshot job's wait at once. */
 void snapshot_on_qmp_event(struct vm *vm, const char *name, json_t *data);
+/* The domain's snapshots as snapshot-list gives them (name, parent, description, state,
+ * creation_time, location, current), or NULL with err set. */
+json_t *snapshot_list(struct vm *vm, struct tt_error *err);
 /* How many snapshots (with metadata) the domain has; 0 when none or unreadable. */
 int snapshot_count(struct vm *vm);
 /* undefine: an inactive domain with snapshots is refused unless with_metadata (virsh's

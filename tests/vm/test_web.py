@@ -605,6 +605,60 @@ def chart_checks(t, drv, base, auth, shots):
         check(f"{path} is not served", st == 404, str(st))
 
 
+def snapshot_checks(t, drv, base, auth):
+    """The domain's page lists its snapshots (a shut-off domain's: qemu-img snapshot)."""
+    from selenium.webdriver.common.by import By
+
+    img = os.path.join(t.root, "web3.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "16M"], check=True)
+    write(os.path.join(t.root, "web3.xml"), f"""<domain type='qemu'>
+  <name>web3</name>
+  <memory unit='MiB'>64</memory>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='{img}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+""")
+    rc, out, err = t.cli("define", os.path.join(t.root, "web3.xml"))
+    check("define web3 (a qcow2 disk, shut off)", rc == 0, err)
+    drv.get(base + "/domain.html?name=web3")
+    note = wait_for(lambda: drv.find_element(By.ID, "snapshots-note").text or None, 10)
+    check("web3's page: 'No snapshots.'", note == "No snapshots.", repr(note))
+    for args in (("before-upgrade", "--description", "taken by the web test"),
+                 ("after-upgrade",)):
+        rc, out, err = t.cli("snapshot-create-as", "web3", *args)
+        check(f"snapshot-create-as web3 {args[0]}", rc == 0, err)
+    st, h, body = request(base, "/api/domains/web3", headers=auth)
+    snaps = json.loads(body).get("snapshots", []) if st == 200 else []
+    got = sorted((x["name"], x.get("parent"), x["state"], x["current"], x.get("description"))
+                 for x in snaps)
+    check("GET /api/domains/web3: its two snapshots, parent and current as snapshot-list says",
+          got == [("after-upgrade", "before-upgrade", "shutoff", True, None),
+                  ("before-upgrade", None, "shutoff", False, "taken by the web test")],
+          body[:600])
+    drv.get(base + "/domain.html?name=web3")
+
+    def rows():
+        try:
+            return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                    for tr in drv.find_elements(By.CSS_SELECTOR, "#snapshots tbody tr")]
+        except Exception:
+            return []
+
+    wait_for(lambda: len(rows()) == 2, 10)
+    got = [[r[0], r[2], r[3], r[4]] for r in rows()]
+    check("the page's snapshot table: newest first, the current one marked",
+          got == [["after-upgrade (current)", "shutoff", "before-upgrade", ""],
+                  ["before-upgrade", "shutoff", "", "taken by the web test"]] and
+          all(r[1] for r in rows()) and
+          drv.find_element(By.ID, "snapshots-note").text == "", repr(rows()))
+
+
 def run(t, a, genv, shots):
     from selenium.webdriver.common.by import By
 
@@ -823,6 +877,7 @@ def run(t, a, genv, shots):
               "/mnt/data" in mounts, f"{mounts}, agent: {[f['mountpoint'] for f in fsinfo]}")
         drv.save_screenshot(os.path.join(shots, "domain.png"))
 
+        snapshot_checks(t, drv, base, auth)
         chart_checks(t, drv, base, auth, shots)
         console_checks(t, drv, base, auth, agent, shots)
         password_checks(t, drv, base)

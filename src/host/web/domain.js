@@ -52,6 +52,16 @@ function show(d) {
   const users = agent.users ? agent.users.data : [];
   fillTable("users", users.map((u) => [
     u.user, u.domain || "", new Date(u["login-time"] * 1000).toLocaleString()]));
+  // Snapshots, newest first; the current one (the next one's parent) is marked.
+  const snaps = (d.snapshots || []).slice().sort((x, y) => y.creation_time - x.creation_time ||
+                                                           (x.name < y.name ? -1 : 1));
+  document.getElementById("snapshots-note").textContent =
+    d.snapshots_error ? `Cannot read the snapshots: ${d.snapshots_error}`
+    : snaps.length ? "" : "No snapshots.";
+  fillTable("snapshots", snaps.map((x) => [
+    x.current ? `${x.name} (current)` : x.name,
+    new Date(x.creation_time * 1000).toLocaleString(), x.state, x.parent || "",
+    x.description || ""]));
   const fss = agent.filesystems ? agent.filesystems.data : [];
   fillTable("filesystems", fss.map((f) => [
     f.mountpoint, f.type, (f.disk || []).map((x) => x.dev || "").join(", "),
