@@ -5,12 +5,10 @@
  * snapshot-list reply, and printed in virsh 9.0's words and layout.
  */
 #include "cli/cli.h"
+#include "cli/lazyxml.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xpath.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +86,7 @@ int cli_args_snapshot_create(json_t *args, const struct cli_opts *o)
         _cleanup_free_ char *text = NULL;
         struct tt_error err = {0};
         size_t len = 0;
+        const struct lazyxml *x;
         xmlDocPtr doc;
         xmlXPathContextPtr ctx;
 
@@ -103,11 +102,14 @@ int cli_args_snapshot_create(json_t *args, const struct cli_opts *o)
                 tt_error_clear(&err);
                 return -1;
         }
-        doc = xmlReadMemory(text, (int)len, o->pos[1], NULL,
+        x = lazyxml();
+        if (x == NULL)
+                return -1;
+        doc = x->read_memory(text, (int)len, o->pos[1], NULL,
                             XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-        ctx = doc ? xmlXPathNewContext(doc) : NULL;
+        ctx = doc ? x->xpath_new_context(doc) : NULL;
         if (ctx == NULL) {
-                xmlFreeDoc(doc);
+                x->free_doc(doc);
                 cli_error("XML error: cannot parse '%s'", o->pos[1]);
                 return -1;
         }
@@ -119,16 +121,16 @@ int cli_args_snapshot_create(json_t *args, const struct cli_opts *o)
 
                 for (size_t i = 0; i < TT_ARRAY_SIZE(fields); i++) {
                         xmlXPathObjectPtr v =
-                                xmlXPathEvalExpression((const xmlChar *)fields[i][1], ctx);
+                                x->xpath_eval_expression((const xmlChar *)fields[i][1], ctx);
 
                         if (v && v->stringval && v->stringval[0])
                                 json_object_set_new(args, fields[i][0],
                                                     json_string((const char *)v->stringval));
-                        xmlXPathFreeObject(v);
+                        x->xpath_free_object(v);
                 }
         }
-        xmlXPathFreeContext(ctx);
-        xmlFreeDoc(doc);
+        x->xpath_free_context(ctx);
+        x->free_doc(doc);
         json_object_set_new(args, "file", json_string(o->pos[1]));
         return 0;
 }

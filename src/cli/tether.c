@@ -5,14 +5,13 @@
  * it sends and how the reply is printed (virsh's text, or --json).
  */
 #include "cli/cli.h"
+#include "cli/lazyxml.h"
 #include "common/base64.h"
 #include "common/cleanup.h"
 #include "common/fileutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +294,7 @@ static json_t *xml_file_as_utf8(const char *file)
         _cleanup_free_ char *buf = NULL;
         struct tt_error err = {0};
         json_t *utf8 = NULL;
+        const struct lazyxml *x;
         xmlDocPtr doc;
         size_t len;
 
@@ -303,12 +303,15 @@ static json_t *xml_file_as_utf8(const char *file)
                 tt_error_clear(&err);
                 return NULL;
         }
+        x = lazyxml();
+        if (x == NULL)
+                return NULL;
         /* No network, no entities, no DTD loading, no messages on stderr: only the encoding. */
-        doc = xmlReadMemory(buf, (int)len, file, NULL,
+        doc = x->read_memory(buf, (int)len, file, NULL,
                             XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
         utf8 = json_stringn(buf, len); /* NULL unless valid UTF-8 without NUL */
         if (doc == NULL) {
-                const xmlError *e = xmlGetLastError();
+                const xmlError *e = x->get_last_error();
                 char msg[256];
                 const char *bytes;
 
@@ -327,11 +330,11 @@ static json_t *xml_file_as_utf8(const char *file)
                         cli_error("%s: not well-formed XML at line %d: %s", file, e ? e->line : 0,
                                   msg);
                 }
-                xmlResetLastError();
+                x->reset_last_error();
                 return NULL;
         }
         if (utf8 && (doc->encoding == NULL || is_utf8_name((const char *)doc->encoding))) {
-                xmlFreeDoc(doc);
+                x->free_doc(doc);
                 return utf8;
         }
         json_decref(utf8);
@@ -340,14 +343,14 @@ static json_t *xml_file_as_utf8(const char *file)
                 int n = 0;
 
                 /* Written with encoding="UTF-8" in its declaration, which the daemon follows. */
-                xmlDocDumpMemoryEnc(doc, &out, &n, "UTF-8");
+                x->dump_memory_enc(doc, &out, &n, "UTF-8");
                 utf8 = out ? json_stringn((const char *)out, (size_t)n) : NULL;
-                xmlFree(out);
+                x->free(out);
         }
         if (utf8 == NULL)
                 cli_error("%s: cannot convert from %s to UTF-8", file,
                           doc->encoding ? (const char *)doc->encoding : "its encoding");
-        xmlFreeDoc(doc);
+        x->free_doc(doc);
         return utf8;
 }
 
