@@ -499,6 +499,7 @@ struct snapjob {
         char job_id[48];             /* its job-id */
         const char *qcmd;            /* snapshot-save, snapshot-load or snapshot-delete */
         bool polling;                /* query-jobs polls it (a timer or a query in flight) */
+        bool aborting;               /* QEMU said the job is aborting: it failed */
         bool starting;               /* create_start() runs: an end now is deferred to it */
         bool finished;               /* ... and one came */
         struct event *timer;         /* query-jobs polling */
@@ -734,15 +735,28 @@ void snapshot_on_qmp_event(struct vm *vm, const char *name, json_t *data)
         id = json_string_value(json_object_get(data, "id"));
         status = json_string_value(json_object_get(data, "status"));
         if (sj->magic != SNAPJOB_MAGIC || !sj->polling || id == NULL || status == NULL ||
-            strcmp(id, sj->job_id) != 0 || strcmp(status, "concluded") != 0)
+            strcmp(id, sj->job_id) != 0)
                 return;
-        /* The job ended: ask for its result now rather than at the next poll. */
+        /* QEMU's jobs conclude through "aborting" when they fail, through "pending" when they
+           succeed: only a failure needs query-jobs (for its error). */
+        if (strcmp(status, "aborting") == 0)
+                sj->aborting = true;
+        if (strcmp(status, "concluded") != 0)
+                return;
+        /* The job ended, and no query-jobs is in flight: done now rather than at the next
+           poll (a query in flight answers for it). */
         if (sj->timer && evtimer_pending(sj->timer, NULL)) {
                 event_del(sj->timer);
-                qjob_tick(-1, EV_TIMEOUT, sj);
+                if (sj->aborting) {
+                        qjob_tick(-1, EV_TIMEOUT, sj);
+                } else {
+                        sj->polling = false;
+                        qjob_end(sj, vm, NULL);
+                }
         }
 }
 
+static void create_pending(struct snapjob *sj, struct vm *vm);
 static bool qdev_is(const char *qdev, const char *id);
 static void disk_device_id(const struct domain_disk *dk, char *buf, size_t len);
 
@@ -803,8 +817,14 @@ static void qjob_issue(void *opaque, json_t *blocks, const struct tt_error *err)
                          devices);
         if (strcmp(sj->qcmd, "snapshot-delete") != 0)
                 json_object_set_new(args, "vmstate", json_string(vmstate));
-        if (qmp_command(vm->qmp, sj->qcmd, args, VM_QMP_TIMEOUT_MS, qjob_started, sj) < 0)
+        if (qmp_command(vm->qmp, sj->qcmd, args, VM_QMP_TIMEOUT_MS, qjob_started, sj) < 0) {
                 sj->next(sj, "operation failed: cannot talk to QEMU");
+                return;
+        }
+        /* The marker's fsyncs while QEMU saves, not before: it exists before the job can end
+           (its end is heard on this loop), so a kill -9 from now on still finds it. */
+        if (sj->kind == SJ_CREATE)
+                create_pending(sj, vm);
 }
 
 /*
@@ -1172,9 +1192,12 @@ static void create_take(struct snapjob *sj, struct vm *vm);
 /* Start taking the snapshot, and write its metadata while that runs. */
 static void create_start(struct snapjob *sj, struct vm *vm)
 {
+        /* A QMP snapshot-save job writes it once the job is asked for (qjob_issue). */
+        bool qjob = !sj->disk_only && vm_state_is_active(vm->status.state);
+
         sj->starting = true;
         create_take(sj, vm);
-        if (!sj->finished)
+        if (!sj->finished && !qjob)
                 create_pending(sj, vm);
         sj->starting = false;
         if (sj->finished)
