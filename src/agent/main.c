@@ -43,10 +43,16 @@ static int write_pidfile(const char *path, struct tt_error *err)
         return 0;
 }
 
-/* Fork into the background; the parent exits once the child has written the pidfile. */
-static int daemonize(const char *pidfile, bool *pidfile_written, struct tt_error *err)
+/*
+ * Fork into the background. The parent waits on a pipe and exits with the status the daemon
+ * sends through daemon_ready() once it serves its channel (what an init system's "forking"
+ * service expects; qemu-ga's parent exits at once), or 1 if the daemon dies before that.
+ * *ready_fd is the pipe's write end; errors until it is used still reach the caller's stderr.
+ */
+static int daemonize(const char *pidfile, bool *pidfile_written, int *ready_fd,
+                     struct tt_error *err)
 {
-        int pipefd[2], devnull;
+        int pipefd[2];
         char status = 1;
         pid_t pid;
 
@@ -68,15 +74,22 @@ static int daemonize(const char *pidfile, bool *pidfile_written, struct tt_error
                 return tt_error_errno(err, errno, "fork");
         if (pid > 0)
                 _exit(0);
+        *ready_fd = pipefd[1];
         umask(S_IRWXG | S_IRWXO);
         if (chdir("/") < 0)
                 return tt_error_errno(err, errno, "chdir /");
-        if (write_pidfile(pidfile, err) < 0) {
-                (void)!write(pipefd[1], &status, 1);
+        if (write_pidfile(pidfile, err) < 0)
                 return -1;
-        }
         *pidfile_written = true;
-        devnull = open("/dev/null", O_RDWR);
+        return 0;
+}
+
+/* The daemon serves its channel: detach from the terminal and let the parent exit 0. */
+static void daemon_ready(int *ready_fd)
+{
+        char status = 0;
+        int devnull = open("/dev/null", O_RDWR);
+
         if (devnull >= 0) {
                 dup2(devnull, STDIN_FILENO);
                 dup2(devnull, STDOUT_FILENO);
@@ -84,10 +97,9 @@ static int daemonize(const char *pidfile, bool *pidfile_written, struct tt_error
                 if (devnull > STDERR_FILENO)
                         close(devnull);
         }
-        status = 0;
-        (void)!write(pipefd[1], &status, 1);
-        close(pipefd[1]);
-        return 0;
+        (void)!write(*ready_fd, &status, 1);
+        close(*ready_fd);
+        *ready_fd = -1;
 }
 
 static void on_signal(struct agent_ctx *ctx, int fd, short revents, void *opaque)
@@ -161,12 +173,13 @@ static void seed_json_hash(void)
 static int run(struct agent_ctx *ctx, bool *pidfile_written, struct tt_error *err)
 {
         struct agent_config *cfg = ctx->cfg;
+        int ready_fd = -1;
         int r;
 
         if (cfg->logfile && tt_log_open(cfg->logfile) < 0)
                 return tt_error_errno(err, errno, "cannot open log file '%s'", cfg->logfile);
         tt_log_set_level(cfg->debug ? TT_LOG_DEBUG : cfg->verbose ? TT_LOG_DEBUG : TT_LOG_INFO);
-        if (cfg->daemonize && daemonize(cfg->pidfile, pidfile_written, err) < 0)
+        if (cfg->daemonize && daemonize(cfg->pidfile, pidfile_written, &ready_fd, err) < 0)
                 return -1;
         ctx->loop = agent_loop_new();
         ctx->splitter = wire_splitter_new();
@@ -182,6 +195,8 @@ static int run(struct agent_ctx *ctx, bool *pidfile_written, struct tt_error *er
                 return -1;
         tt_info("tether-agent %s serving %s %s", TETHER_VERSION, cfg->method,
                 cfg->path ? cfg->path : "(socket activation)");
+        if (ready_fd >= 0)
+                daemon_ready(&ready_fd);
         while (!ctx->quit) {
                 r = agent_loop_run_once(ctx);
                 if (r < 0)

@@ -208,8 +208,9 @@ def test_daemonize(tmp):
           p.stderr)
     pid = int(open(pidfile).read())
     check('pidfile holds a live pid', os.path.exists('/proc/%d' % pid))
+    # -d returns once the daemon serves its channel: no waiting for the socket here.
     s = socket.socket(socket.AF_UNIX)
-    check('daemon serves its socket', wait_for(lambda: os.path.exists(sock)))
+    check('daemon serves its socket when -d returns', os.path.exists(sock))
     s.connect(sock)
     s.sendall(b'{"execute":"guest-ping"}')
     check('daemon answers', read_reply(s.fileno()) == b'{"return": {}}')
@@ -228,6 +229,11 @@ def test_daemonize(tmp):
           'serving unix-listen' in text and 'executing guest-ping' in text, text)
     # The daemon is not our child (its exit status goes to init): its log holds its stderr.
     check_clean('daemonized agent log', text)
+    bad = os.path.join(tmp, 'missing', 'd.sock')
+    p3 = run('-d', '-m', 'unix-listen', '-p', bad, '-t', tmp, '-f', pidfile)
+    check('-d exits 1 when the daemon cannot open its channel, and says why',
+          p3.returncode == 1 and ("cannot bind '%s'" % bad) in p3.stderr, p3.stderr)
+    check('and the failed daemon removes its pidfile', not os.path.exists(pidfile))
 
 
 def test_isa_serial(tmp):
