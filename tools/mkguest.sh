@@ -300,6 +300,10 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /dev/pts /run/agent /run/log
 mount -t devpts devpts /dev/pts
+# The askfirst shell on the serial console, only when the domain has a UART there: without one,
+# busybox init respawns it every second (its tty set-up fails), and the guest is never idle.
+grep -q '^0: uart:unknown' /proc/tty/driver/serial 2>/dev/null ||
+	echo 'ttyS0::askfirst:-/bin/sh' >>/etc/inittab
 exec /sbin/init
 EOF
 chmod 755 "$root/init"
@@ -308,7 +312,6 @@ cat >"$root/etc/inittab" <<'EOF'
 ::sysinit:/etc/init.d/rcS
 ::respawn:/etc/init.d/agent
 ::respawn:/sbin/acpid -f -c /etc/acpi -l /run/log/acpid.log
-ttyS0::askfirst:-/bin/sh
 tty1::askfirst:-/bin/sh
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/etc/init.d/rcK
