@@ -56,6 +56,58 @@ static char *dac_path(struct tetherd *d, const char *name)
         return store_run_path(&d->store, name, DAC_FILE);
 }
 
+static int save_doc(const char *state, json_t *doc, struct tt_error *err)
+{
+        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
+
+        if (text == NULL)
+                return tt_error_set(err, ENOMEM, "out of memory");
+        return tt_write_file_atomic(state, text, strlen(text), 0600, err);
+}
+
+static bool same_file(json_t *f, json_int_t dev, json_int_t ino)
+{
+        return json_integer_value(json_object_get(f, "dev")) == dev &&
+               json_integer_value(json_object_get(f, "ino")) == ino;
+}
+
+/*
+ * Another running domain whose dac.json lists the file (dev, ino): its dac.json (the caller
+ * frees it and *state), and in *entry that file's entry; NULL when there is none.
+ */
+static json_t *other_holder(struct tetherd *d, const char *name, json_int_t dev, json_int_t ino,
+                            char **state, json_t **entry)
+{
+        char **names = store_list_running(&d->store, NULL);
+        json_t *found = NULL;
+
+        for (size_t i = 0; names && names[i]; i++) {
+                _cleanup_free_ char *path = NULL;
+                json_t *doc, *f;
+                size_t k;
+
+                if (found || strcmp(names[i], name) == 0 ||
+                    (path = dac_path(d, names[i])) == NULL || access(path, F_OK) < 0)
+                        continue;
+                doc = json_load_file(path, 0, NULL);
+                json_array_foreach(json_object_get(doc, "files"), k, f) {
+                        if (same_file(f, dev, ino)) {
+                                found = doc;
+                                *entry = f;
+                                *state = path;
+                                path = NULL;
+                                break;
+                        }
+                }
+                if (found == NULL)
+                        json_decref(doc);
+        }
+        for (size_t i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
+        return found;
+}
+
 /* What def makes QEMU open, with the access it needs; the same file once, with the most. */
 struct need {
         char *real;  /* realpath */
@@ -120,8 +172,30 @@ int dac_grant(struct tetherd *d, const char *name, const struct domain *def,
 
                 if (fd < 0 || fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
                         continue;
-                if (dac_qemu_can(d, &st, needs[i].access))
+                if (dac_qemu_can(d, &st, needs[i].access)) {
+                        /*
+                         * Given to QEMU's user for another running domain: note that this one
+                         * uses it too, so that the other's stop leaves it for this run.
+                         */
+                        _cleanup_free_ char *other_state = NULL;
+                        _cleanup_json_ json_t *other = NULL;
+                        json_t *entry;
+
+                        if (st.st_uid != d->qemu_uid ||
+                            (other = other_holder(d, name, (json_int_t)st.st_dev,
+                                                  (json_int_t)st.st_ino, &other_state,
+                                                  &entry)) == NULL)
+                                continue;
+                        json_array_append_new(
+                                files, json_pack("{s:s, s:I, s:I, s:b}", "path", needs[i].real,
+                                                 "dev", (json_int_t)st.st_dev, "ino",
+                                                 (json_int_t)st.st_ino, "shared", true));
+                        if (save_doc(state, doc, err) < 0) {
+                                r = -1;
+                                break;
+                        }
                         continue;
+                }
                 /*
                  * Only root's requests may hand out a file outside the image folders: a client
                  * or an autostart may not make tetherd give away a file the domain was never
@@ -141,14 +215,9 @@ int dac_grant(struct tetherd *d, const char *name, const struct domain *def,
                                                 (json_int_t)(st.st_mode & 07777), "dev",
                                                 (json_int_t)st.st_dev, "ino",
                                                 (json_int_t)st.st_ino));
-                {
-                        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
-
-                        if (text == NULL ||
-                            tt_write_file_atomic(state, text, strlen(text), 0600, err) < 0) {
-                                r = -1;
-                                break;
-                        }
+                if (save_doc(state, doc, err) < 0) {
+                        r = -1;
+                        break;
                 }
                 mode = (st.st_mode & 07777) | S_IRUSR |
                        ((needs[i].access & DAC_WRITE) ? S_IWUSR : 0);
@@ -171,7 +240,41 @@ int dac_grant(struct tetherd *d, const char *name, const struct domain *def,
         return r;
 }
 
-static void restore_one(const char *name, json_t *f, uid_t ours)
+/*
+ * A file this domain remembered that another running domain also lists: the last one to stop
+ * restores it. When this domain holds the owner from before any run, it passes to the other
+ * (whose entry holds only QEMU's user, or a use); true when the file is left to the other.
+ */
+static bool leave_to_other(struct tetherd *d, const char *name, json_t *f, uid_t ours)
+{
+        json_int_t dev = json_integer_value(json_object_get(f, "dev"));
+        json_int_t ino = json_integer_value(json_object_get(f, "ino"));
+        _cleanup_free_ char *other_state = NULL;
+        _cleanup_json_ json_t *other = NULL;
+        struct tt_error err = {0};
+        json_t *entry;
+
+        other = other_holder(d, name, dev, ino, &other_state, &entry);
+        if (other == NULL)
+                return false;
+        if (json_is_true(json_object_get(f, "shared")) ||
+            json_integer_value(json_object_get(f, "uid")) == (json_int_t)ours)
+                return true;
+        json_object_update(entry, f);
+        json_object_del(entry, "shared");
+        if (save_doc(other_state, other, &err) < 0) {
+                tt_warn("%s: cannot pass the owner of '%s' on to the domain that still uses it: "
+                        "%s; restoring it now",
+                        name, json_string_value(json_object_get(f, "path")), err.msg);
+                tt_error_clear(&err);
+                return false;
+        }
+        tt_debug("%s: '%s' stays QEMU's user's for another running domain, which restores it",
+                 name, json_string_value(json_object_get(f, "path")));
+        return true;
+}
+
+static void restore_one(struct tetherd *d, const char *name, json_t *f, uid_t ours)
 {
         const char *path = json_string_value(json_object_get(f, "path"));
         json_int_t uid = json_integer_value(json_object_get(f, "uid"));
@@ -183,7 +286,8 @@ static void restore_one(const char *name, json_t *f, uid_t ours)
         char fdpath[64];
         struct stat st;
 
-        if (path == NULL || path[0] != '/')
+        if (path == NULL || path[0] != '/' || leave_to_other(d, name, f, ours) ||
+            json_is_true(json_object_get(f, "shared")))
                 return;
         fd = open_exact(path);
         if (fd < 0 || fstat(fd, &st) < 0) {
@@ -219,7 +323,7 @@ void dac_restore(struct tetherd *d, const char *name)
         /* Newest first: a file granted twice ends with its first remembered owner. */
         for (i = json_array_size(files); i-- > 0;) {
                 f = json_array_get(files, i);
-                restore_one(name, f,
+                restore_one(d, name, f,
                             (uid_t)json_integer_value(json_object_get(doc, "qemu_uid")));
         }
         if (doc == NULL)

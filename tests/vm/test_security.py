@@ -9,6 +9,8 @@
   seccomp mode 2; QEMU's fd table holds only what it was given (a descriptor tetherd inherited
   without close-on-exec does not reach it); a disk image (root 0600) belongs to tether-qemu for
   the run and gets its owner and mode back after destroy, and after a tetherd restart + destroy.
+- A read-only image (root 0600) that two running domains share stays tether-qemu's until the
+  last of them stops, in either order of stops and across a tetherd restart, then is root 0600.
 
   tests/vm/test_security.py --tetherd build/src/host/tetherd --tether build/src/cli/tether
                             [--guest DIR] [--keep]
@@ -65,6 +67,7 @@ def run(t, a):
     rc, out, err = t.cli("domid", "rd")
     check("no id once shut off", (rc, out.strip()) == (0, "-"), repr((rc, out, err)))
     unprivileged_qemu(t, genv)
+    shared_image(t, genv)
     t.stop_daemon()
     log = open(t.log, errors="replace").read()
     check("no sanitizer report from tetherd",
@@ -169,6 +172,46 @@ def unprivileged_qemu(t, genv):
     t.start_daemon()
     check("QEMU died while tetherd was away: the disk is given back",
           owner(disk) == (0, 0, 0o600), repr(owner(disk)))
+
+
+def shared_image(t, genv):
+    """A read-only image that two running domains use: the first stop leaves it to the other,
+    the last one gives it back, whichever order they stop in, across a tetherd restart too."""
+    qemu = pwd.getpwnam("tether-qemu")
+    shared = os.path.join(t.root, "shared-ro.img")
+    shutil.copyfile(genv["TETHER_GUEST_DATA"], shared)
+    os.chown(shared, 0, 0)
+    os.chmod(shared, 0o600)
+    disk = (f"    <disk type='file' device='disk'>\n"
+            f"      <driver name='qemu' type='raw'/>\n"
+            f"      <source file='{shared}'/>\n"
+            f"      <target dev='vdb' bus='virtio'/>\n"
+            f"      <readonly/>\n"
+            f"    </disk>\n")
+    for name in ("sa", "sb"):
+        path = write(os.path.join(t.root, f"{name}.xml"),
+                     domain_xml(name, genv, memory_mib=128, agent=False, devices_extra=disk))
+        rc, out, err = t.cli("define", path)
+        check(f"define {name} with the shared read-only image", rc == 0, err)
+    given = (qemu.pw_uid, qemu.pw_gid, 0o600)
+    for first, last, restart in (("sa", "sb", True), ("sb", "sa", False)):
+        for name in ("sa", "sb"):
+            rc, out, err = t.cli("start", name)
+            check(f"start {name}", rc == 0, err)
+        check("the shared image is tether-qemu's while both run", owner(shared) == given,
+              repr(owner(shared)))
+        rc, out, err = t.cli("destroy", first)
+        check(f"destroy {first}", rc == 0, err)
+        check(f"{first} stopped, {last} runs on: the shared image stays tether-qemu's",
+              owner(shared) == given, repr(owner(shared)))
+        if restart:
+            t.stop_daemon()
+            t.start_daemon()
+            check("and after a tetherd restart", owner(shared) == given, repr(owner(shared)))
+        rc, out, err = t.cli("destroy", last)
+        check(f"destroy {last}", rc == 0, err)
+        check(f"the last user ({last}) stopped: the shared image is root 0600 again",
+              owner(shared) == (0, 0, 0o600), repr(owner(shared)))
 
 
 def main():
