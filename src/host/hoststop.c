@@ -400,6 +400,11 @@ static void record_carry(struct hoststop *hs)
                 record_write(hs);
 }
 
+bool hoststop_running(const struct tetherd *d)
+{
+        return d->hoststop != NULL && d->hoststop->running;
+}
+
 bool hoststop_begin(struct tetherd *d)
 {
         struct hoststop *hs = d->hoststop;

@@ -51,6 +51,8 @@ void hoststop_free(struct tetherd *d);
  * caller exits at once. True: the loop must keep running; hoststop breaks it when done.
  */
 bool hoststop_begin(struct tetherd *d);
+/* The host stop has begun: no domain may start (vm_begin_job refuses a launch). */
+bool hoststop_running(const struct tetherd *d);
 /* At start-up, after the domains are loaded: restore (or forget) what the last host stop saved. */
 void hoststop_boot(struct tetherd *d);
 

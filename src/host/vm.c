@@ -3,6 +3,7 @@
 #include "host/backing.h"
 #include "host/snapshot.h"
 #include "host/dac.h"
+#include "host/hoststop.h"
 #include "host/console.h"
 #include "host/events.h"
 #include "host/guest.h"
@@ -119,6 +120,12 @@ int vm_begin_job(struct vm *vm, const char *job, enum vm_event ev, vm_done_fn do
                                     vm->job);
         if (vm_state_apply(vm->status, ev, &next, &why) < 0)
                 return invalid_op(err, &why);
+        /* A guest started now would be cut off when tetherd exits, unsaved. */
+        if (ev == VM_EV_LAUNCH && hoststop_running(vm->d))
+                return tt_error_set(err, VM_ERR_INVALID_OP,
+                                    "Requested operation is not valid: the host is stopping: "
+                                    "tetherd is saving or shutting down its guests, and starts "
+                                    "none");
         vm->job = job;
         vm->done = done;
         vm->done_opaque = opaque;

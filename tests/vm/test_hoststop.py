@@ -15,7 +15,7 @@
 - idle: with --report-idle, an idle guest shows `idle (unknown)`; a busy loop in it (guest-exec)
   makes it running again; without the option it stays running.
 - host stop: SIGTERM with 3 running guests and --on-shutdown managedsave: tetherd saves them
-  and exits; the next start (--on-boot ignore) lists them saved, the one after (--on-boot start)
+  and exits (a `start` meanwhile is refused, saying why); the next start (--on-boot ignore) lists them saved, the one after (--on-boot start)
   restores them with their uptime going on. Then --on-shutdown shutdown with one guest whose
   acpid is stopped: the other two shut down, it is destroyed once the shutdown-timeout passed,
   and the log says so.
@@ -75,10 +75,13 @@ def log_text(t):
         return f.read()
 
 
-def sigterm_and_wait(t, timeout):
-    """SIGTERM tetherd; (exit status or None if still running after timeout, seconds taken)."""
+def sigterm_and_wait(t, timeout, during=None):
+    """SIGTERM tetherd, run during() while it stops; (exit status or None if still running
+    after timeout, seconds taken)."""
     t0 = time.monotonic()
     t.proc.send_signal(signal.SIGTERM)
+    if during:
+        during()
     try:
         rc = t.proc.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -273,7 +276,16 @@ def run_idle_and_hoststop(t, genv):
     # ---- SIGTERM with --on-shutdown managedsave ----
     up_before = {name: uptime(agents[name]) for name in GUESTS}
     pids = {name: t.qemu_pid(name) for name in GUESTS}
-    rc, dt = sigterm_and_wait(t, SHUTDOWN_TIMEOUT + 90)
+    def start_during_stop():
+        # The host stop has begun once the log says so; the control socket still serves.
+        wait_for(lambda: "host stop: managedsave of 3 running guests" in log_text(t), 10, 0.02)
+        rc, out, err = t.cli("start", "gd")
+        check("start during the host stop is refused, saying why",
+              rc == 1 and "error: Requested operation is not valid: the host is stopping: "
+              "tetherd is saving or shutting down its guests, and starts none" in err,
+              f"{rc} {out} {err}")
+        check("and gd stays shut off", t.state("gd") == "shut off (destroyed)", t.state("gd"))
+    rc, dt = sigterm_and_wait(t, SHUTDOWN_TIMEOUT + 90, start_during_stop)
     check("SIGTERM: tetherd saves the guests and exits 0", rc == 0, f"status {rc}")
     print(f"  host stop (managedsave) of 3 running 128 MiB guests: {dt:.2f} s")
     log = log_text(t)
