@@ -241,28 +241,16 @@ selfratio() {
 order() { if [ $(($1 % 2)) -eq 0 ]; then echo "T L"; else echo "L T"; fi; }
 
 # ---- set-up ----
-# A private libvirtd: its state dirs are bind mounts of fresh dirs under $tmp (the namespace
-# keeps them from everyone else); the capability cache is copied so no QEMU probe runs.
+# A private libvirtd (bench/host_reaper.py): its state dirs are bind mounts of fresh dirs under
+# $tmp in this script's mount namespace; the capability cache is copied so no QEMU probe runs.
 start_private_libvirt() {
-        local lv=$tmp/libvirt d
-        mkdir -p "$lv/run" "$lv/etc-qemu/networks/autostart" "$lv/etc-qemu/autostart" \
-                "$lv/cache" "$lv/log/qemu" "$lv/pid" "$lv/lib-qemu" || return 1
-        for d in channel/target snapshot dump checkpoint nvram save ram; do
-                mkdir -p "$lv/lib-qemu/$d"
-        done
-        chown -R --reference=/var/lib/libvirt/qemu "$lv/lib-qemu"
-        chmod --reference=/var/lib/libvirt/qemu "$lv/lib-qemu"
-        chmod 0711 "$lv/cache"
-        [ -d /var/cache/libvirt/qemu ] && cp -a /var/cache/libvirt/qemu "$lv/cache/"
-        mount --bind "$lv/run" /run/libvirt &&
-                mount --bind "$lv/etc-qemu" /etc/libvirt/qemu &&
-                mount --bind "$lv/lib-qemu" /var/lib/libvirt/qemu &&
-                mount --bind "$lv/cache" /var/cache/libvirt &&
-                mount --bind "$lv/log" /var/log/libvirt || return 1
-        python3 "$here/host_reaper.py" "$lv/pid" >"$lv/reaper.out" 2>&1 &
+        local lv=$tmp/libvirt
+        mkdir -p "$lv" || return 1
+        python3 "$here/host_reaper.py" "$lv" >"$lv/reaper.out" 2>&1 &
         rpid=$!
-        for _ in $(seq 100); do
-                [ -S /run/libvirt/libvirt-sock ] && grep -q ready "$lv/reaper.out" && return 0
+        for _ in $(seq 300); do
+                grep -q '^ready$' "$lv/reaper.out" && return 0
+                kill -0 "$rpid" 2>/dev/null || return 1
                 sleep 0.1
         done
         return 1

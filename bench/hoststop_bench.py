@@ -120,29 +120,14 @@ class Libvirt:
         self.script = os.path.join(lg, "libvirt-guests.sh")
 
     def start_daemon(self):
-        lv = self.lv
-        for d in ("run", "etc-qemu/networks/autostart", "etc-qemu/autostart", "cache",
-                  "log/qemu", "pid", "lib-qemu"):
-            os.makedirs(os.path.join(lv, d), exist_ok=True)
-        for d in ("channel/target", "snapshot", "dump", "checkpoint", "nvram", "save", "ram"):
-            os.makedirs(os.path.join(lv, "lib-qemu", d), exist_ok=True)
-        run(["chown", "-R", "--reference=/var/lib/libvirt/qemu", f"{lv}/lib-qemu"], check=True)
-        run(["chmod", "--reference=/var/lib/libvirt/qemu", f"{lv}/lib-qemu"], check=True)
-        os.chmod(f"{lv}/cache", 0o711)
-        if os.path.isdir("/var/cache/libvirt/qemu"):
-            run(["cp", "-a", "/var/cache/libvirt/qemu", f"{lv}/cache/"])
-        for src, dst in (("run", "/run/libvirt"), ("etc-qemu", "/etc/libvirt/qemu"),
-                         ("lib-qemu", "/var/lib/libvirt/qemu"), ("cache", "/var/cache/libvirt"),
-                         ("log", "/var/log/libvirt")):
-            run(["mount", "--bind", os.path.join(lv, src), dst], check=True)
-        out = open(os.path.join(lv, "reaper.out"), "w")
+        """bench/host_reaper.py: libvirtd + virtlogd with state folders under tmp/libvirt."""
+        os.makedirs(self.lv, exist_ok=True)
+        out = open(os.path.join(self.lv, "reaper.out"), "w")
         self.rpid = subprocess.Popen([sys.executable, os.path.join(HERE, "host_reaper.py"),
-                                      os.path.join(lv, "pid")], stdout=out,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if os.path.exists("/run/libvirt/libvirt-sock") and \
-                    "ready" in open(os.path.join(lv, "reaper.out")).read():
+                                      self.lv], stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.rpid.poll() is None:
+            if "ready\n" in open(os.path.join(self.lv, "reaper.out")).read():
                 break
             time.sleep(0.1)
         if run(["virsh", "-q", "-c", URI, "version"]).returncode != 0:

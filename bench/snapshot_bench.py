@@ -130,34 +130,20 @@ def abba(i):
     return ("T", "L") if i % 2 == 0 else ("L", "T")
 
 
-# ---- the private libvirtd, in this process's own mount namespace ----
+# ---- the private libvirtd, in this process's own mount namespace (bench/host_reaper.py) ----
 def start_private_libvirt(tmp):
+    """bench/host_reaper.py: libvirtd + virtlogd with state folders under tmp/libvirt."""
     lv = os.path.join(tmp, "libvirt")
-    for d in ("run", "etc-qemu/networks/autostart", "etc-qemu/autostart", "cache", "log/qemu",
-              "pid", "lib-qemu"):
-        os.makedirs(os.path.join(lv, d), exist_ok=True)
-    for d in ("channel/target", "snapshot", "dump", "checkpoint", "nvram", "save", "ram"):
-        os.makedirs(os.path.join(lv, "lib-qemu", d), exist_ok=True)
-    subprocess.run(["chown", "-R", "--reference=/var/lib/libvirt/qemu", f"{lv}/lib-qemu"],
-                   check=True)
-    subprocess.run(["chmod", "--reference=/var/lib/libvirt/qemu", f"{lv}/lib-qemu"], check=True)
-    os.chmod(f"{lv}/cache", 0o711)
-    if os.path.isdir("/var/cache/libvirt/qemu"):
-        subprocess.run(["cp", "-a", "/var/cache/libvirt/qemu", f"{lv}/cache/"], check=True)
-    for src, dst in (("run", "/run/libvirt"), ("etc-qemu", "/etc/libvirt/qemu"),
-                     ("lib-qemu", "/var/lib/libvirt/qemu"), ("cache", "/var/cache/libvirt"),
-                     ("log", "/var/log/libvirt")):
-        subprocess.run(["mount", "--bind", os.path.join(lv, src), dst], check=True)
+    os.makedirs(lv, exist_ok=True)
     out = open(os.path.join(lv, "reaper.out"), "w")
-    reaper = subprocess.Popen([sys.executable, os.path.join(HERE, "host_reaper.py"),
-                               os.path.join(lv, "pid")], stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if os.path.exists("/run/libvirt/libvirt-sock") and \
-                "ready" in open(os.path.join(lv, "reaper.out")).read():
+    reaper = subprocess.Popen([sys.executable, os.path.join(HERE, "host_reaper.py"), lv],
+                              stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and reaper.poll() is None:
+        if "ready\n" in open(os.path.join(lv, "reaper.out")).read():
             return reaper, os.path.join(lv, "pid")
         time.sleep(0.1)
-    die("cannot start a private libvirtd")
+    die("cannot start a private libvirtd: " + open(os.path.join(lv, "reaper.out")).read())
 
 
 def stop_private_libvirt(reaper, piddir):
