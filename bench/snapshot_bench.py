@@ -29,6 +29,7 @@ under a temp --root. Needs root, util-linux's unshare, qemu-img, virsh and the t
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -123,6 +124,25 @@ def halves(v):
     a = v[0::2]
     b = v[1::2]
     return median(a) / median(b) if a and b else None
+
+
+def qemu_job_ms(logfile, qcmd):
+    """The durations of tetherd's QEMU jobs of kind qcmd, sent -> concluded, from its log."""
+    sent, out = {}, []
+    try:
+        lines = open(logfile, errors="replace").read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        m = re.match(r"^(\d+\.\d+): tetherd: debug: .*: QEMU job (\S+): (.*)$", line)
+        if not m:
+            continue
+        t, job, what = float(m.group(1)), m.group(2), m.group(3)
+        if what == qcmd + " sent":
+            sent[job] = t
+        elif what == "concluded" and job in sent:
+            out.append((t - sent.pop(job)) * 1000)
+    return out
 
 
 def abba(i):
@@ -228,7 +248,7 @@ def main():
         for f in os.listdir(IMG):
             os.chmod(os.path.join(IMG, f), 0o644)
         if not a.self:
-            tetherd = subprocess.Popen([a.tetherd, "--root", a.root, "--log",
+            tetherd = subprocess.Popen([a.tetherd, "--root", a.root, "--verbose", "--log",
                                         os.path.join(tmp, "tetherd.log")])
             sock = os.path.join(a.root, "run/tether/tetherd.sock")
             deadline = time.monotonic() + 10
@@ -280,6 +300,13 @@ def main():
                 print(f"{m} {k}: " + " ".join(f"{x:.0f}" for x in res[m][k]))
         if errors:
             print("failures: " + ", ".join(f"{m} {k}" for m, k in errors))
+        qemu = qemu_job_ms(os.path.join(tmp, "tetherd.log"), "snapshot-save")
+        if qemu and res["create"]["T"] and res["create"]["L"]:
+            print(f"QEMU's own snapshot-save job (tetherd's log: the job sent -> concluded): "
+                  f"median {median(qemu):.0f} ms ({' '.join(f'{x:.0f}' for x in qemu)}); the "
+                  f"rest of tether's create (CLI, tetherd, query-block) "
+                  f"{median(res['create']['T']) - median(qemu):.0f} ms; a manager that added "
+                  f"nothing to QEMU's job would score {median(qemu) / median(res['create']['L']):.3f}")
         return 1 if any_fail else 0
     finally:
         for s in sides.values():

@@ -18,8 +18,8 @@ with N defined domains (200 by default; QEMU runs only for the state-change roun
 
 The chart request is measured on a domain that runs for --chart-seconds under a tetherd whose
 monitor takes a host sample every second: its ring holds that many points (printed), not a full
-hour (360). Not measured yet: Cockpit's Machines
-page on the same domains (cockpit is not installed here).
+hour (360). The same first paint against Cockpit's Machines page, on the same domains under
+libvirt: bench/cockpit_bench.py.
 
   bench/web_bench.py [--tetherd BIN] [--tether BIN] [--domains N] [--rounds N]
                      [--chart-seconds N]

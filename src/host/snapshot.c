@@ -737,6 +737,7 @@ void snapshot_on_qmp_event(struct vm *vm, const char *name, json_t *data)
         if (sj->magic != SNAPJOB_MAGIC || !sj->polling || id == NULL || status == NULL ||
             strcmp(id, sj->job_id) != 0)
                 return;
+        tt_debug("%s: QEMU job %s: %s", vm->def->name, id, status);
         /* QEMU's jobs conclude through "aborting" when they fail, through "pending" when they
            succeed: only a failure needs query-jobs (for its error). */
         if (strcmp(status, "aborting") == 0)
@@ -821,6 +822,7 @@ static void qjob_issue(void *opaque, json_t *blocks, const struct tt_error *err)
                 sj->next(sj, "operation failed: cannot talk to QEMU");
                 return;
         }
+        tt_debug("%s: QEMU job %s: %s sent", vm->def->name, sj->job_id, sj->qcmd);
         /* The marker's fsyncs while QEMU saves, not before: it exists before the job can end
            (its end is heard on this loop), so a kill -9 from now on still finds it. */
         if (sj->kind == SJ_CREATE)
