@@ -495,7 +495,7 @@ static const struct {
 };
 
 bool events_emit_qmp_block_job(struct events_bus *bus, const char *domain, const char *name,
-                               json_t *data)
+                               json_t *data, const char *disk)
 {
         for (size_t i = 0; i < TT_ARRAY_SIZE(block_job_events); i++) {
                 const char *status = block_job_events[i].status;
@@ -505,7 +505,8 @@ bool events_emit_qmp_block_job(struct events_bus *bus, const char *domain, const
                 if (i == 0 && json_object_get(data, "error"))
                         status = "failed";
                 events_emit_block_job(bus, domain,
-                                      json_string_value(json_object_get(data, "device")),
+                                      disk ? disk
+                                           : json_string_value(json_object_get(data, "device")),
                                       json_string_value(json_object_get(data, "type")), status);
                 return true;
         }

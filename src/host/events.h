@@ -138,11 +138,12 @@ void events_emit_agent(struct events_bus *bus, const char *domain, bool connecte
 void events_emit_block_job(struct events_bus *bus, const char *domain, const char *disk,
                            const char *qmp_type, const char *status);
 /*
- * A QMP block job event (BLOCK_JOB_COMPLETED, _CANCELLED, _READY, _ERROR) as a block-job event:
- * its "device" (the job id) names the disk. False when name is not one of them.
+ * A QMP block job event (BLOCK_JOB_COMPLETED, _CANCELLED, _READY, _ERROR) as a block-job event
+ * for disk (the disk's source, as virsh's 'block-job' event shows it), or for its "device" (the
+ * job id) when disk is NULL. False when name is not one of them.
  */
 bool events_emit_qmp_block_job(struct events_bus *bus, const char *domain, const char *name,
-                               json_t *data);
+                               json_t *data, const char *disk);
 /* A snapshot: action is "created", "reverted" or "deleted" (the snapshot verbs call this). */
 void events_emit_snapshot(struct events_bus *bus, const char *domain, const char *snapshot,
                           const char *action);

@@ -212,8 +212,13 @@ static void add_disks(struct builder *b, const struct domain *def, const unsigne
                         char backing[80];
                         size_t chain;
 
-                        /* tetherd opened the image: QEMU, unprivileged, reopens it read-only
-                           or read-write (auto-read-only) from the set, never by its path. */
+                        /* tetherd opened the image: QEMU, unprivileged, takes the read-write
+                           descriptor from the set, and the read-only one when it reopens the
+                           image read-only (an old top under an external snapshot), never the
+                           path. No auto-read-only: with it QEMU switches between the two
+                           descriptors whenever a node's writers change, and the image locks
+                           of one open file then refuse the other ("Failed to get "write"
+                           lock": block-stream, blockdev-backup). */
                         for (size_t k = 0; fdset && k < 2; k++) {
                                 if (rt->disk_fds[2 * i + k] < 0)
                                         continue;
@@ -224,9 +229,9 @@ static void add_disks(struct builder *b, const struct domain *def, const unsigne
                         add(b, "-blockdev");
                         if (fdset)
                                 add(b, "driver=file,filename=/dev/fdset/%zu,"
-                                       "node-name=libvirt-%zu-storage,auto-read-only=on,"
+                                       "node-name=libvirt-%zu-storage,read-only=%s,"
                                        "discard=unmap",
-                                    i + 1, i + 1);
+                                    i + 1, i + 1, ro || rt->disk_fds[2 * i + 1] < 0 ? "on" : "off");
                         else
                                 add(b, "driver=file,filename=%s,node-name=libvirt-%zu-storage,"
                                        "auto-read-only=on,discard=unmap",

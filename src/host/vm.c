@@ -497,6 +497,32 @@ static enum domain_action shutdown_action(struct vm *vm, json_t *data)
         return vm->live->on_poweroff;
 }
 
+/*
+ * The disk a block job works on, as virsh's 'block-job' event names it (its source). QEMU's
+ * event names the job by the job-id it was started with (qemu-monitor-command): a disk's target
+ * ("vda") or one of its nodes, libvirt-N-format or libvirt-N-storage, name that disk; any
+ * other job id is shown as it is (NULL here).
+ */
+static const char *block_job_disk(const struct vm *vm, const char *job)
+{
+        unsigned long n;
+        char *end;
+
+        if (job == NULL || vm->live == NULL)
+                return NULL;
+        for (size_t i = 0; i < vm->live->n_disks; i++)
+                if (vm->live->disks[i].target && strcmp(vm->live->disks[i].target, job) == 0)
+                        return vm->live->disks[i].source;
+        if (strncmp(job, "libvirt-", 8) != 0)
+                return NULL;
+        errno = 0;
+        n = strtoul(job + 8, &end, 10);
+        if (errno || end == job + 8 || n == 0 || n > vm->live->n_disks ||
+            (strcmp(end, "-format") != 0 && strcmp(end, "-storage") != 0))
+                return NULL;
+        return vm->live->disks[n - 1].source;
+}
+
 static void vm_on_event(void *opaque, const char *name, json_t *data)
 {
         struct vm *vm = opaque;
@@ -547,7 +573,10 @@ static void vm_on_event(void *opaque, const char *name, json_t *data)
         } else if (strcmp(name, "WAKEUP") == 0) {
                 vm_apply(vm, VM_EV_QMP_WAKEUP, NULL);
         } else {
-                events_emit_qmp_block_job(vm->d->events, vm->def->name, name, data);
+                const char *job = json_string_value(json_object_get(data, "device"));
+
+                events_emit_qmp_block_job(vm->d->events, vm->def->name, name, data,
+                                          block_job_disk(vm, job));
         }
 }
 

@@ -319,9 +319,9 @@ static void test_filters(void **state)
         events_emit_block_job(bus, "a", "/img/a.qcow2", "commit", "completed");
         events_emit_snapshot(bus, "a", "s1", "created");
         job = json_pack("{s:s, s:s, s:s}", "device", "vda", "type", "mirror", "error", "EIO");
-        assert_true(events_emit_qmp_block_job(bus, "a", "BLOCK_JOB_COMPLETED", job));
+        assert_true(events_emit_qmp_block_job(bus, "a", "BLOCK_JOB_COMPLETED", job, NULL));
         json_decref(job);
-        assert_false(events_emit_qmp_block_job(bus, "a", "STOP", NULL));
+        assert_false(events_emit_qmp_block_job(bus, "a", "STOP", NULL, NULL));
         assert_int_equal(json_array_size(all.got), 6);
         assert_int_equal(json_array_size(dom.got), 2);
         assert_int_equal(json_array_size(reboot.got), 1);
