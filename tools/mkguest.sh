@@ -405,7 +405,9 @@ while :; do
 	if port=$(find_port); then
 		trace starting $AGENT on $port
 		$AGENT -m virtio-serial -p "$port" -t /run/agent -l /run/agent.log $AGENT_ARGS
-		echo "agent: $AGENT exited with $?" >>/run/log/agent-supervisor.log
+		rc=$?
+		echo "agent: $AGENT exited with $rc" >>/run/log/agent-supervisor.log
+		trace "agent: $AGENT exited with $rc"
 	fi
 	sleep 1
 done

@@ -64,9 +64,29 @@ class Results:
                     print("---- last lines of tetherd's log ----\n" + "\n".join(tail))
                 except (OSError, AttributeError):
                     pass
+                print_console_logs(getattr(t, "root", None))
             t.cleanup(keep=keep)
         print(f"total {time.monotonic() - t0:.1f} s")
         return self.finish()
+
+
+def print_console_logs(root):
+    """The end of each domain's serial console log (domains with a <serial>/<console>): what
+    the guest's kernel said about a hang or an oops is the next thing to read after a failure."""
+    logdir = os.path.join(root or "", "var/lib/tether/log")
+    if not root or not os.path.isdir(logdir):
+        return
+    for name in sorted(os.listdir(logdir)):
+        if not name.endswith(".console.log"):
+            continue
+        try:
+            with open(os.path.join(logdir, name), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 4000))
+                tail = f.read().decode("utf-8", "replace").splitlines()[-40:]
+        except OSError:
+            continue
+        print(f"---- last lines of {name} ----\n" + "\n".join(tail))
 
 
 def write(path, text):

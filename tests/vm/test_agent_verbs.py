@@ -62,6 +62,12 @@ NO_KEYS_FILE = ("failed to read '/home/tester/.ssh/authorized_keys': Failed to o
                 "\u201c/home/tester/.ssh/authorized_keys\u201d: No such file or directory")
 
 
+# A serial console whose log (tetherd's NAME.console.log, printed when a check fails) holds the
+# guest kernel's warnings and errors and, with tether.trace, each start and exit of the guest's
+# agent: a guest whose agent stops answering says why there.
+SERIAL_CONSOLE = "    <serial type='pty'><target port='0'/></serial>\n"
+
+
 def skip_or_fail(name, why):
     """A missing reference: a failure under CI, a visible skip elsewhere."""
     if CI:
@@ -318,7 +324,8 @@ def run(t, a, lv):
         shutil.copyfile(genv["TETHER_GUEST_DATA"], disk)
         x = write(os.path.join(root, f"{name}.xml"),
                   domain_xml(name, genv, disk, initrd=initrd, memory_mib=mem, vcpus=2,
-                             kernel_path=kernel))
+                             kernel_path=kernel, devices_extra=SERIAL_CONSOLE,
+                             append_extra=" loglevel=4 tether.trace"))
         rc, out, err = t.cli("define", x)
         check(f"define {name}", rc == 0, out + err)
     xn = write(os.path.join(root, "an.xml"), domain_xml("an", genv, memory_mib=128, agent=False))
@@ -870,17 +877,20 @@ def verbs(t, cli, ag, dom, variant, root):
     cli.error_stdouts.append((f"{tag} dompmsuspend --duration", r[1]))
     check(f"{tag} ... and the domain keeps running", t.state(dom).startswith("running"),
           t.state(dom))
-    if variant == "qemu-ga":
-        # This guest ignores the ACPI power button after an S3 resume; the ACPI fallback of
-        # shutdown --mode agent,acpi at the end needs a fresh boot.
-        rc, o, e = t.cli("reset", dom)
-        check(f"{tag} reset after the S3 cycle", rc == 0, o + e)
-        # The next checks (exec) need the agent of the new boot; with libvirt the twin's
-        # start used to hide the reboot, without it (--no-libvirt) they came too soon.
-        try:
-            check(f"{tag} ... the agent answers again, a new boot", not same_boot(ag, 120))
-        except AgentError as e:
-            check(f"{tag} ... the agent answers again, a new boot", False, str(e))
+    # A fresh boot after the S3 cycle, for both agents: an S3 resume under TCG leaves this guest
+    # less than whole. It ignores the ACPI power button afterwards (the ACPI fallback of
+    # shutdown --mode agent,acpi at the end needs a fresh boot), and once in CI (stop 18) the
+    # tether-agent guest, whose agent had answered right after the resume, stopped answering
+    # for good some minutes later, while the other guest ran on. The checks that follow are
+    # about exec, cp and reboots, not about S3.
+    rc, o, e = t.cli("reset", dom)
+    check(f"{tag} reset after the S3 cycle", rc == 0, o + e)
+    # The next checks (exec) need the agent of the new boot; with libvirt the twin's start
+    # used to hide the reboot, without it (--no-libvirt) they came too soon.
+    try:
+        check(f"{tag} ... the agent answers again, a new boot", not same_boot(ag, 120))
+    except AgentError as e:
+        check(f"{tag} ... the agent answers again, a new boot", False, str(e))
     return out
 
 
