@@ -44,20 +44,12 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "vm"))
 sys.path.insert(0, HERE)
 from lifecyclelib import domain_xml  # noqa: E402
-from web_bench import Daemon, browser, WAIT_ROWS  # noqa: E402
+from web_bench import Daemon, browser, WAIT_ROWS, TETHER_ROWS  # noqa: E402
 
 URI = "qemu:///system"
 GOAL_MS = 300.0
 COCKPIT_PAGE = "/cockpit/@localhost/machines/index.html"
-# Resolves with performance.now() once Cockpit's list holds n rows (arguments[0]).
-WAIT_COCKPIT_ROWS = """
-const n = arguments[0], done = arguments[arguments.length - 1];
-const rows = () => document.querySelectorAll('tbody tr[data-row-id]').length;
-if (rows() >= n) { done(performance.now()); return; }
-new MutationObserver((m, obs) => {
-  if (rows() >= n) { obs.disconnect(); done(performance.now()); }
-}).observe(document.body, {childList: true, subtree: true});
-"""
+COCKPIT_ROWS = "tbody tr[data-row-id]"  # the rows of Cockpit's list (WAIT_ROWS)
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -194,7 +186,7 @@ class Cockpit:
             drv.set_script_timeout(timeout)
             drv.get(self.base + COCKPIT_PAGE)
             try:
-                return drv.execute_async_script(WAIT_COCKPIT_ROWS, n), n
+                return drv.execute_async_script(WAIT_ROWS, n, COCKPIT_ROWS), n
             except Exception:  # selenium's TimeoutException: report how far it got
                 return None, drv.execute_script(
                     "return document.querySelectorAll('tbody tr[data-row-id]').length")
@@ -262,7 +254,7 @@ def main():
         url = d.api("web-url")["return"]["url"]
         base = url.split("/login")[0]
         drv.get(url)  # the session cookie
-        drv.execute_async_script(WAIT_ROWS, a.domains)
+        drv.execute_async_script(WAIT_ROWS, a.domains, TETHER_ROWS)
         # Dismiss the page's "hardware virtualization is disabled" notice (no KVM here), as
         # its Ignore button does: a localStorage key of the page's origin.
         cp.start_ws()
@@ -282,7 +274,7 @@ def main():
                 if side == "T":
                     drv.set_script_timeout(30)
                     drv.get(base + "/")
-                    paints["T"].append(drv.execute_async_script(WAIT_ROWS, a.domains))
+                    paints["T"].append(drv.execute_async_script(WAIT_ROWS, a.domains, TETHER_ROWS))
                     drv.get("about:blank")
                 else:
                     ms, rows = cp.paint(drv, a.domains, 120)

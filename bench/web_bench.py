@@ -56,15 +56,17 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--window-size=1400,900")
 
-# Resolves with performance.now() once the list holds n rows (arguments[0]).
+# Resolves with performance.now() once the page holds n rows (arguments[0]) matching the selector
+# arguments[1]: tetherd's list here, Cockpit's in cockpit_bench.py.
 WAIT_ROWS = """
-const n = arguments[0], done = arguments[arguments.length - 1];
-const rows = () => document.querySelectorAll('#domains tbody tr').length;
+const n = arguments[0], sel = arguments[1], done = arguments[arguments.length - 1];
+const rows = () => document.querySelectorAll(sel).length;
 if (rows() >= n) { done(performance.now()); return; }
 new MutationObserver((m, obs) => {
   if (rows() >= n) { obs.disconnect(); done(performance.now()); }
-}).observe(document.querySelector('#domains tbody'), {childList: true});
+}).observe(document.body, {childList: true, subtree: true});
 """
+TETHER_ROWS = "#domains tbody tr"  # the rows of tetherd's list (WAIT_ROWS's selector)
 # Resolves with Date.now() once the state cell of domain arguments[0] reads arguments[1].
 WAIT_STATE = """
 const [name, want, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
@@ -202,7 +204,7 @@ def main():
                 if which == "B":
                     url = d.api("web-url")["return"]["url"]
                     drv.get(url)
-                    drv.execute_async_script(WAIT_ROWS, a.domains)
+                    drv.execute_async_script(WAIT_ROWS, a.domains, TETHER_ROWS)
                 settle(2)
                 got[which].append(d.rss_kib())
                 if which == "B":
@@ -220,12 +222,12 @@ def main():
         d = Daemon(a.tetherd, root, web=True)
         url = d.api("web-url")["return"]["url"]
         drv.get(url)
-        drv.execute_async_script(WAIT_ROWS, a.domains)
+        drv.execute_async_script(WAIT_ROWS, a.domains, TETHER_ROWS)
         base = url.split("/login")[0]
         paints = []
         for _ in range(a.rounds * 2):
             drv.get(base + "/")
-            paints.append(drv.execute_async_script(WAIT_ROWS, a.domains))
+            paints.append(drv.execute_async_script(WAIT_ROWS, a.domains, TETHER_ROWS))
         results["paint"] = statistics.median(paints)
 
         changes = []
