@@ -275,6 +275,8 @@ install_binary() {
 if [ "$agent" = qemu-ga ]; then
 	agent_src=/usr/sbin/qemu-ga
 	agent_dst=/usr/sbin/qemu-ga
+	[ -x "$agent_src" ] && [ -s "$agent_src" ] ||
+		die "qemu-ga not found at $agent_src (apt-get install qemu-guest-agent)"
 else
 	[ -x "$agent" ] || die "agent '$agent' not found (build it, or use --agent qemu-ga)"
 	agent_src=$agent
