@@ -381,7 +381,8 @@ sync
 EOF
 
 # Supervise the agent: find its port by name, make the /dev node if devtmpfs
-# did not, run the agent and restart it when it exits.
+# did not, run the agent and restart it 0.2 s after it exits (tools/soak.sh
+# kills it 10,000 times).
 cat >"$root/etc/init.d/agent" <<'EOF'
 #!/bin/sh
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
@@ -411,7 +412,7 @@ while :; do
 		echo "agent: $AGENT exited with $rc" >>/run/log/agent-supervisor.log
 		trace "agent: $AGENT exited with $rc"
 	fi
-	sleep 1
+	sleep 0.2
 done
 EOF
 
