@@ -122,7 +122,7 @@ args=(
 	-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0
 	-device virtio-serial-pci,id=vser0
 	-chardev "socket,id=qga0,path=$qga,server=on,wait=off"
-	-device virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0
+	-device virtserialport,bus=vser0.0,chardev=qga0,id=channel0,name=org.qemu.guest_agent.0
 	-qmp "unix:$qmp,server=on,wait=off"
 	-pidfile "$pidfile"
 )

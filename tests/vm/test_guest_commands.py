@@ -135,14 +135,44 @@ def guest_time(q):
     return q.check("guest-get-time") / NS
 
 
+def wait_agent_port(m, opened, deadline):
+    """QMP's VSERPORT_CHANGE for the agent's port: closed (opened False: the agent exited) or
+    open again (True: the guest's supervisor started a new one)."""
+    while True:
+        ev = m.stream.recv(deadline)  # qga.Timeout at the deadline
+        if ev.get("event") == "VSERPORT_CHANGE" and ev["data"].get("open") is opened:
+            return
+
+
+def agent_replaced(g, kill_cmd, during=None, timeout=60):
+    """Run kill_cmd in the guest (in the background, after the reply has gone out), then
+    during() if given; wait until the agent's port has closed and opened again; reconnect."""
+    with qga.QMP(g.qmp_path) as m:
+        sh(g.q, f"({kill_cmd}) >/dev/null 2>&1 </dev/null &")
+        if during:
+            during()
+        deadline = time.monotonic() + timeout
+        wait_agent_port(m, False, deadline)
+        wait_agent_port(m, True, deadline)
+    g.reconnect()
+
+
+def wait_guest_file(q, path, timeout=30):
+    """The stripped contents of a file the guest writes in the background, once it exists."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, out = sh(q, f"cat {path} 2>/dev/null")
+        if (code == 0 and out.strip()) or time.monotonic() > deadline:
+            return code, out
+        time.sleep(0.1)
+
+
 def restart_agent(g, conf):
     """Install /etc/tether/agent.conf and restart the agent (the guest's supervisor starts
-    it again a second later); reconnect."""
+    the new one); reconnect to it."""
     sh(g.q, "mkdir -p /etc/tether")
     write_file(g.q, "/etc/tether/agent.conf", conf.encode())
-    sh(g.q, "(sleep 1; kill $(pidof tether-agent)) >/dev/null 2>&1 </dev/null &")
-    time.sleep(3.5)
-    g.reconnect()
+    agent_replaced(g, "sleep 0.5; kill $(pidof tether-agent)")
 
 
 class Results:
@@ -230,8 +260,7 @@ def test_fsfreeze(r, g):
     t_thaw = time.time()
     r.eq("fsfreeze: thaw", q.cmd("guest-fsfreeze-thaw"), {"return": 1})
     r.eq("fsfreeze: status thawed again", q.cmd("guest-fsfreeze-status"), {"return": "thawed"})
-    time.sleep(1.5)
-    code, out = sh(q, "cat /run/probe-done")
+    code, out = wait_guest_file(q, "/run/probe-done")
     done = int(out.strip() or 0)
     r.check("fsfreeze: the write waited for the thaw", done >= t_thaw - 2,
             f"write done at {done}, freeze {t_freeze:.0f}, thaw {t_thaw:.0f}")
@@ -274,11 +303,12 @@ def test_freeze_hook_and_kill(r, g):
     sh(q, "rm -f /run/hook-fail /run/hook.log")
 
     # the agent dies (SIGKILL: SIGTERM is ignored while frozen) with the file systems frozen;
-    # the restarted agent must know from statedir/qga.state.isfrozen
-    sh(q, "(sleep 4; kill -9 $(pidof tether-agent)) >/dev/null 2>&1 </dev/null &")
-    r.eq("kill while frozen: freeze", q.cmd("guest-fsfreeze-freeze"), {"return": 1})
-    time.sleep(7)
-    g.reconnect()
+    # the restarted agent must know from statedir/qga.state.isfrozen. The agent writes that file
+    # just before its FIFREEZEs: the kill comes 1 s after it appears, once they are done.
+    agent_replaced(g, "while [ ! -e /run/agent/qga.state.isfrozen ]; do sleep 0.05; done; "
+                      "sleep 1; kill -9 $(pidof tether-agent)",
+                   during=lambda: r.eq("kill while frozen: freeze",
+                                       g.q.cmd("guest-fsfreeze-freeze"), {"return": 1}))
     q = g.q
     r.eq("kill while frozen: restarted agent is frozen", q.cmd("guest-fsfreeze-status"),
          {"return": "frozen"})
@@ -305,8 +335,7 @@ def test_auto_thaw(r, g):
     took = time.time() - t0
     r.check("auto-thaw: thawed by the timer after ~5 s", status == "thawed" and 4 <= took <= 15,
             f"status {status} after {took:.1f} s")
-    time.sleep(1)
-    code, out = sh(q, "cat /run/probe-done")
+    code, out = wait_guest_file(q, "/run/probe-done")
     r.check("auto-thaw: blocked write went through after the thaw",
             code == 0 and int(out.strip() or 0) >= t0 + 3, f"{code} {out!r} t0={t0:.0f}")
     log = read_file(q, "/run/agent.log").decode("utf-8", "replace")
