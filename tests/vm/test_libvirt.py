@@ -389,7 +389,6 @@ def run_variant(variant, env, workdir):
     old_pid = re.findall(r"PID=(\d+)", before)
     ok, text = console.run(f"kill -9 $(pidof {name})")
     check(f"{tag} agent killed from the serial console", ok and bool(old_pid), text[-300:])
-    time.sleep(1)
     check(f"{tag} agent restarted", wait_agent(dom, 30))
     ok, after = console.run(f"echo PID=$(pidof {name})")
     new_pid = re.findall(r"PID=(\d+)", after)
@@ -413,10 +412,18 @@ def run_variant(variant, env, workdir):
         return
     boot_id = guest_read(dom, "/proc/sys/kernel/random/boot_id")
     virsh("reboot", dom, "--mode", "agent")
-    time.sleep(3)
-    came_back = wait_agent(dom, 90)
-    check(f"{tag} reboot --mode agent", came_back and
-          guest_read(dom, "/proc/sys/kernel/random/boot_id") != boot_id)
+    # Until the new boot's agent answers: the old boot's may still answer at first.
+    deadline = time.monotonic() + 90
+    came_back = False
+    while not came_back and time.monotonic() < deadline:
+        if wait_agent(dom, max(1, deadline - time.monotonic())):
+            try:
+                came_back = guest_read(dom, "/proc/sys/kernel/random/boot_id") != boot_id
+            except RuntimeError:  # the old boot's agent went away during the read
+                pass
+        if not came_back:
+            time.sleep(0.2)
+    check(f"{tag} reboot --mode agent", came_back)
 
     # shutdown --mode agent: the domain reaches shut off.
     virsh("shutdown", dom, "--mode", "agent")
