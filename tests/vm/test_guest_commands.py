@@ -135,25 +135,22 @@ def guest_time(q):
     return q.check("guest-get-time") / NS
 
 
-def wait_agent_port(m, opened, deadline):
-    """QMP's VSERPORT_CHANGE for the agent's port: closed (opened False: the agent exited) or
-    open again (True: the guest's supervisor started a new one)."""
-    while True:
-        ev = m.stream.recv(deadline)  # qga.Timeout at the deadline
-        if ev.get("event") == "VSERPORT_CHANGE" and ev["data"].get("open") is opened:
-            return
-
-
 def agent_replaced(g, kill_cmd, during=None, timeout=60):
     """Run kill_cmd in the guest (in the background, after the reply has gone out), then
-    during() if given; wait until the agent's port has closed and opened again; reconnect."""
+    during() if given; wait until the agent's port is open again, and reconnect.
+
+    The port was open: QMP's VSERPORT_CHANGE with open true means it closed and opened again
+    (QEMU sends at most one of these events a second per port, the last state: a close and an
+    open within the second arrive as the open alone)."""
     with qga.QMP(g.qmp_path) as m:
         sh(g.q, f"({kill_cmd}) >/dev/null 2>&1 </dev/null &")
         if during:
             during()
         deadline = time.monotonic() + timeout
-        wait_agent_port(m, False, deadline)
-        wait_agent_port(m, True, deadline)
+        while True:
+            ev = m.stream.recv(deadline)  # qga.Timeout at the deadline
+            if ev.get("event") == "VSERPORT_CHANGE" and ev["data"].get("open") is True:
+                break
     g.reconnect()
 
 
