@@ -68,6 +68,7 @@ struct guest_agent {
         enum guest_link link;           /* see enum guest_link */
         bool port_known;                /* the guest's port state has been learned */
         bool port_open;                 /* the guest has its end of the port open */
+        bool resync;                    /* the agent restarted under the call in flight */
         json_int_t sync_id;             /* id of the sync in flight */
         json_int_t next_id;             /* ids of our commands */
         struct guest_call *head;        /* queue; head is the call in flight */
@@ -194,6 +195,7 @@ static void link_sync(struct guest_agent *ga)
         struct timeval tv = {GUEST_SYNC_ATTEMPT_MS / 1000, (GUEST_SYNC_ATTEMPT_MS % 1000) * 1000};
         _cleanup_json_ json_t *msg = NULL;
 
+        ga->resync = false;
         ga->sync_id = random_id();
         msg = json_pack("{s:s, s:{s:I}}", "execute", "guest-sync-delimited", "arguments", "id",
                         ga->sync_id);
@@ -216,6 +218,8 @@ static void process(struct guest_agent *ga)
                          "Guest agent is not responding: QEMU guest agent is not connected");
                 return;
         }
+        if (ga->resync && ga->link == GUEST_LINK_READY)
+                ga->link = GUEST_LINK_UNSYNCED;
         if (ga->link == GUEST_LINK_UNSYNCED) {
                 link_sync(ga);
                 return;
@@ -419,14 +423,37 @@ static void reconnect_cb(evutil_socket_t fd, short what, void *opaque)
 
 /* ---- the guest's port ---- */
 
+/*
+ * An open while the port is open is a reopen: QEMU sends at most one VSERPORT_CHANGE a second per
+ * port, with the last state, so an agent that restarted within that second (closed and opened
+ * the port) arrives as an open alone. What the old agent left half-written is stale, so the next
+ * command is preceded by a sync. The call in flight is left alone: the event can come up to a
+ * second late, after the new agent took that call and may answer it (else its deadline ends it).
+ */
+static void port_reopened(struct guest_agent *ga)
+{
+        tt_debug("%s: guest agent port reopened", ga->vm->def->name);
+        if (ga->link == GUEST_LINK_DOWN)
+                return;
+        if (ga->head && ga->head->sent) {
+                ga->resync = true;
+                return;
+        }
+        ga->link = GUEST_LINK_UNSYNCED;
+        evtimer_del(ga->sync_timer);
+        guest_kick(ga);
+}
+
 static void port_changed(struct guest_agent *ga, bool open)
 {
-        bool was_open = ga->port_open;
+        bool was_open = ga->port_known && ga->port_open;
 
         ga->port_known = true;
         ga->port_open = open;
-        if (open == was_open && open)
+        if (open && was_open) {
+                port_reopened(ga);
                 return;
+        }
         tt_debug("%s: guest agent port %s", ga->vm->def->name, open ? "opened" : "closed");
         /* A new agent (or a new boot) is on the other side: what it said before is stale. */
         if (ga->link != GUEST_LINK_DOWN)
@@ -552,9 +579,13 @@ void guest_on_qmp_event(struct vm *vm, const char *name, json_t *data)
                 const char *id = json_string_value(json_object_get(data, "id"));
 
                 if (id && strcmp(id, ga->port) == 0) {
-                        events_emit_agent(vm->d->events, vm->def->name,
-                                          json_is_true(json_object_get(data, "open")), false);
-                        port_changed(ga, json_is_true(json_object_get(data, "open")));
+                        bool open = json_is_true(json_object_get(data, "open"));
+
+                        /* A reopen (see port_reopened): the agent did go away in between. */
+                        if (open && ga->port_known && ga->port_open)
+                                events_emit_agent(vm->d->events, vm->def->name, false, false);
+                        events_emit_agent(vm->d->events, vm->def->name, open, false);
+                        port_changed(ga, open);
                 }
                 return;
         }
