@@ -197,6 +197,12 @@ AGENT_HANDLER(agent_cmd_fstrim);
 void agent_freeze_init(struct agent_ctx *ctx);
 /* ioctl() for FIFREEZE/FITHAW/FITRIM: weak, so unit tests can replace it with a fake. */
 int agent_fs_ioctl(int fd, unsigned long request, void *arg);
+/* time.c */
+struct timeval; /* <sys/time.h> */
+/* settimeofday(tv, NULL): weak, so unit tests can replace it with a fake. */
+int agent_settimeofday(const struct timeval *tv);
+/* ioctl() for RTC_RD_TIME/RTC_SET_TIME: weak, so unit tests can replace it with a fake. */
+int agent_rtc_ioctl(int fd, unsigned long request, void *arg);
 /* cpumem.c */
 AGENT_HANDLER(agent_cmd_set_vcpus);
 AGENT_HANDLER(agent_cmd_set_memory_blocks);

@@ -23,6 +23,20 @@
 #define NSEC_PER_SEC 1000000000LL
 #define RTC_DEV      "/dev/rtc0"
 
+/*
+ * settimeofday() and the RTC ioctls go through these two functions. The unit tests link their
+ * own (strong) definitions, so that no test ever sets the clocks of the build machine.
+ */
+__attribute__((weak)) int agent_settimeofday(const struct timeval *tv)
+{
+        return settimeofday(tv, NULL);
+}
+
+__attribute__((weak)) int agent_rtc_ioctl(int fd, unsigned long request, void *arg)
+{
+        return ioctl(fd, request, arg);
+}
+
 static const char *const hwclock_paths[] = {"/sbin/hwclock", "/usr/sbin/hwclock", "/bin/hwclock",
                                             "/usr/bin/hwclock"};
 
@@ -82,7 +96,7 @@ static int rtc_read(time_t *t, struct tt_error *err)
 
         if (open_rtc(&fd, err) < 0)
                 return -1;
-        if (ioctl(fd, RTC_RD_TIME, &rt) < 0)
+        if (agent_rtc_ioctl(fd, RTC_RD_TIME, &rt) < 0)
                 return tt_error_errno(err, errno, "cannot read the hardware clock '%s'", RTC_DEV);
         tm.tm_sec = rt.tm_sec;
         tm.tm_min = rt.tm_min;
@@ -112,7 +126,7 @@ static int rtc_write(time_t t, struct tt_error *err)
         rt.tm_mday = tm.tm_mday;
         rt.tm_mon = tm.tm_mon;
         rt.tm_year = tm.tm_year;
-        if (ioctl(fd, RTC_SET_TIME, &rt) < 0)
+        if (agent_rtc_ioctl(fd, RTC_SET_TIME, &rt) < 0)
                 return tt_error_errno(err, errno, "cannot set the hardware clock '%s'", RTC_DEV);
         return 0;
 }
@@ -138,7 +152,7 @@ AGENT_HANDLER(agent_cmd_set_time)
                 if (localtime_r(&t, &tm) == NULL || tm.tm_year + 1900 < 1970 ||
                     tm.tm_year + 1900 >= 2070)
                         return tt_error_set(err, EINVAL, "Invalid time: Success");
-                if (settimeofday(&tv, NULL) < 0)
+                if (agent_settimeofday(&tv) < 0)
                         return tt_error_errno(err, errno, "Failed to set time to guest");
                 if (hwclock)
                         return run_hwclock(hwclock, "-w", err);
@@ -161,7 +175,7 @@ AGENT_HANDLER(agent_cmd_set_time)
         if (rtc_read(&t, err) < 0)
                 return -1;
         tv.tv_sec = t;
-        if (settimeofday(&tv, NULL) < 0)
+        if (agent_settimeofday(&tv) < 0)
                 return tt_error_errno(err, errno, "Failed to set time to guest");
         return 0;
 }

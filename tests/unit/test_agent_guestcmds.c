@@ -3,8 +3,10 @@
  * Unit tests for the commands that change the guest (power.c, time.c, freeze.c, cpumem.c,
  * passwd.c, sshkeys.c). They must never touch the build machine: every path (programs
  * included) is taken under TETHER_AGENT_SYSROOT, a fixture tree in /tmp; freeze and trim
- * ioctls go to the fake agent_fs_ioctl() below; set-time is only given invalid times or
- * takes paths that fail (or run a fake hwclock) before the clock could be set.
+ * ioctls go to the fake agent_fs_ioctl() below. set-time's settimeofday() goes to the fake
+ * agent_settimeofday(), which records the time and never calls the real one; its RTC ioctls go to
+ * the fake agent_rtc_ioctl(), which only accepts the fixture's /dev/rtc0 (a regular file) and
+ * either passes through to ioctl() (ENOTTY) or answers RTC_RD_TIME and records RTC_SET_TIME.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,11 +18,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/rtc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -228,6 +233,73 @@ static void reset_ioctls(void)
         memset(frozen_count, 0, sizeof(frozen_count));
 }
 
+/* ---- the fake settimeofday() and RTC ioctls: the build machine's clocks are never set ---- */
+
+static struct timeval set_tv; /* what agent_settimeofday() was given last */
+static int settime_calls;
+static int settime_errno;       /* non-zero: agent_settimeofday() fails with it */
+static bool rtc_fake;           /* false: the real ioctl() on the fixture file (ENOTTY) */
+static struct rtc_time rtc_now; /* the fake's answer to RTC_RD_TIME */
+static struct rtc_time rtc_set; /* what the fake got with RTC_SET_TIME */
+static int rtc_errno;           /* non-zero: the fake's ioctls fail with it */
+static char rtc_log[256];       /* "RTC_RD_TIME;RTC_SET_TIME;...", in both modes */
+
+int agent_settimeofday(const struct timeval *tv)
+{
+        settime_calls++;
+        set_tv = *tv;
+        if (settime_errno) {
+                errno = settime_errno;
+                return -1;
+        }
+        return 0;
+}
+
+int agent_rtc_ioctl(int fd, unsigned long request, void *arg)
+{
+        char link[64], path[512];
+        struct stat st;
+        ssize_t n;
+
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, path, sizeof(path) - 1);
+        assert_true(n > 0);
+        path[n] = '\0';
+        /* anything else would be the build machine's clock */
+        assert_string_equal(path, rpath("/dev/rtc0"));
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        if (request == RTC_RD_TIME)
+                strcat(rtc_log, "RTC_RD_TIME;");
+        else if (request == RTC_SET_TIME)
+                strcat(rtc_log, "RTC_SET_TIME;");
+        else
+                fail_msg("unexpected ioctl %lx", request);
+        if (!rtc_fake)
+                return ioctl(fd, request, arg);
+        if (rtc_errno) {
+                errno = rtc_errno;
+                return -1;
+        }
+        if (request == RTC_RD_TIME)
+                *(struct rtc_time *)arg = rtc_now;
+        else
+                rtc_set = *(const struct rtc_time *)arg;
+        return 0;
+}
+
+static void reset_clocks(void)
+{
+        memset(&set_tv, 0, sizeof(set_tv));
+        settime_calls = 0;
+        settime_errno = 0;
+        rtc_fake = false;
+        memset(&rtc_now, 0, sizeof(rtc_now));
+        memset(&rtc_set, 0, sizeof(rtc_set));
+        rtc_errno = 0;
+        rtc_log[0] = '\0';
+}
+
 /* ---- set-up ---- */
 
 static int setup(void **state)
@@ -287,6 +359,7 @@ static int fresh(void **state)
         cfg.fsfreeze_hook = NULL;
         cfg.freeze_timeout = 600;
         reset_ioctls();
+        reset_clocks();
         return 0;
 }
 
@@ -454,7 +527,9 @@ static void test_suspend_helpers(void **state)
                      "the helper program 'pm-suspend-hybrid' was not found");
 }
 
-/* ---- guest-set-time (never with a valid time: that would set this machine's clock) ---- */
+/* ---- guest-set-time (the clocks are the fakes above) ---- */
+
+#define SET_TIME_ARGS "{\"time\": 1700000000123456789}" /* 2023-11-14 22:13:20.123456789 UTC */
 
 static void test_set_time(void **state)
 {
@@ -474,6 +549,150 @@ static void test_set_time(void **state)
         fake_program("/sbin/hwclock", 1, false);
         expect_error(run("guest-set-time", NULL),
                      "hwclock failed to set hardware clock to system time");
+        /* hwclock -s set the system clock, not us */
+        assert_int_equal(settime_calls, 0);
+        assert_string_equal(rtc_log, "RTC_RD_TIME;");
+}
+
+/* No hwclock and no RTC: the system clock is all there is. */
+static void test_set_time_system_only(void **state)
+{
+        expect_ok(run("guest-set-time", SET_TIME_ARGS), NULL);
+        assert_int_equal(settime_calls, 1);
+        assert_int_equal(set_tv.tv_sec, 1700000000);
+        assert_int_equal(set_tv.tv_usec, 123456);
+        assert_string_equal(rtc_log, "");
+        assert_null(get("/log"));
+}
+
+static void test_set_time_rtc_write(void **state)
+{
+        put("/dev/rtc0", "", 0600);
+        rtc_fake = true;
+        expect_ok(run("guest-set-time", SET_TIME_ARGS), NULL);
+        assert_int_equal(settime_calls, 1);
+        assert_int_equal(set_tv.tv_sec, 1700000000);
+        assert_int_equal(set_tv.tv_usec, 123456);
+        assert_string_equal(rtc_log, "RTC_SET_TIME;");
+        assert_int_equal(rtc_set.tm_year, 123);
+        assert_int_equal(rtc_set.tm_mon, 10);
+        assert_int_equal(rtc_set.tm_mday, 14);
+        assert_int_equal(rtc_set.tm_hour, 22);
+        assert_int_equal(rtc_set.tm_min, 13);
+        assert_int_equal(rtc_set.tm_sec, 20);
+}
+
+static void test_set_time_rtc_write_errors(void **state)
+{
+        put("/dev/rtc0", "", 0600);
+        rtc_fake = true;
+        rtc_errno = EACCES;
+        expect_error(run("guest-set-time", SET_TIME_ARGS),
+                     "cannot set the hardware clock '/dev/rtc0': Permission denied");
+        /* the system clock was set first */
+        assert_int_equal(settime_calls, 1);
+        assert_int_equal(set_tv.tv_sec, 1700000000);
+        assert_string_equal(rtc_log, "RTC_SET_TIME;");
+        /* the real ioctl() on a file that is no RTC */
+        rtc_fake = false;
+        expect_error(run("guest-set-time", SET_TIME_ARGS),
+                     "cannot set the hardware clock '/dev/rtc0': Inappropriate ioctl for device");
+        /* an RTC that cannot be opened, for another reason than not being there */
+        rm_rf("/dev");
+        put("/dev", "", 0644);
+        rtc_log[0] = '\0';
+        expect_error(run("guest-set-time", SET_TIME_ARGS),
+                     "cannot open the hardware clock '/dev/rtc0': Not a directory");
+        assert_string_equal(rtc_log, "");
+        assert_int_equal(settime_calls, 3);
+}
+
+/* The system clock refuses: neither hardware clock is touched. */
+static void test_set_time_settimeofday_fails(void **state)
+{
+        put("/dev/rtc0", "", 0600);
+        rtc_fake = true;
+        settime_errno = EPERM;
+        expect_error(run("guest-set-time", SET_TIME_ARGS),
+                     "Failed to set time to guest: Operation not permitted");
+        assert_int_equal(settime_calls, 1);
+        assert_string_equal(rtc_log, "");
+        fake_program("/sbin/hwclock", 0, false);
+        expect_error(run("guest-set-time", SET_TIME_ARGS),
+                     "Failed to set time to guest: Operation not permitted");
+        assert_null(get("/log"));
+        assert_int_equal(settime_calls, 2);
+        assert_string_equal(rtc_log, "");
+}
+
+static void test_set_time_hwclock(void **state)
+{
+        put("/dev/rtc0", "", 0600);
+        rtc_fake = true;
+        fake_program("/usr/bin/hwclock", 0, false);
+        expect_ok(run("guest-set-time", SET_TIME_ARGS), NULL);
+        assert_string_equal(get("/log"), "hwclock -w\n");
+        assert_int_equal(settime_calls, 1);
+        assert_int_equal(set_tv.tv_sec, 1700000000);
+        assert_int_equal(set_tv.tv_usec, 123456);
+        /* hwclock set the hardware clock, not us */
+        assert_string_equal(rtc_log, "");
+        fake_program("/usr/bin/hwclock", 1, false);
+        expect_error(run("guest-set-time", SET_TIME_ARGS),
+                     "hwclock failed to set hardware clock to system time");
+        /* killed by a signal */
+        put("/usr/bin/hwclock", "#!/bin/sh\nkill -KILL $$\n", 0755);
+        expect_error(run("guest-set-time", SET_TIME_ARGS),
+                     "child process has terminated abnormally");
+        /* executable, but exec fails: qemu-ga's child would exit 1 */
+        put("/usr/bin/hwclock", "not a program\n", 0755);
+        expect_error(run("guest-set-time", SET_TIME_ARGS),
+                     "hwclock failed to set hardware clock to system time");
+        assert_string_equal(rtc_log, "");
+}
+
+/* No time, no hwclock: the system clock is set from /dev/rtc0, which keeps UTC. */
+static void test_set_time_from_rtc(void **state)
+{
+        put("/dev/rtc0", "", 0600);
+        rtc_fake = true;
+        rtc_now.tm_year = 123;
+        rtc_now.tm_mon = 10;
+        rtc_now.tm_mday = 14;
+        rtc_now.tm_hour = 22;
+        rtc_now.tm_min = 13;
+        rtc_now.tm_sec = 20;
+        expect_ok(run("guest-set-time", NULL), NULL);
+        assert_string_equal(rtc_log, "RTC_RD_TIME;");
+        assert_int_equal(settime_calls, 1);
+        assert_int_equal(set_tv.tv_sec, 1700000000);
+        assert_int_equal(set_tv.tv_usec, 0);
+
+        settime_errno = EPERM;
+        expect_error(run("guest-set-time", NULL),
+                     "Failed to set time to guest: Operation not permitted");
+        assert_int_equal(settime_calls, 2);
+}
+
+static void test_set_time_from_rtc_errors(void **state)
+{
+        put("/dev/rtc0", "", 0600);
+        rtc_fake = true;
+        rtc_errno = EIO;
+        expect_error(run("guest-set-time", NULL),
+                     "cannot read the hardware clock '/dev/rtc0': Input/output error");
+        /* 1969-12-31 23:59:59 UTC is the one time timegm() cannot tell from its error */
+        rtc_errno = 0;
+        rtc_now.tm_year = 69;
+        rtc_now.tm_mon = 11;
+        rtc_now.tm_mday = 31;
+        rtc_now.tm_hour = 23;
+        rtc_now.tm_min = 59;
+        rtc_now.tm_sec = 59;
+        expect_error(run("guest-set-time", NULL),
+                     "the hardware clock '/dev/rtc0' holds an invalid time");
+        assert_string_equal(rtc_log, "RTC_RD_TIME;RTC_RD_TIME;");
+        assert_int_equal(settime_calls, 0);
 }
 
 /* ---- freeze, thaw, fstrim ---- */
@@ -986,6 +1205,13 @@ int main(void)
             cmocka_unit_test_setup(test_suspend_sysfs, fresh),
             cmocka_unit_test_setup(test_suspend_helpers, fresh),
             cmocka_unit_test_setup(test_set_time, fresh),
+            cmocka_unit_test_setup(test_set_time_system_only, fresh),
+            cmocka_unit_test_setup(test_set_time_rtc_write, fresh),
+            cmocka_unit_test_setup(test_set_time_rtc_write_errors, fresh),
+            cmocka_unit_test_setup(test_set_time_settimeofday_fails, fresh),
+            cmocka_unit_test_setup(test_set_time_hwclock, fresh),
+            cmocka_unit_test_setup(test_set_time_from_rtc, fresh),
+            cmocka_unit_test_setup(test_set_time_from_rtc_errors, fresh),
             cmocka_unit_test_setup(test_freeze_thaw, fresh),
             cmocka_unit_test_setup(test_freeze_list, fresh),
             cmocka_unit_test_setup(test_freeze_errors, fresh),
