@@ -284,7 +284,7 @@ class Tether:
         for d in os.listdir(os.path.join(self.root, "run/tether/domains")) \
                 if os.path.isdir(os.path.join(self.root, "run/tether/domains")) else []:
             pid = self.qemu_pid(d)
-            if pid and is_qemu_of(pid, d):
+            if pid and is_qemu_of(pid, d, self.root):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -297,18 +297,23 @@ class Tether:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def is_qemu_of(pid, name):
+def is_qemu_of(pid, name, root=None):
+    """Whether pid is the QEMU of domain name (of the tetherd under root, when given: CI runs
+    two suites side by side, with the same domain names)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f"guest={name},".encode() in f.read()
+            cmdline = f.read()
     except OSError:
         return False
+    return (f"guest={name},".encode() in cmdline and
+            (root is None or (root.rstrip("/") + "/").encode() in cmdline))
 
 
-def qemu_pids_named(name):
+def qemu_pids_named(name, root):
+    """The live QEMUs of domain name started by the tetherd whose --root is root."""
     pids = []
     for p in os.listdir("/proc"):
-        if p.isdigit() and is_qemu_of(int(p), name):
+        if p.isdigit() and is_qemu_of(int(p), name, root):
             try:
                 with open(f"/proc/{p}/stat") as f:
                     if f.read().split(")")[1].split()[0] == "Z":

@@ -160,6 +160,14 @@ def guest_time(ag):
     return int(out.strip()) if code == 0 else None
 
 
+def read_text(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def wait_for(fn, timeout, step=0.2):
     deadline = time.monotonic() + timeout
     v = fn()
@@ -1051,15 +1059,22 @@ def stopped_agent(t, cli, ag, dom, other, other_dom):
     # build's alone takes some 40 ms), so the bound below is 50 ms or twice this, if more.
     base_cli = min((r[3] if r[0] == 0 else 99) for r in (cli("list", "--all") for _ in range(3)))
     cli_bound = max(0.05, 2 * base_cli)
-    # The agent runs our exec itself: a detached shell stops it 1 s later and resumes it 10 s
-    # later, when nothing of ours can reach the agent any more.
-    ag.spawn("/bin/sh", ["-c", f"sleep 1; kill -STOP {pid}; sleep 10; kill -CONT {pid}"],
+    # The agent runs our exec itself: a detached shell stops it 1 s later (once the exec's
+    # reply is out) and resumes it 10 s later, when nothing of ours can reach the agent any
+    # more; it says each on the serial console, which tetherd logs.
+    console = os.path.join(t.root, "var/lib/tether/log", f"{dom}.console.log")
+    stopped, resumed = f"tether-test: agent {pid} stopped", f"tether-test: agent {pid} resumed"
+    ag.spawn("/bin/sh", ["-c", f"sleep 1; kill -STOP {pid}; echo '{stopped}' >/dev/ttyS0; "
+                         f"sleep 10; kill -CONT {pid}; echo '{resumed}' >/dev/ttyS0"],
              capture=False)
-    t_stop = time.monotonic() + 1
-    time.sleep(1.6)
+    if not check(f"{dom}: the guest's console says the agent stopped",
+                 wait_for(lambda: stopped in read_text(console), 30)):
+        return
+    n_fds = len(os.listdir(f"/proc/{t.proc.pid}/fd"))
     bg = cli.bg("qemu-agent-command", dom, '{"execute":"guest-ping"}', "--timeout", "2")
     t_bg = time.monotonic()
-    time.sleep(0.4)
+    # tetherd took the CLI's connection: the call is in (it waits on the stopped agent).
+    wait_for(lambda: len(os.listdir(f"/proc/{t.proc.pid}/fd")) > n_fds, 5, step=0.01)
     lat_list, lat_other, lat_cli = [], [], []
     for _ in range(3):
         r, dt = timed_api(t, "list")
@@ -1088,9 +1103,10 @@ def stopped_agent(t, cli, ag, dom, other, other_dom):
     check("stopped agent: domtime fails after libvirt's 5 s default",
           r[0] == 1 and r[2].startswith(NOT_AVAILABLE) and 4.5 <= r[3] <= 7, f"{r[:3]} "
           f"{r[3]:.1f} s")
-    # The agent resumes ~10 s after it stopped; the late replies must not be taken for
+    # The agent resumes 10 s after it stopped; the late replies must not be taken for
     # answers to later commands.
-    time.sleep(max(0.0, t_stop + 10.5 - time.monotonic()))
+    check(f"{dom}: the guest's console says the agent resumed",
+          wait_for(lambda: resumed in read_text(console), 30))
     try:
         ag.wait(30)
     except AgentError as e:
@@ -1105,8 +1121,11 @@ def stopped_agent(t, cli, ag, dom, other, other_dom):
 
 def reboot_during_call(t, cli, ag, dom):
     mark_boot(ag)
-    bg = cli.bg("exec", dom, "--timeout", "60", "--", "/bin/sleep", "30")
-    time.sleep(1.0)
+    bg = cli.bg("exec", dom, "--timeout", "60", "--", "/bin/sleep", "31")
+    # The exec runs in the guest (tetherd polls its status meanwhile).
+    running = "for p in $(pidof sleep); do grep -q 31 /proc/$p/cmdline && exit 0; done; exit 1"
+    check("the exec's /bin/sleep 31 runs in the guest",
+          wait_for(lambda: ag.sh(running)[0] == 0, 30))
     r = cli("reboot", dom, "--mode", "agent,acpi")
     same("reboot --mode agent,acpi while an exec is running", r, 0,
          f"Domain '{dom}' is being rebooted\n\n", "")

@@ -153,13 +153,13 @@ def run(t, a):
     st = t.wait_state("gp", "crashed (panicked)", 60)
     check("guest panic, on_crash preserve -> crashed (panicked)", st == "crashed (panicked)", st)
     check("crashed: QEMU kept, paused in guest-panicked",
-          len(qemu_pids_named("gp")) == 1 and qemu_status(t, "gp") == "guest-panicked",
-          f"{qemu_status(t, 'gp')} pids {qemu_pids_named('gp')}")
+          len(qemu_pids_named("gp", t.root)) == 1 and qemu_status(t, "gp") == "guest-panicked",
+          f"{qemu_status(t, 'gp')} pids {qemu_pids_named('gp', t.root)}")
     rc, out, err = t.cli("list", "--all")
     check("list shows gp crashed", any(ln.split()[1:] == ["gp", "crashed"]
                                        for ln in out.splitlines() if len(ln.split()) == 3),
           out)
-    time.sleep(1)
+    time.sleep(1)  # a duration, not a wait: nothing may change the state meanwhile
     check("crashed stays crashed (the STOP after the panic changes nothing)",
           t.state("gp") == "crashed (panicked)", t.state("gp"))
 
@@ -180,7 +180,7 @@ def run(t, a):
     rc, out, err = t.cli("destroy", "gp")
     check("destroy crashed -> shut off (destroyed)",
           rc == 0 and t.state("gp") == "shut off (destroyed)", t.state("gp") + err)
-    check("destroy crashed: QEMU gone", not qemu_pids_named("gp"))
+    check("destroy crashed: QEMU gone", not qemu_pids_named("gp", t.root))
 
     # ---- panic with on_crash destroy (the default) ----
     rc, out, err = t.cli("start", "gd")
@@ -219,16 +219,16 @@ def run(t, a):
     rc, out, err = t.cli("destroy", "gs")
     check("destroy gs -> shut off (destroyed)",
           rc == 0 and t.state("gs") == "shut off (destroyed)", t.state("gs") + err)
-    check("destroy gs: QEMU gone", not qemu_pids_named("gs"))
+    check("destroy gs: QEMU gone", not qemu_pids_named("gs", t.root))
 
     # ---- back to gd: its panic ends QEMU ----
     crash(gd_agent)
     st = t.wait_state("gd", "shut off (crashed)", 60)
     check("guest panic, on_crash destroy -> shut off (crashed)", st == "shut off (crashed)", st)
     deadline = time.monotonic() + 10
-    while qemu_pids_named("gd") and time.monotonic() < deadline:
+    while qemu_pids_named("gd", t.root) and time.monotonic() < deadline:
         time.sleep(0.1)
-    check("on_crash destroy: QEMU gone", not qemu_pids_named("gd"))
+    check("on_crash destroy: QEMU gone", not qemu_pids_named("gd", t.root))
     rc, out, err = t.cli("start", "gd")
     check("a crashed-off domain starts again", rc == 0 and t.state("gd") == "running (booted)",
           t.state("gd") + err)

@@ -225,7 +225,7 @@ def run_dying(t, genv):
     t.proc = None
     bg.communicate(timeout=30)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not qemu_pids_named("gd"), 10)
+    wait_for(lambda: not qemu_pids_named("gd", t.root), 10)
     start_daemon(t, "--report-idle", "--on-shutdown", "managedsave")
     st = t.state("gd")
     check("restarted tetherd: the dying domain whose QEMU is gone is shut off (destroyed)",
@@ -296,7 +296,7 @@ def run_idle_and_hoststop(t, genv):
           re.search(r"host stop: done in [0-9.]+ s: 3 saved, 0 shut down, 0 destroyed, "
                     r"0 failed; exiting", log) is not None)
     check("the guests' QEMUs are gone",
-          not any(qemu_pids_named(n) for n in GUESTS) and
+          not any(qemu_pids_named(n, t.root) for n in GUESTS) and
           not any(os.path.exists(f"/proc/{p}/cmdline") and
                   open(f"/proc/{p}/cmdline", "rb").read() for p in pids.values()))
     with open(os.path.join(root, "var/lib/tether/hoststop-saved.json")) as f:

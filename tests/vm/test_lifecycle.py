@@ -138,7 +138,7 @@ def run(t, genv):
     (rc, out, err), dt_save = timed(t.cli, "save", "ga", save)
     check("save", rc == 0 and out == f"\nDomain 'ga' saved to {save}\n\n", repr(out) + err)
     check("save -> shut off (saved)", t.state("ga") == "shut off (saved)", t.state("ga"))
-    check("save: QEMU is gone", not qemu_pids_named("ga"))
+    check("save: QEMU is gone", not qemu_pids_named("ga", t.root))
     with open(save, "rb") as f:
         head = f.read(64)
     check("save image header: TetherSave magic, version 1, was_running",
@@ -164,7 +164,7 @@ def run(t, genv):
                        (os.path.join(root, "missing.save"), "No such file")):
         rc, out, err = t.cli("restore", path)
         check(f"restore {os.path.basename(path)} refused: {want}", rc != 0 and want in err, err)
-    check("refused restores started no QEMU", not qemu_pids_named("ga")
+    check("refused restores started no QEMU", not qemu_pids_named("ga", t.root)
           and t.state("ga") == "shut off (saved)", t.state("ga"))
 
     time.sleep(2)  # the guest must not see this time
@@ -337,7 +337,8 @@ def run(t, genv):
           outcomes[0][0] == 0 and outcomes[1][0] != 0 and
           ("is busy: start" in outcomes[1][1] or "already running" in outcomes[1][1]),
           repr(outcomes))
-    check("racing start: one QEMU", len(qemu_pids_named("gi")) == 1, str(qemu_pids_named("gi")))
+    pids = qemu_pids_named("gi", t.root)
+    check("racing start: one QEMU", len(pids) == 1, str(pids))
 
     # ---- undefine --managed-save ----
     t.cli("start", "gn")
@@ -387,7 +388,7 @@ def run(t, genv):
               rc == 0 and t.state(n) == "shut off (destroyed)", t.state(n) + err)
         if n == "ga":
             print(f"  destroy of the 256 MiB guest: {dt:.2f} s")
-        check(f"{n}: QEMU gone", not qemu_pids_named(n))
+        check(f"{n}: QEMU gone", not qemu_pids_named(n, t.root))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,17 @@ GUEST_SOURCES = ("load", "memory", "cpustats", "diskstats", "interfaces", "users
                  "filesystems", "osinfo")
 
 
+def wait_stopped(pid, timeout):
+    """Until the kernel has stopped pid (state T), at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return True
+        time.sleep(0.01)
+    return False
+
+
 def skip_or_fail(name, why):
     if CI:
         check(name, False, why + " (CI=true: the Prometheus tools are required)")
@@ -464,7 +475,14 @@ def run(t, a, daemons):
         spawned = False
         check("mt: SIGSTOP of the agent spawned", False, str(e))
     if spawned:
-        time.sleep(3)
+        # Stopped: a ping through tetherd gets no answer (the spawned shell stops it 1 s on).
+        deadline = time.monotonic() + 30
+        stopped = False
+        while not stopped and time.monotonic() < deadline:
+            stopped = not t.agent("mt").ping(timeout=1)
+            if not stopped:
+                time.sleep(0.1)
+        check("mt: the agent stops answering", stopped)
         ages0 = guest_ages("mt")
         times = m.timed_scrapes(20)
         check("agent SIGSTOPped: 20 scrapes, each < 50 ms", max(times) < 0.05,
@@ -488,7 +506,8 @@ def run(t, a, daemons):
     if qpid:
         os.kill(qpid, signal.SIGSTOP)
         try:
-            time.sleep(1)
+            check(f"QEMU of {stop_dom} is stopped (T in /proc/PID/stat)",
+                  wait_stopped(qpid, 10))
             m.scrape()
             h0 = m.one("tether_monitor_source_age_seconds", domain=stop_dom, source="host")
             times = m.timed_scrapes(20)

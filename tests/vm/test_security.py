@@ -61,9 +61,10 @@ def run(t, a):
     check("a guest reboot with on_reboot destroy: shut off (shutdown)",
           st == "shut off (shutdown)", f"{st} after {time.monotonic() - t0:.1f} s")
     deadline = time.monotonic() + 10
-    while qemu_pids_named("rd") and time.monotonic() < deadline:
+    while qemu_pids_named("rd", t.root) and time.monotonic() < deadline:
         time.sleep(0.2)
-    check("its QEMU is gone", qemu_pids_named("rd") == [], repr(qemu_pids_named("rd")))
+    pids = qemu_pids_named("rd", t.root)
+    check("its QEMU is gone", pids == [], repr(pids))
     rc, out, err = t.cli("domid", "rd")
     check("no id once shut off", (rc, out.strip()) == (0, "-"), repr((rc, out, err)))
     unprivileged_qemu(t, genv)
