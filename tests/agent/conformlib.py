@@ -70,10 +70,13 @@ class Agent:
         self.argv = [binary, '-m', 'unix-listen', '-p', self.sock_path, '-t', self.statedir]
         self.argv += list(extra_args)
         if fake_passwd:
-            # Private mount namespace: /etc/passwd is replaced for this agent only. unshare and
-            # sh exec, so the PID we hold is the agent's own.
+            # Private mount namespace: /etc is replaced for this agent only, by a copy whose
+            # passwd has the fake user. The whole folder: a mount on /etc/passwd itself goes
+            # away when useradd on the host renames a new passwd over it (CI runs another
+            # suite beside this one that adds users). unshare and sh exec, so the PID we hold
+            # is the agent's own.
             self.argv = ['unshare', '-m', 'sh', '-c',
-                         'mount --bind "$0" /etc/passwd && exec "$@"', fake_passwd] + self.argv
+                         'mount --bind "$0" /etc && exec "$@"', fake_passwd] + self.argv
         self.proc = None
         self.sock = None
         self.buf = b''
@@ -348,9 +351,9 @@ FAKE_KEYS = ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIconform1 a@b',
 
 
 def make_fake_user(tmpdir):
-    """A passwd copy with FAKE_USER whose home (in tmpdir) holds FAKE_KEYS_FILE.
+    """A copy of /etc whose passwd has FAKE_USER, whose home (in tmpdir) holds FAKE_KEYS_FILE.
 
-    Returns the passwd path, to be bind-mounted over /etc/passwd in a private mount namespace
+    Returns the copy's path, to be bind-mounted over /etc in a private mount namespace
     (Agent(fake_passwd=...)), so the host's users are never touched.
     """
     home = os.path.join(tmpdir, 'home')
@@ -361,11 +364,11 @@ def make_fake_user(tmpdir):
     for p, mode in ((home, 0o755), (os.path.join(home, '.ssh'), 0o700), (keys, 0o600)):
         os.chown(p, FAKE_UID, FAKE_UID)
         os.chmod(p, mode)
-    passwd = os.path.join(tmpdir, 'passwd')
-    with open('/etc/passwd') as src, open(passwd, 'w') as dst:
-        dst.write(src.read())
+    etc = os.path.join(tmpdir, 'etc')
+    subprocess.run(['cp', '-a', '/etc', etc], check=True)
+    with open(os.path.join(etc, 'passwd'), 'a') as dst:
         dst.write('%s:x:%d:%d::%s:/bin/sh\n' % (FAKE_USER, FAKE_UID, FAKE_UID, home))
-    return passwd
+    return etc
 
 
 def can_unshare():

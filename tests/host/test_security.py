@@ -129,8 +129,9 @@ if os.fork() == 0:
             buf += d
     except OSError:
         pass
-    with open(sys.argv[2], "wb") as f:
+    with open(sys.argv[2] + ".part", "wb") as f:
         f.write(buf)
+    os.rename(sys.argv[2] + ".part", sys.argv[2])
     os._exit(0)
 os.close(w)
 os.read(r, 1)
@@ -147,6 +148,7 @@ def holder_connect(d, prefix, out):
 
 
 def read_result(path, timeout=20):
+    """The reply HOLDER's child wrote to path (whole: it renames the file into place)."""
     if not wait_for(lambda: os.path.exists(path), timeout):
         return None
     try:
@@ -329,6 +331,17 @@ def test_stop_with_request_pending(tetherd, tether, tmp):
         s.cleanup()  # checks tetherd's stderr for sanitizer reports; kills the QEMU
 
 
+def open_files(pid):
+    """What process pid holds open (the targets of /proc/PID/fd's links)."""
+    out = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out.append(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:
+            pass
+    return out
+
+
 def qemus_of(d, escaped_name):
     """The live QEMUs of a domain of daemon d (CI runs two suites side by side)."""
     pids = []
@@ -490,7 +503,11 @@ def test_restore_not_regular(d):
                     "links are not followed\n" % link)]
     for path, want in cases:
         restore = d.popen("restore", path)
-        time.sleep(0.3)  # the restore request is in first
+        # The restore request is in first: it was answered, or tetherd holds the file open
+        # (the old code, blocked on the FIFO).
+        real = os.path.realpath(path)
+        check(td.wait_for(lambda: restore.poll() is not None or real in open_files(d.proc.pid),
+                          10), "restore %s was taken by tetherd" % path)
         t0 = time.time()
         rc, out, err = d.run("list", "--all", timeout=5)
         check(rc == 0 and time.time() - t0 < 3, "list answers while restore %s runs" % path,
@@ -805,7 +822,6 @@ def test_ssh_client_files(g, users, tmp):
     if not check(made.returncode == 0, "create the ssh login user", made.stderr):
         return
     sshd = None
-    made_privsep = False
     sdir = os.path.join(tmp, "ssh-files")
     try:
         pw = pwd.getpwnam(login)
@@ -825,9 +841,9 @@ def test_ssh_client_files(g, users, tmp):
                     "AuthorizedKeysFile %s/authorized_keys\nPasswordAuthentication no\n"
                     "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                     "SetEnv PATH=%s/bin:/usr/bin:/bin\n" % (port, sdir, sdir, sdir, sdir))
-        if not os.path.isdir("/run/sshd"):
-            os.mkdir("/run/sshd", 0o755)
-            made_privsep = True
+        # sshd's privilege-separation folder: made if missing and left in place (another
+        # suite's sshd may be using it: CI runs two suites side by side).
+        os.makedirs("/run/sshd", 0o755, exist_ok=True)
         sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", conf],
                                 stdout=subprocess.DEVNULL,
                                 stderr=open(os.path.join(sdir, "sshd.log"), "w"))
@@ -910,8 +926,6 @@ def test_ssh_client_files(g, users, tmp):
             except subprocess.TimeoutExpired:
                 sshd.kill()
                 sshd.wait()
-        if made_privsep:
-            shutil.rmtree("/run/sshd", ignore_errors=True)
         subprocess.run(["userdel", login], capture_output=True)
         check(subprocess.run(["getent", "passwd", login], capture_output=True).returncode == 2,
               "the ssh login user is gone")
