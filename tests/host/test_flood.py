@@ -226,11 +226,12 @@ def test_max_clients(tetherd, tether, tmp, users):
                                    users.group, "--config", conf],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=open(c.log + ".stderr", "ab"))
-        if not check(wait_for(lambda: os.path.exists(c.sock), 10), "capped tetherd starts",
-                     c.log_text()):
+        # "listening on" comes after the socket's chmod (members may connect from then on).
+        if not check(wait_for(lambda: " listening on " in c.log_text(), 10),
+                     "capped tetherd starts", c.log_text()):
             return
         os.chmod(c.root, 0o755)
-        time.sleep(0.2)
+        n_fds = td.fd_count(c.proc.pid)
         # Eight members' connections held open (a member's process keeps them).
         holder = subprocess.Popen(
             users.as_member() + [ts.USER_PY, "-c",
@@ -241,7 +242,9 @@ def test_max_clients(tetherd, tether, tmp, users):
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         held.append(holder)
         check(holder.stdout.readline().strip() == "ok", "a member holds 8 connections")
-        time.sleep(0.3)
+        # tetherd accepted all eight (the limit counts accepted connections).
+        check(wait_for(lambda: td.fd_count(c.proc.pid) >= n_fds + 8, 10),
+              "tetherd accepted the member's 8 connections")
         full = "error: too many clients: tetherd serves at most 8 at once; try again later\n"
         expect(c, ["list", "--all"], 1, "", full, prefix=users.as_member(),
                what="a member's list beyond max-clients")

@@ -188,6 +188,23 @@ class Tether:
             time.sleep(0.05)
         raise RuntimeError("tetherd did not come up")
 
+    def log_count(self, text):
+        """How many times tetherd's log holds text."""
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read().count(text)
+        except OSError:
+            return 0
+
+    def wait_log(self, text, more_than, timeout):
+        """Until tetherd's log holds text more than more_than times; whether it did."""
+        deadline = time.monotonic() + timeout
+        while self.log_count(text) <= more_than:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def stop_daemon(self, sig=signal.SIGTERM):
         if self.proc is None:
             return

@@ -24,7 +24,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lifecyclelib import REPO, Results, Tether, domain_xml, load_guest_env  # noqa: E402
+from lifecyclelib import (REPO, AgentError, Results, Tether, domain_xml,  # noqa: E402
+                          load_guest_env)
 
 R = Results()
 check = R.check
@@ -135,6 +136,14 @@ def run(t, genv):
     rc, out, err = t.cli("domdisplay", "gv")
     check("domdisplay prints vnc://ADDR:N", rc == 0 and out == f"vnc://{display}\n", repr(out))
 
+    # The display changes mode while the guest boots (640x480, then the BIOS's 720x400 text
+    # mode): compare frames once the guest is up, its agent answering.
+    try:
+        t.agent("gv").wait(60)
+        up = ""
+    except AgentError as e:
+        up = str(e)
+    check("gv's guest is up (its agent answers)", not up, up)
     shot = os.path.join(t.root, "shot.png")
     rc, out, err = t.cli("screenshot", "gv", shot)
     check("screenshot", rc == 0 and out == f"Screenshot saved to {shot}, with type of image/png\n\n",

@@ -253,6 +253,8 @@ def test_fsfreeze(r, g):
                 FROZEN_TEXT.format(name), "CommandNotFound")
     r.eq("fsfreeze: ping while frozen", q.cmd("guest-ping"), {"return": {}})
     r.check("fsfreeze: info while frozen", "return" in q.cmd("guest-info"))
+    # A duration, not a wait: frozen for 5 s, with the writer's write (2 s in) blocked; nothing
+    # in the guest can be asked meanwhile (guest-exec is disabled while frozen).
     time.sleep(5)
     t_thaw = time.time()
     r.eq("fsfreeze: thaw", q.cmd("guest-fsfreeze-thaw"), {"return": 1})

@@ -111,10 +111,13 @@ def run(t, genv):
     # gi has no OS, so it ignores the ACPI power button: shutdown --wait --timeout 3 is a job
     # that lasts 3 s.
     done = {}
+    # The job is in place once QEMU says its power button was pressed (QMP POWERDOWN).
+    powerdown = "gi: QMP event POWERDOWN"
+    n = t.log_count(powerdown)
     th = threading.Thread(target=lambda: done.update(r=t.api(
         "shutdown", {"domain": "gi", "wait": True, "timeout": 3})))
     th.start()
-    time.sleep(0.5)
+    check("shutdown --wait of gi pressed the power button", t.wait_log(powerdown, n, 10))
     (rc, out, err), dt = timed(t.cli, "suspend", "gi")
     check("conflicting op gets 'busy' at once",
           rc != 0 and err == "error: domain gi is busy: shutdown" and dt < 1.0,
@@ -281,10 +284,11 @@ def run(t, genv):
           and 2.5 < dt < 6, f"{desc} ({dt:.1f} s)")
     check("... and the domain keeps running", t.state("gi") == "running (booted)", t.state("gi"))
     done = {}
+    n = t.log_count(powerdown)
     th = threading.Thread(target=lambda: done.update(r=t.api(
         "shutdown", {"domain": "gi", "wait": True, "timeout": 3, "force": True})))
     th.start()
-    time.sleep(0.5)
+    check("shutdown --wait --force of gi pressed the power button", t.wait_log(powerdown, n, 10))
     rc, out, err = t.cli("suspend", "gi")
     check("busy while shutdown --wait runs", err == "error: domain gi is busy: shutdown", err)
     th.join(30)
