@@ -529,8 +529,24 @@ int main(int argc, char **argv)
         conf.shutdown_timeout = HOSTSTOP_TIMEOUT_S;
         conf.parallel_shutdown = HOSTSTOP_PARALLEL;
         d.base = event_base_new();
-        if (d.base == NULL || store_open(&d.store, root, &err) < 0 ||
-            conf_read(&conf, &d.store, config, &err) < 0)
+        if (d.base == NULL) {
+                tt_error_set(&err, ENOMEM, "out of memory");
+                goto out;
+        }
+        /*
+         * Signals are caught from the start: whoever sees tetherd (systemd, a test, the
+         * socket) may send SIGTERM at once, and it must start the host stop, not kill tetherd
+         * with the guests unsaved. They are handled once the loop runs, after the domains
+         * are loaded (a config read from a pipe may keep tetherd waiting until then).
+         */
+        for (size_t i = 0; i < TT_ARRAY_SIZE(signums); i++) {
+                sigs[i] = evsignal_new(d.base, signums[i], on_signal, &d);
+                if (sigs[i] == NULL || event_add(sigs[i], NULL) < 0) {
+                        tt_error_set(&err, ENOMEM, "cannot catch signal %d", signums[i]);
+                        goto out;
+                }
+        }
+        if (store_open(&d.store, root, &err) < 0 || conf_read(&conf, &d.store, config, &err) < 0)
                 goto out;
         /* The command line wins over the file. */
         if ((opt_listen && conf_set(&conf, &conf_keys[0], opt_listen, "--metrics-listen", 0,
@@ -582,10 +598,6 @@ int main(int argc, char **argv)
         sock = store_socket_path(&d.store);
         if (sock == NULL || api_listen(&d, sock, &err) < 0)
                 goto out;
-        for (size_t i = 0; i < TT_ARRAY_SIZE(signums); i++) {
-                sigs[i] = evsignal_new(d.base, signums[i], on_signal, &d);
-                event_add(sigs[i], NULL);
-        }
         if (vm_load_all(&d, &err) < 0)
                 goto out;
         hoststop_boot(&d);

@@ -51,14 +51,17 @@ class Env:
         os.makedirs(self.root, exist_ok=True)
         self.start(extra)
 
-    def start(self, extra=()):
-        """Start tetherd (again) with extra options; the fakes it starts get self.env."""
+    def start(self, extra=(), wait=True):
+        """Start tetherd (again) with extra options; the fakes it starts get self.env. With
+        wait, until its control socket accepts."""
         env = dict(os.environ, FAKEQEMU_AGENT=self.agent, FAKEQEMU_AGENT_ARGS="-a " + ALLOWED,
                    **self.env)
         self.stderr = open(os.path.join(self.tmp, "tetherd.stderr"), "ab")
         self.proc = subprocess.Popen([self.tetherd, "--root", self.root, "--log", self.log] +
                                      list(extra), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.stderr, env=env)
+        if not wait:
+            return
         sock = os.path.join(self.root, "run/tether/tetherd.sock")
         deadline = time.monotonic() + TIMEOUT
         while True:
@@ -144,6 +147,10 @@ class Env:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            # SIGTERM ends tetherd cleanly at any moment, even the first after its socket
+            # accepts (it used to catch signals only after it listened: killed, no host stop).
+            check(self.proc.returncode == 0, "tetherd exits 0 on SIGTERM",
+                  "exit status %d" % self.proc.returncode)
         self.stderr.close()
 
     def cleanup(self):

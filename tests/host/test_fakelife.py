@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -430,6 +431,49 @@ def test_hoststop(e):
     e.expect(["destroy", "hs1"], 0)
 
 
+def test_early_sigterm(e):
+    """SIGTERM before tetherd is up (here: while it waits for its config on a pipe, as with
+    `--config <(...)`): tetherd finishes starting, then runs the host stop (the running guest
+    is saved) and exits 0. It used to catch signals only once it listened: killed at once,
+    the guest left unsaved."""
+    e.define("es", uuid_for(50), acpi=True, agent=False)
+    e.expect(["start", "es"], 0)
+    e.record_fake("es")
+    e.stop()
+    fifo = os.path.join(e.tmp, "tetherd-conf.fifo")
+    os.mkfifo(fifo)
+    e.start(["--on-shutdown", "managedsave", "--config", fifo], wait=False)
+
+    def waiting_on_fifo():
+        try:
+            with open("/proc/%d/wchan" % e.proc.pid) as f:
+                return f.read() == "wait_for_partner"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + TIMEOUT
+    while not waiting_on_fifo() and e.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not check(waiting_on_fifo(), "tetherd waits for its config on the pipe"):
+        return
+    e.proc.send_signal(signal.SIGTERM)
+    with open(fifo, "w") as f:
+        f.write("[lifecycle]\nshutdown-timeout = 20\n")
+    try:
+        rc = e.proc.wait(TIMEOUT)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 0, "SIGTERM before tetherd was up: it exits 0", "exit status %r" % rc)
+    check("host stop: es: saved (managedsave)" in e.log_text(),
+          "SIGTERM before tetherd was up: the host stop saved es", e.log_text()[-1500:])
+    e.stop()
+    e.start()  # on-boot's default restores what the host stop saved
+    e.wait_state("es", "running (restored)")
+    e.record_fake("es")
+    e.expect(["destroy", "es"], 0)
+    e.expect(["undefine", "es"], 0)
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__)
@@ -446,6 +490,7 @@ def main():
         test_misc(e)
         test_reconnect(e)
         test_hoststop(e)
+        test_early_sigterm(e)
     finally:
         e.cleanup()
     if counts["failed"] == 0:
