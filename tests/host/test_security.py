@@ -307,14 +307,11 @@ def test_stop_with_request_pending(tetherd, tether, tmp):
         s.record_qemus()
         qemu = s.status("uaf-1")["pid"]
         os.kill(qemu, signal.SIGSTOP)  # QEMU answers nothing: the request stays pending
-        n_fds = len(os.listdir(f"/proc/{s.proc.pid}/fd"))
+        n_fds = td.fd_count(s.proc.pid)
         clients = [s.popen("suspend", "uaf-1"), s.popen("qemu-monitor-command", "uaf-1",
                                                           '{"execute": "query-status"}')]
         # tetherd took both connections (their requests wait on the stopped QEMU).
-        deadline = time.monotonic() + 10
-        while len(os.listdir(f"/proc/{s.proc.pid}/fd")) < n_fds + 2 and \
-                time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: td.fd_count(s.proc.pid) >= n_fds + 2, 10)
         time.sleep(0.1)  # and read them: a turn of its event loop
         check(all(c.poll() is None for c in clients), "the requests are pending")
         s.proc.terminate()
